@@ -1,0 +1,46 @@
+# Okta Personal lake: `make help` lists the targets.
+# Only Python 3, git and make are needed; everything else lands in .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+SAMPLE := sample/okta-export.jsonl.gz
+LAKE   := lake
+EVENTS ?= 20000
+N      ?= 200000
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint format bench clean
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local,test]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the package with its test tools
+
+run: $(STAMP) ## Generate a sample export, run the pipeline into ./lake, show the summary and a DuckDB query
+	$(PY) -m eventgen --events $(EVENTS) --output $(SAMPLE)
+	$(PY) -m pipeline --source=file --input=$(SAMPLE) --output=$(LAKE)
+	$(PY) -m pipeline.lake_report $(LAKE)
+
+test: $(STAMP) ## Run the whole test suite (offline)
+	$(PY) -m pytest
+
+lint: $(STAMP) ## Static checks (ruff)
+	$(BIN)/ruff check .
+
+format: $(STAMP) ## Format the code (ruff)
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## Benchmark the pipeline against plain pyarrow (N events, default 200000)
+	$(PY) -m bench.batch_throughput --events $(N)
+
+clean: ## Remove the sample, the lake and build leftovers (keeps .venv)
+	rm -rf $(LAKE) sample .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Options, wiring and the entry point of the Okta Personal lake pipeline."""

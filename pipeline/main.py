@@ -1,0 +1,142 @@
+"""Entry point: ``python -m pipeline [options]``.
+
+Validates the options (every problem reported on one line before anything
+starts), wires source -> :class:`~transforms.personal_rows.PersonalEventsToRows`
+-> :class:`~sinks.lake.WriteLake`, runs it, then prints the run summary and
+checks the conservation identity
+``read == kept + filtered out + duplicates + dead letters``.
+
+Exit codes: 0 done, 1 the run failed or its counts do not balance,
+2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import difflib
+import logging
+import secrets
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
+
+from pipeline.options import LakeOptions, input_patterns, validate
+from pipeline.summary import RunSummary
+from schemas.arrow import file_schema
+from sinks import fs
+from sinks.lake import WriteLake
+from sinks.lake_files import DEFAULT_DEAD_LETTER_DIR
+from sources.files import ReadExportedFiles
+from transforms.personal_rows import PersonalEventsToRows
+
+LOCAL_RUNNERS = {"fnapirunner", "directrunner", "bundlebaseddirectrunner", "switchingdirectrunner",
+                 "prismrunner"}
+
+
+def unknown_flags(argv: list[str]) -> list[str]:
+    """Flags no Beam or pipeline option knows, each with a suggestion when one is close."""
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    seen = {}
+    for cls in PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    _, unknown = parser.parse_known_args(argv)
+    known = [o for action in parser._actions for o in action.option_strings]
+    messages = []
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        if not name.startswith("-"):
+            messages.append(f"unexpected argument {arg!r}")
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        messages.append(f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return messages
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def is_local_runner(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__ if runner else "fnapirunner"
+    return name.lower() in LOCAL_RUNNERS or name.lower() + "runner" in LOCAL_RUNNERS
+
+
+def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at: str):
+    """Wire the batch pipeline; returns the PCollection holding the run manifest."""
+    lake = options.output.rstrip("/")
+    dead_letter = (options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/")
+    progress_interval = 0 if options.quiet else options.progress_interval
+    if not is_local_runner(options):
+        progress_interval = 0  # workers log elsewhere; Beam's own monitoring shows progress
+
+    batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(
+        input_patterns(options), batch_size=options.batch_size)
+    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
+        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
+        progress_interval)
+    return (rows, dead) | "WriteLake" >> WriteLake(
+        lake, dead_letter, run_id, file_schema(options.raw_event),
+        compression=options.compression, started_at=started_at,
+        description={"source": options.source, "input": input_patterns(options),
+                     "event_types": options.event_types, "dead_letter": dead_letter},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    problems = unknown_flags(argv)
+    try:
+        pipeline_options = PipelineOptions(argv)
+        options = pipeline_options.view_as(LakeOptions)
+        problems += validate(options)
+    except (argparse.ArgumentError, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code == 0:  # --help
+            return 0
+        return 2
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("Run `python -m pipeline --help` for every option.", file=sys.stderr)
+        return 2
+
+    standard = pipeline_options.view_as(StandardOptions)
+    if standard.runner is None:
+        # Beam's default tries to download the Prism runner first; offline that fails
+        # after a delay. Pick the in-process portable runner on purpose.
+        standard.runner = "FnApiRunner"
+    fs_options_set(pipeline_options)
+
+    started = _dt.datetime.now(_dt.timezone.utc)
+    run_id = options.run_id or new_run_id(started)
+    options.run_id = run_id
+    pipeline = beam.Pipeline(options=pipeline_options)
+    build(pipeline, options, run_id, started.isoformat())
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    lake = options.output.rstrip("/")
+    summary = RunSummary.collect(result, lake, run_id, started)
+    print(summary.render())
+    if not summary.balanced:
+        print("error: the run's counts do not balance (see above); please report this",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def fs_options_set(pipeline_options: PipelineOptions) -> None:
+    """Let Beam's filesystems (S3 endpoint, credentials) see the options in this process too."""
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.set_options(pipeline_options)

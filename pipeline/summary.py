@@ -1,0 +1,76 @@
+"""The end-of-run summary: counts from Beam metrics, files from the run manifest."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+
+from apache_beam.metrics.metric import MetricsFilter
+
+from sinks import fs
+from sinks.lake_files import RUNS_DIR
+from transforms import jsonio
+from transforms.metrics import COUNTERS, NAMESPACE
+
+
+def counter_totals(result) -> dict[str, int]:
+    """Committed counter values of the pipeline's namespace, summed over steps."""
+    totals: dict[str, int] = {}
+    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    for item in query["counters"]:
+        value = item.committed if item.committed is not None else item.attempted
+        totals[item.key.metric.name] = totals.get(item.key.metric.name, 0) + int(value or 0)
+    return totals
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    lake: str
+    counts: dict[str, int]
+    manifest: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @classmethod
+    def collect(cls, result, lake: str, run_id: str, started: _dt.datetime) -> "RunSummary":
+        seconds = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
+        manifest_path = fs.join(lake, RUNS_DIR, f"{run_id}.json")
+        manifest = jsonio.loads(fs.read_bytes(manifest_path)) if fs.exists(manifest_path) else {}
+        return cls(run_id, lake, counter_totals(result), manifest, seconds)
+
+    def get(self, name: str) -> int:
+        return self.counts.get(name, 0)
+
+    @property
+    def accounted(self) -> int:
+        return (self.get("events_written") + self.get("filtered_out") + self.get("duplicates")
+                + self.get("dead_letters"))
+
+    @property
+    def balanced(self) -> bool:
+        return self.get("events_read") == self.accounted
+
+    def render(self) -> str:
+        read = self.get("events_read")
+        rate = read / self.seconds if self.seconds > 0 else 0.0
+        lines = [f"run {self.run_id} -> {self.lake}  ({self.seconds:,.1f} s, {rate:,.0f} events/s)"]
+        for name, meaning in COUNTERS.items():
+            label = name.replace("_", " ")
+            lines.append(f"  {label:<22}{self.get(name):>12,}   {meaning}")
+        for name in sorted(self.counts):
+            if name.startswith("dead_letters_"):
+                lines.append(f"    {name[13:] + ' stage':<20}{self.get(name):>12,}")
+        verdict = "OK" if self.balanced else "MISMATCH"
+        lines.append(
+            f"  check: read {read:,} = written {self.get('events_written'):,} + filtered "
+            f"{self.get('filtered_out'):,} + duplicates {self.get('duplicates'):,} + dead letters "
+            f"{self.get('dead_letters'):,} -> {verdict}")
+        partitions = self.manifest.get("partitions", [])
+        if partitions:
+            lines.append("  files per partition:")
+            for part in partitions:
+                lines.append(f"    {part['partition']}: {len(part['files'])} file(s), "
+                             f"{part['rows']:,} rows, {part['events']:,} events")
+        for dead in self.manifest.get("dead_letter_files", []):
+            lines.append(f"  dead letters: {dead['file']} ({dead['records']:,} records)")
+        return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Packaging for the Okta Personal lake pipeline.
+
+``pip install .`` gives the pipeline and its runtime dependencies (what a
+Dataflow worker needs, via ``--setup_file=./setup.py``); the ``local`` extra
+adds DuckDB for ``make run``'s lake report, ``test`` adds the test tools.
+Runtime dependencies are pinned exactly: a worker must run what was tested.
+"""
+
+from setuptools import find_packages, setup
+
+RUNTIME = [
+    "apache-beam[gcp]==2.77.0",
+    "pyarrow==25.0.1",
+    "orjson==3.13.0",
+    "requests==2.34.2",
+    "urllib3==2.8.0",
+]
+
+EXTRAS = {
+    "local": ["duckdb==2.0.1"],
+    "test": [
+        "duckdb==2.0.1",
+        "pytest==9.2.0",
+        "pytest-timeout==2.4.0",
+        "pytest-xdist==3.8.0",
+        "hypothesis==6.170.17",
+        "ruff==0.17.6",
+    ],
+}
+
+setup(
+    name="okta-personal-lake",
+    version="0.1.0",
+    description="Apache Beam pipeline: Okta System Log personal.* events -> Parquet lake / BigQuery",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
+                                    "schemas", "schemas.*", "sources", "sources.*",
+                                    "sinks", "sinks.*", "eventgen", "eventgen.*"]),
+    install_requires=RUNTIME,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["okta-personal-lake=pipeline.main:main"]},
+)

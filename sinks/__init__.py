@@ -1,0 +1,1 @@
+"""Where rows and dead letters go: the Parquet lake."""

@@ -1,0 +1,186 @@
+"""``WriteLake``: the Beam sink for the Hive-partitioned Parquet lake (batch runs).
+
+Takes the ``(PartitionKey, pyarrow.Table)`` row batches and the dead-letter
+records, stages them with bounded memory, commits each partition once
+(insert-if-absent on uuid, see :mod:`sinks.lake_files`), moves the dead
+letters to ``DEAD_LETTER/<run_id>/``, then writes the run manifest
+``LAKE/_runs/<run_id>.json`` and removes the staging folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+from sinks import fs
+from sinks.lake_files import (
+    RUNS_DIR,
+    DeadLetterStager,
+    PartitionStager,
+    StagedFile,
+    commit_dead_letters,
+    commit_partition,
+    staging_dir,
+)
+from transforms import jsonio, progress
+from transforms.metrics import counter
+
+
+def _global(value) -> WindowedValue:
+    return WindowedValue(value, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+
+class StageRows(beam.DoFn):
+    """Append row batches to per-partition staging files; emit the staged files."""
+
+    def __init__(self, lake: str, run_id: str, schema, compression: str):
+        self.lake, self.run_id, self.schema, self.compression = lake, run_id, schema, compression
+
+    def setup(self):
+        self._duplicates = counter("duplicates")
+        self._duplicates_in_run = counter("duplicates_in_run")
+
+    def start_bundle(self):
+        self._stager = PartitionStager(
+            staging_dir(self.lake, self.run_id), self.schema, compression=self.compression
+        )
+
+    def process(self, batch):
+        dups = self._stager.add(batch.partition, batch.table)
+        if dups:
+            self._duplicates.inc(dups)
+            self._duplicates_in_run.inc(dups)
+        progress.record(rows=batch.table.num_rows)
+        for staged in self._stager.finished:
+            yield staged
+        self._stager.finished = []
+
+    def finish_bundle(self):
+        for staged in self._stager.close():
+            yield _global(staged)
+
+    def teardown(self):
+        stager = getattr(self, "_stager", None)
+        if stager is not None:
+            stager.abort()
+
+
+class StageDeadLetters(beam.DoFn):
+    def __init__(self, lake: str, run_id: str):
+        self.lake, self.run_id = lake, run_id
+
+    def start_bundle(self):
+        self._stager = DeadLetterStager(staging_dir(self.lake, self.run_id))
+
+    def process(self, record):
+        self._stager.add(record)
+        for staged in self._stager.finished:
+            yield staged
+        self._stager.finished = []
+
+    def finish_bundle(self):
+        for staged in self._stager.close():
+            yield _global(staged)
+
+
+class CommitPartitions(beam.DoFn):
+    """Commit one partition's staged files (runs once per partition, after all staging)."""
+
+    def __init__(self, lake: str, run_id: str, compression: str):
+        self.lake, self.run_id, self.compression = lake, run_id, compression
+
+    def setup(self):
+        self._rows = counter("rows_written")
+        self._events = counter("events_written")
+        self._files = counter("files_written")
+        self._duplicates = counter("duplicates")
+        self._dup_run = counter("duplicates_in_run")
+        self._dup_lake = counter("duplicates_in_lake")
+
+    def process(self, element):
+        _, staged = element
+        staged = list(staged)
+        result = commit_partition(self.lake, staged[0].partition, staged, self.run_id,
+                                  self.compression)
+        self._rows.inc(result.rows)
+        self._events.inc(result.events)
+        self._files.inc(len(result.files))
+        self._duplicates.inc(result.duplicates_in_run + result.duplicates_in_lake)
+        self._dup_run.inc(result.duplicates_in_run)
+        self._dup_lake.inc(result.duplicates_in_lake)
+        yield {"kind": "partition", **result._asdict()}
+
+
+class CommitDeadLetters(beam.DoFn):
+    def __init__(self, dead_letter_uri: str, run_id: str):
+        self.dead_letter_uri, self.run_id = dead_letter_uri, run_id
+
+    def process(self, staged: StagedFile):
+        final = commit_dead_letters(self.dead_letter_uri, staged, self.run_id)
+        yield {"kind": "dead_letters", "file": final, "records": staged.rows}
+
+
+class FinishRun(beam.DoFn):
+    """Write the run manifest and remove the staging folder (runs once, last)."""
+
+    def __init__(self, lake: str, run_id: str, started_at: str, description: dict):
+        self.lake, self.run_id, self.started_at, self.description = lake, run_id, started_at, description
+
+    def process(self, results):
+        partitions = sorted((r for r in results if r["kind"] == "partition"), key=lambda r: r["partition"])
+        dead = sorted((r for r in results if r["kind"] == "dead_letters"), key=lambda r: r["file"])
+        manifest = {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "committed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            **self.description,
+            "partitions": [
+                {k: r[k] for k in ("partition", "files", "rows", "events",
+                                   "duplicates_in_run", "duplicates_in_lake")}
+                for r in partitions
+            ],
+            "dead_letter_files": [{"file": r["file"], "records": r["records"]} for r in dead],
+        }
+        fs.write_bytes(fs.join(self.lake, RUNS_DIR, f"{self.run_id}.json"),
+                       jsonio.dumps(manifest))
+        fs.delete_tree(staging_dir(self.lake, self.run_id))
+        yield manifest
+
+
+class WriteLake(beam.PTransform):
+    """Write ``RowBatch`` elements and dead letters to the lake; output: the run manifest."""
+
+    def __init__(self, lake: str, dead_letter: str, run_id: str, schema, *,
+                 compression: str = fs.PARQUET_COMPRESSION, started_at: str = "",
+                 description: dict | None = None):
+        super().__init__()
+        self.lake, self.dead_letter, self.run_id = lake, dead_letter, run_id
+        self.schema, self.compression = schema, compression
+        self.started_at, self.description = started_at, description or {}
+
+    def expand(self, inputs):
+        rows, dead_letters = inputs
+        committed_rows = (
+            rows
+            | "StageRows" >> beam.ParDo(StageRows(self.lake, self.run_id, self.schema, self.compression))
+            | "ByPartition" >> beam.Map(lambda s: (s.partition.path(), s))
+            | "GroupStaged" >> beam.GroupByKey()
+            | "CommitPartitions" >> beam.ParDo(CommitPartitions(self.lake, self.run_id, self.compression))
+        )
+        committed_dead = (
+            dead_letters
+            | "StageDeadLetters" >> beam.ParDo(StageDeadLetters(self.lake, self.run_id))
+            # A fusion break, so only files of successful bundles are ever committed.
+            | "AfterStaging" >> beam.Reshuffle()
+            | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.dead_letter, self.run_id))
+        )
+        return (
+            (committed_rows, committed_dead)
+            | "AllCommits" >> beam.Flatten()
+            | "Collect" >> beam.combiners.ToList()
+            | "FinishRun" >> beam.ParDo(
+                FinishRun(self.lake, self.run_id, self.started_at, self.description))
+        )

@@ -1,0 +1,1 @@
+"""Where events come from, each turned into ``RawBatch`` elements."""

@@ -1,0 +1,159 @@
+"""``ReadExportedFiles``: replay exported System Log files as ``RawBatch`` elements.
+
+Accepts, in any mix within one glob:
+- JSON Lines: one LogEvent, Event Hook envelope or JSON array per line
+  (``.gz``, ``.bz2`` and other compressions Beam knows, by file extension);
+- whole JSON documents, pretty-printed or not: a saved ``/api/v1/logs`` page
+  (an array) or an Event Hook envelope.
+
+Large uncompressed JSON Lines files are cut into byte ranges read in
+parallel (a line belongs to the range where it starts, as in Beam's TextIO).
+A file whose first line is not JSON on its own but whose whole text is (a
+pretty-printed document) is read whole by one worker. Lines are handed on in
+batches of ``batch_size`` lines or ``batch_bytes`` bytes, whichever comes first.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import coders  # noqa: F401  (registers the batch coders)
+from transforms import jsonio
+from transforms.records import RawBatch
+
+#: Files larger than this are never tried as one pretty-printed JSON document.
+MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
+_FIRST_LINE_LIMIT = 64 * 1024 * 1024
+
+
+class FileRange(NamedTuple):
+    """A byte range of one file; ``end`` None means to the end of the file."""
+
+    path: str
+    start: int
+    end: Optional[int]
+    document: bool  # maybe one pretty-printed JSON document: read whole
+
+
+def _compression(path: str) -> str:
+    return CompressionTypes.detect_compression_type(path)
+
+
+def _first_line_is_json(path: str) -> tuple[bool, bytes]:
+    with FileSystems.open(path, compression_type=_compression(path)) as handle:
+        try:
+            line = handle.readline(_FIRST_LINE_LIMIT)
+        except TypeError:  # Beam's CompressedFile.readline takes no limit
+            line = handle.readline()
+    stripped = line.strip()
+    if stripped.startswith(b"\xef\xbb\xbf"):
+        stripped = stripped[3:]
+    if not stripped:
+        return True, stripped
+    try:
+        jsonio.loads(stripped)
+        return True, stripped
+    except jsonio.NotJson:
+        return False, stripped
+
+
+class _SplitFilesFn(beam.DoFn):
+    def __init__(self, split_bytes: int):
+        self.split_bytes = split_bytes
+
+    def process(self, pattern: str):
+        matches = FileSystems.match([pattern])[0].metadata_list
+        if not matches:
+            raise FileNotFoundError(f"--input {pattern!r} matched no files")
+        for meta in sorted(matches, key=lambda m: m.path):
+            path, size = meta.path, meta.size_in_bytes
+            if size == 0:
+                continue
+            ok, first = _first_line_is_json(path)
+            if not ok and first[:1] in (b"[", b"{") and size <= MAX_DOCUMENT_BYTES:
+                yield FileRange(path, 0, None, True)
+            elif _compression(path) != CompressionTypes.UNCOMPRESSED or size <= self.split_bytes:
+                yield FileRange(path, 0, None, False)
+            else:
+                for start in range(0, size, self.split_bytes):
+                    yield FileRange(path, start, min(start + self.split_bytes, size), False)
+
+
+class _ReadRangeFn(beam.DoFn):
+    def __init__(self, batch_size: int, batch_bytes: int):
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+
+    def process(self, file_range):
+        path, start, end, document = file_range
+        if document:
+            with FileSystems.open(path, compression_type=_compression(path)) as handle:
+                text = handle.read()
+            try:
+                jsonio.loads(text)
+                yield RawBatch(path, "whole", ["file"], [text])
+                return
+            except jsonio.NotJson:
+                pass  # not one document after all: read it as JSON Lines
+        yield from self._lines(path, start, end)
+
+    def _lines(self, path, start, end):
+        """Yield batches of the lines that start inside [start, end)."""
+        kind = "line" if start == 0 else "byte"
+        positions, payloads, size = [], [], 0
+        batch_size, batch_bytes = self.batch_size, self.batch_bytes
+        with FileSystems.open(path, compression_type=_compression(path)) as handle:
+            offset = 0
+            if start > 0:
+                handle.seek(start - 1)
+                offset = start - 1 + len(handle.readline())  # finish the line before us
+            number = 0
+            readline = handle.readline
+            while end is None or offset < end:
+                line = readline()
+                if not line:
+                    break
+                number += 1
+                line_start = offset
+                offset += len(line)
+                if line.isspace():
+                    continue
+                if number == 1 and start == 0 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                positions.append(number if start == 0 else line_start)
+                payloads.append(line)
+                size += len(line)
+                if len(payloads) >= batch_size or size >= batch_bytes:
+                    yield RawBatch(path, kind, positions, payloads)
+                    positions, payloads, size = [], [], 0
+        if payloads:
+            yield RawBatch(path, kind, positions, payloads)
+
+
+class ReadExportedFiles(beam.PTransform):
+    """Glob patterns -> ``RawBatch`` elements of up to ``batch_size`` lines."""
+
+    def __init__(self, patterns: list[str], batch_size: int = 1000,
+                 batch_bytes: int = 8 * 1024 * 1024, split_bytes: int = 64 * 1024 * 1024):
+        super().__init__()
+        self.patterns = list(patterns)
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.split_bytes = split_bytes
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(self.patterns)
+            | "SplitFiles" >> beam.ParDo(_SplitFilesFn(self.split_bytes))
+            # Keyed grouping (not Reshuffle) spreads ranges over local workers; see the Beam notes.
+            | "KeyRanges" >> beam.Map(lambda r: (hash(r) & 0xFFFF, r))
+            | "SpreadRanges" >> beam.GroupByKey()
+            | "Ranges" >> beam.FlatMap(lambda kv: kv[1])
+            | "ReadRanges" >> beam.ParDo(
+                _ReadRangeFn(self.batch_size, self.batch_bytes)).with_output_types(RawBatch)
+        )

@@ -1,0 +1,1 @@
+"""Pure building blocks: decode, select and flatten LogEvents, one batch per element."""

@@ -1,0 +1,217 @@
+"""Turn raw payloads into validated LogEvents (pure Python, no Beam).
+
+A payload may hold, in any mix:
+- one LogEvent object (a JSON Lines line, a Pub/Sub message),
+- a JSON array of LogEvents (a saved ``/api/v1/logs`` page),
+- an Okta Event Hook envelope (``{"eventType": "com.okta.event_hook",
+  "data": {"events": [...]}}``),
+- an AWS EventBridge envelope from Okta Log Streaming (the event is ``detail``).
+
+Each event found is validated for the three envelope fields every consumer
+relies on (``uuid``, ``eventType``, ``published``). Anything else becomes a
+dead-letter record with a clear reason; nothing raises.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Iterator, Optional
+
+from transforms import jsonio
+from transforms.records import ParsedEvent, RawBatch, dead_letter
+
+UTC = _dt.timezone.utc
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = _dt.timedelta(microseconds=1)
+
+STAGE_DECODE = "decode"
+STAGE_VALIDATE = "validate"
+
+
+class InvalidEvent(ValueError):
+    """A LogEvent that cannot be used; the message says why."""
+
+
+def parse_published(value: Any) -> tuple[int, str]:
+    """``published`` -> (microseconds since epoch UTC, UTC date ``YYYY-MM-DD``)."""
+    utc = published_datetime(value)
+    return (utc - _EPOCH) // _ONE_US, utc.date().isoformat()
+
+
+def published_datetime(value: Any) -> _dt.datetime:
+    """``published`` -> timezone-aware UTC datetime, or :class:`InvalidEvent`.
+
+    Accepts RFC 3339 / ISO 8601 extended date-times with ``T`` or a space
+    between date and time, any number of fractional digits (cut to
+    microseconds) and ``Z`` or a numeric offset. A time without an offset is
+    taken as UTC (Okta always writes ``Z``).
+    """
+    if type(value) is not str:
+        raise InvalidEvent(f"'published' must be a string, got {_json_type(value)}")
+    if (
+        len(value) < 19
+        or value[4] != "-"
+        or value[7] != "-"
+        or value[10] not in "Tt "
+        or value[13] != ":"
+    ):
+        raise InvalidEvent(
+            f"'published' is not an RFC 3339 timestamp: {value[:40]!r}"
+        )
+    try:
+        parsed = _dt.datetime.fromisoformat(value.replace("t", "T", 1) if value[10] == "t" else value)
+    except ValueError as exc:
+        raise InvalidEvent(f"'published' is not a valid timestamp ({exc}): {value[:40]!r}") from None
+    tz = parsed.tzinfo
+    if tz is UTC:
+        return parsed
+    if tz is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidEvent(f"'published' is out of range: {value[:40]!r}") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def unwrap(document: Any) -> Iterator[tuple[Any, bool]]:
+    """Yield ``(candidate_event, is_whole_document)`` for each event in a document.
+
+    Raises :class:`InvalidEvent` for an envelope whose event list is malformed.
+    """
+    if isinstance(document, list):
+        for item in document:
+            yield item, False
+        return
+    if isinstance(document, dict) and "uuid" not in document:
+        data = document.get("data")
+        if isinstance(data, dict) and "events" in data:
+            events = data["events"]
+            if not isinstance(events, list):
+                raise InvalidEvent(
+                    f"Event Hook envelope: 'data.events' must be an array, got {_json_type(events)}"
+                )
+            for item in events:
+                yield item, False
+            return
+        if "detail" in document and ("detail-type" in document or "source" in document):
+            yield document["detail"], False
+            return
+    yield document, True
+
+
+def validate(candidate: Any) -> tuple[str, str, _dt.datetime]:
+    """Check the envelope; return ``(uuid, eventType, published as UTC datetime)``."""
+    if not isinstance(candidate, dict):
+        raise InvalidEvent(f"a LogEvent must be a JSON object, got {_json_type(candidate)}")
+    uuid = candidate.get("uuid")
+    if uuid is None:
+        raise InvalidEvent("missing required field 'uuid'")
+    if type(uuid) is not str or not uuid.strip():
+        raise InvalidEvent(f"'uuid' must be a non-empty string, got {_json_type(uuid)}")
+    event_type = candidate.get("eventType")
+    if event_type is None:
+        raise InvalidEvent("missing required field 'eventType'")
+    if type(event_type) is not str or not event_type:
+        raise InvalidEvent(f"'eventType' must be a non-empty string, got {_json_type(event_type)}")
+    if "published" not in candidate or candidate["published"] is None:
+        raise InvalidEvent("missing required field 'published'")
+    return uuid, event_type, published_datetime(candidate["published"])
+
+
+def decode_batch(
+    batch: RawBatch, max_payload_bytes: int = 16 * 1024 * 1024
+) -> tuple[list[ParsedEvent], list[dict], int]:
+    """Decode every payload of a batch.
+
+    Returns ``(events, dead_letters, read)`` where ``read`` counts every event
+    candidate found (a bad payload counts as one), so that
+    ``read == len(events) + len(dead_letters)`` always holds.
+    """
+    events: list[ParsedEvent] = []
+    dead: list[dict] = []
+    read = 0
+    origin = batch.origin
+    context = batch.context
+    kind = batch.position_kind
+    loads = jsonio.loads
+    append = events.append
+    for pos, payload in zip(batch.positions, batch.payloads):
+        try:
+            document = loads(payload)
+        except jsonio.NotJson as exc:
+            read += 1
+            dead.append(
+                dead_letter(stage=STAGE_DECODE, error=str(exc), payload=_line(payload), origin=origin,
+                            position=f"{kind} {pos}", context=context,
+                            max_payload_bytes=max_payload_bytes)
+            )
+            continue
+        if type(document) is dict and "uuid" in document:  # the common case: one event
+            read += 1
+            try:
+                uuid, event_type, published = validate(document)
+            except InvalidEvent as exc:
+                dead.append(_invalid(exc, _line(payload), document, origin, f"{kind} {pos}",
+                                     context, max_payload_bytes))
+                continue
+            append(ParsedEvent(document, uuid, event_type, published, payload, origin, kind, pos, None))
+            continue
+        try:
+            for index, (candidate, whole) in enumerate(unwrap(document)):
+                read += 1
+                try:
+                    uuid, event_type, published = validate(candidate)
+                except InvalidEvent as exc:
+                    where = f"{kind} {pos}" if whole else f"{kind} {pos} event {index}"
+                    dead.append(_invalid(exc, _line(payload) if whole else candidate, candidate,
+                                         origin, where, context, max_payload_bytes))
+                    continue
+                append(ParsedEvent(candidate, uuid, event_type, published,
+                                   payload if whole else None, origin, kind, pos,
+                                   None if whole else index))
+        except InvalidEvent as exc:  # a malformed envelope: one dead letter for all of it
+            read += 1
+            dead.append(
+                dead_letter(stage=STAGE_DECODE, error=str(exc), payload=_line(payload), origin=origin,
+                            position=f"{kind} {pos}", context=context,
+                            max_payload_bytes=max_payload_bytes)
+            )
+    return events, dead, read
+
+
+def _invalid(exc, payload, candidate, origin, where, context, max_payload_bytes) -> dict:
+    return dead_letter(
+        stage=STAGE_VALIDATE, error=str(exc), payload=payload, origin=origin, position=where,
+        context=context, uuid=_str_or_none(candidate, "uuid"),
+        event_type=_str_or_none(candidate, "eventType"), max_payload_bytes=max_payload_bytes,
+    )
+
+
+def _str_or_none(candidate: Any, key: str) -> Optional[str]:
+    if isinstance(candidate, dict):
+        value = candidate.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _line(payload: bytes) -> bytes:
+    """The payload without its line terminator: the original text as the user wrote it."""
+    return payload.rstrip(b"\r\n")
+

@@ -1,0 +1,223 @@
+"""Flatten LogEvents into lake rows: one row per ``target[]`` entry (pure Python + pyarrow).
+
+The column extractors are compiled from :mod:`schemas.fields`, so a new
+documented field needs no code here. Every documented field is type-checked:
+an object where a string belongs, a string where a boolean belongs, or an
+array where an object belongs sends the whole event to the dead-letter output
+with the field's path, instead of writing a half-right row. A null or missing
+nested object is not an error: its columns are null.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any, Iterable, NamedTuple
+
+import pyarrow as pa
+
+from schemas.arrow import file_schema
+from schemas.fields import COLUMNS, EVENT_COLUMNS, TARGET_COLUMNS, Column
+from transforms import jsonio
+from transforms.decode import _json_type
+from transforms.records import ParsedEvent, PartitionKey, dead_letter
+
+STAGE_FLATTEN = "flatten"
+
+_PY_TYPES = {"string": str, "bool": bool}
+_TYPE_WORDS = {"string": "a string", "bool": "a boolean"}
+_PARTITION_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+# uuid and published are validated (and parsed) by the decoder.
+_EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uuid", "published"))
+
+
+class WrongType(ValueError):
+    """A documented field holds a value of the wrong JSON type."""
+
+    def __init__(self, path: str, expected: str, value: Any):
+        super().__init__(path, expected, value)
+        self.path, self.expected, self.got = path, expected, _json_type(value)
+
+    def at(self, prefix: str) -> "WrongType":
+        error = WrongType(prefix + self.path, self.expected, None)
+        error.got = self.got
+        return error
+
+    def __str__(self) -> str:
+        return f"'{self.path}' must be {self.expected} or null, got {self.got}"
+
+
+class Flattened(NamedTuple):
+    """The result of flattening one batch."""
+
+    tables: dict  # PartitionKey -> pyarrow.Table, one event's rows share its uuid
+    events: dict  # PartitionKey -> number of events in that table
+    dead_letters: list
+    duplicates: int  # events dropped because their uuid already appeared in the batch
+
+
+def _compile(columns: tuple[Column, ...], name: str):
+    """Generate ``extract(obj) -> tuple`` for the columns' paths, type checks included.
+
+    Generated once from the schema (like dataclasses generate __init__): a
+    straight-line function is several times faster than walking the paths
+    generically, and flattening runs for every kept event.
+    """
+    tree: dict = {}
+    for index, column in enumerate(columns):
+        node = tree
+        *parents, leaf = column.keys
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = (index, column)
+
+    lines = [f"def {name}(obj):"]
+    lines += [f"    c{i} = None" for i in range(len(columns))]
+    counter = [0]
+
+    def emit(node: dict, var: str, prefix: str, indent: str) -> None:
+        for key, sub in node.items():
+            path = prefix + key
+            if type(sub) is tuple:
+                index, column = sub
+                lines.append(f"{indent}v = {var}.get({key!r})")
+                lines.append(f"{indent}if v is not None:")
+                lines.append(f"{indent}    if type(v) is not {_PY_TYPES[column.type].__name__}:")
+                lines.append(f"{indent}        raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
+                lines.append(f"{indent}    c{index} = v")
+            else:
+                counter[0] += 1
+                child = f"o{counter[0]}"
+                lines.append(f"{indent}{child} = {var}.get({key!r})")
+                lines.append(f"{indent}if {child} is not None:")
+                lines.append(f"{indent}    if type({child}) is not dict:")
+                lines.append(f"{indent}        raise WrongType({path!r}, 'an object', {child})")
+                emit(sub, child, path + ".", indent + "    ")
+
+    emit(tree, "obj", "", "    ")
+    lines.append("    return (" + "".join(f"c{i}, " for i in range(len(columns))) + ")")
+    namespace = {"WrongType": WrongType}
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema only
+    return namespace[name]
+
+
+class PartitionNameError(ValueError):
+    pass
+
+
+class Flattener:
+    """Events -> ``{PartitionKey: pyarrow.Table}`` plus dead letters for unusable events.
+
+    Row layout (the file schema's order): uuid, published, target_index,
+    envelope and documented event fields, target fields, raw_event - then
+    reordered to :data:`schemas.fields.COLUMNS` when the table is built.
+    """
+
+    def __init__(self, raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024):
+        self.raw_event = raw_event
+        self.schema = file_schema(raw_event)
+        self.max_payload_bytes = max_payload_bytes
+        self._extract_event = _compile(_EXTRACTED_EVENT_COLUMNS, "extract_event")
+        self._extract_target = _compile(TARGET_COLUMNS, "extract_target")
+        self._no_target = (None,) * len(TARGET_COLUMNS)
+        row_names = (["uuid", "published", "target_index"]
+                     + [c.name for c in _EXTRACTED_EVENT_COLUMNS]
+                     + [c.name for c in TARGET_COLUMNS] + (["raw_event"] if raw_event else []))
+        self._order = [row_names.index(f.name) for f in self.schema]
+
+    def rows_of(self, parsed: ParsedEvent) -> tuple[tuple, list[tuple]]:
+        """``(event values, [(target_index, *target values), ...])`` or raise WrongType."""
+        if not _PARTITION_SAFE.match(parsed.event_type):
+            raise PartitionNameError(
+                f"'eventType' {parsed.event_type[:80]!r} has characters that cannot name a partition"
+            )
+        event = parsed.event
+        values = self._extract_event(event)
+        target = event.get("target")
+        if target is None or target == []:
+            return values, [(None,) + self._no_target]
+        if type(target) is not list:
+            raise WrongType("target", "an array", target)
+        rows = []
+        extract = self._extract_target
+        for i, entry in enumerate(target):
+            if type(entry) is not dict:
+                raise WrongType(f"target[{i}]", "an object", entry)
+            try:
+                rows.append((i,) + extract(entry))
+            except WrongType as exc:
+                raise exc.at(f"target[{i}].") from None
+        return values, rows
+
+    def flatten(self, events: Iterable[ParsedEvent]) -> Flattened:
+        """Flatten a batch; a uuid seen twice in one partition keeps its first copy."""
+        grouped: dict[PartitionKey, list] = defaultdict(list)
+        dead: list[dict] = []
+        seen: set[tuple] = set()
+        duplicates = 0
+        for parsed in events:
+            try:
+                values, rows = self.rows_of(parsed)
+            except WrongType as exc:
+                dead.append(self._dead(parsed, f"wrong type: {exc}"))
+                continue
+            except PartitionNameError as exc:
+                dead.append(self._dead(parsed, str(exc)))
+                continue
+            key = PartitionKey(parsed.event_date, parsed.event_type)
+            marker = (key, parsed.uuid)
+            if marker in seen:
+                duplicates += 1
+                continue
+            seen.add(marker)
+            grouped[key].append((parsed, values, rows))
+        tables: dict[PartitionKey, pa.Table] = {}
+        counts: dict[PartitionKey, int] = {}
+        for key, items in grouped.items():
+            try:
+                tables[key] = self._table(items)
+            except (UnicodeEncodeError, pa.ArrowException):
+                # Rare: a string that is not valid Unicode (a lone surrogate from a
+                # "\ud800" escape). Find the culprits one by one, keep the rest.
+                good = []
+                for item in items:
+                    try:
+                        self._table([item])
+                        good.append(item)
+                    except (UnicodeEncodeError, pa.ArrowException) as exc:
+                        dead.append(self._dead(item[0], f"invalid text: {exc.__class__.__name__}: "
+                                                         f"{str(exc)[:200]}"))
+                if not good:
+                    continue
+                tables[key] = self._table(good)
+                items = good
+            counts[key] = len(items)
+        return Flattened(tables, counts, dead, duplicates)
+
+    def _dead(self, parsed: ParsedEvent, error: str) -> dict:
+        raw = parsed.raw_text()
+        return dead_letter(
+            stage=STAGE_FLATTEN, error=error, payload=raw if raw is not None else parsed.event,
+            origin=parsed.origin, position=parsed.where, uuid=parsed.uuid,
+            event_type=parsed.event_type, max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def _table(self, items: list) -> pa.Table:
+        rows = []
+        append = rows.append
+        raw_event = self.raw_event
+        for parsed, values, targets in items:
+            head = (parsed.uuid, parsed.published_us)
+            if raw_event:
+                raw = parsed.raw_text()
+                tail = (raw if raw is not None else jsonio.dumps(parsed.event),)
+            else:
+                tail = ()
+            for target in targets:
+                append(head + target[:1] + values + target[1:] + tail)
+        columns = list(zip(*rows))
+        return pa.Table.from_arrays(
+            [pa.array(list(columns[i]), type=f.type) for i, f in zip(self._order, self.schema)],
+            schema=self.schema,
+        )

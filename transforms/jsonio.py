@@ -1,0 +1,62 @@
+"""JSON decoding and encoding that never raises on odd but legal input.
+
+orjson is the fast path. It rejects a few things the JSON grammar or
+Python's json module accept (a UTF-8 byte-order mark, integers beyond 64
+bits on dump), so each helper falls back to the standard library before
+declaring the input bad.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class NotJson(ValueError):
+    """The payload is not a JSON document."""
+
+
+def loads(payload: bytes) -> Any:
+    """Decode one JSON document, or raise :class:`NotJson` with a clear reason."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as first_error:
+        data = payload[3:] if payload.startswith(_BOM) else payload
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NotJson(f"not valid UTF-8 (byte {exc.start})") from None
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise NotJson(f"not valid JSON: {first_error}") from None
+    except RecursionError:
+        raise NotJson("not valid JSON: nested too deeply") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes, key order kept."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        # ensure_ascii escapes lone surrogates, so the result is always valid UTF-8.
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def dumps_text(value: Any) -> str:
+    return dumps(value).decode("utf-8", "backslashreplace")
+
+
+def payload_text(payload: bytes | bytearray | memoryview | str) -> tuple[str, bool]:
+    """Text of an original payload, and whether bytes had to be escaped."""
+    if isinstance(payload, str):
+        return payload, False
+    data = bytes(payload)
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "backslashreplace"), True

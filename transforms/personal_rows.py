@@ -1,0 +1,170 @@
+"""The Beam building blocks: parse -> select -> flatten, one batch per element.
+
+Each transform is pure (no I/O) and can be tested with ``beam.Create`` and
+``assert_that``. Dead letters leave every stage on the ``dead_letter``
+tagged output; :class:`PersonalEventsToRows` joins them into one collection.
+
+    RawBatch --ParseEvents--> EventBatch --SelectEventTypes--> EventBatch
+             --FlattenTargets--> RowBatch (one lake partition's rows)
+
+Cyclic garbage collection is paused during a bundle (see
+:mod:`transforms.gc_pause`).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from transforms import coders  # noqa: F401  (registers the batch coders)
+from transforms import progress
+from transforms.gc_pause import PausedCollector
+from transforms.records import EventBatch, RawBatch, RowBatch
+from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
+from transforms.flatten import STAGE_FLATTEN, Flattener
+from transforms.metrics import counter, dead_letter_counter
+from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
+
+DEAD_LETTER = "dead_letter"
+
+
+class _ParseEventsFn(beam.DoFn):
+    def __init__(self, max_payload_bytes: int, progress_interval: float):
+        self.max_payload_bytes = max_payload_bytes
+        self.progress_interval = progress_interval
+
+    def setup(self):
+        self._read = counter("events_read")
+        self._dead = counter("dead_letters")
+        self._dead_by_stage = {s: dead_letter_counter(s) for s in (STAGE_DECODE, STAGE_VALIDATE)}
+        progress.enable(self.progress_interval)
+
+    def start_bundle(self):
+        self._collector = PausedCollector()
+        self._collector.start()
+
+    def finish_bundle(self):
+        self._collector.finish()
+
+    def process(self, batch):
+        self._collector.between_batches()
+        events, dead, read = decode_batch(batch, self.max_payload_bytes)
+        self._read.inc(read)
+        progress.record(read=read)
+        if dead:
+            self._dead.inc(len(dead))
+            for record in dead:
+                self._dead_by_stage[record["stage"]].inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+        if events:
+            yield EventBatch(events)
+
+
+class ParseEvents(beam.PTransform):
+    """``RawBatch`` -> ``EventBatch``; undecodable or invalid input -> ``dead_letter``."""
+
+    def __init__(self, max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0):
+        super().__init__()
+        self.max_payload_bytes = max_payload_bytes
+        self.progress_interval = progress_interval
+
+    def expand(self, batches):
+        return batches | beam.ParDo(
+            _ParseEventsFn(self.max_payload_bytes, self.progress_interval)
+        ).with_input_types(RawBatch).with_output_types(EventBatch).with_outputs(
+            DEAD_LETTER, main="events")
+
+
+class _SelectFn(beam.DoFn):
+    def __init__(self, selection: EventTypeSelection):
+        self.selection = selection
+
+    def setup(self):
+        self._filtered = counter("filtered_out")
+        self._selected = counter("events_selected")
+
+    def process(self, batch):
+        selected = [e for e in batch.events if self.selection(e.event_type)]
+        if len(selected) != len(batch.events):
+            self._filtered.inc(len(batch.events) - len(selected))
+        if selected:
+            self._selected.inc(len(selected))
+            yield EventBatch(selected)
+
+
+class SelectEventTypes(beam.PTransform):
+    """Keep the events whose type matches the selection (default ``personal.*``)."""
+
+    def __init__(self, event_types: str = DEFAULT_EVENT_TYPES):
+        super().__init__()
+        self.selection = EventTypeSelection.parse(event_types)
+
+    def expand(self, batches):
+        return batches | beam.ParDo(_SelectFn(self.selection)).with_input_types(
+            EventBatch).with_output_types(EventBatch)
+
+
+class _FlattenFn(beam.DoFn):
+    def __init__(self, raw_event: bool, max_payload_bytes: int):
+        self.raw_event = raw_event
+        self.max_payload_bytes = max_payload_bytes
+
+    def setup(self):
+        self._flattener = Flattener(self.raw_event, self.max_payload_bytes)
+        self._dead = counter("dead_letters")
+        self._dead_stage = dead_letter_counter(STAGE_FLATTEN)
+        self._duplicates = counter("duplicates")
+        self._duplicates_in_run = counter("duplicates_in_run")
+
+    def process(self, batch):
+        result = self._flattener.flatten(batch.events)
+        if result.duplicates:
+            self._duplicates.inc(result.duplicates)
+            self._duplicates_in_run.inc(result.duplicates)
+        for record in result.dead_letters:
+            self._dead.inc()
+            self._dead_stage.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+        for key, table in result.tables.items():
+            yield RowBatch(key, table, result.events[key])
+
+
+class FlattenTargets(beam.PTransform):
+    """``EventBatch`` -> ``RowBatch`` per partition, one row per target.
+
+    Events with a documented field of the wrong type go to ``dead_letter``;
+    a uuid repeated inside one batch and partition keeps its first copy.
+    """
+
+    def __init__(self, raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024):
+        super().__init__()
+        self.raw_event = raw_event
+        self.max_payload_bytes = max_payload_bytes
+
+    def expand(self, batches):
+        return batches | beam.ParDo(
+            _FlattenFn(self.raw_event, self.max_payload_bytes)
+        ).with_input_types(EventBatch).with_output_types(RowBatch).with_outputs(
+            DEAD_LETTER, main="rows")
+
+
+class PersonalEventsToRows(beam.PTransform):
+    """The composite: ``RawBatch`` -> (rows, dead letters).
+
+    Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements and
+    dead-letter dicts.
+    """
+
+    def __init__(self, event_types: str = DEFAULT_EVENT_TYPES, raw_event: bool = True,
+                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0):
+        super().__init__()
+        self.event_types = event_types
+        self.raw_event = raw_event
+        self.max_payload_bytes = max_payload_bytes
+        self.progress_interval = progress_interval
+
+    def expand(self, batches):
+        parsed = batches | "ParseEvents" >> ParseEvents(self.max_payload_bytes, self.progress_interval)
+        selected = parsed.events | "SelectEventTypes" >> SelectEventTypes(self.event_types)
+        flat = selected | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes)
+        dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
+        return flat.rows, dead
