@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import uuid as _uuid
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import orjson
 
@@ -100,13 +100,11 @@ class EventGenerator:
         for published_us in times:
             yield self.event(published_us)
 
-    def event(self, published_us: int, event_type: Optional[str] = None) -> dict:
+    def event(self, published_us: int, event_type: str | None = None) -> dict:
         rng = self.rng
         if event_type is None:
-            if rng.random() < self.personal_share:
-                event_type = rng.choice(PERSONAL_TYPES)
-            else:
-                event_type = rng.choice(OTHER_TYPES)
+            personal = rng.random() < self.personal_share
+            event_type = rng.choice(PERSONAL_TYPES if personal else OTHER_TYPES)
         user_id, login, name = rng.choice(self.users)
         browser, os_name, raw_ua = rng.choice(_BROWSERS)
         country, state, city, postal, lat, lon = rng.choice(_PLACES)

@@ -92,8 +92,37 @@ def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at
     )
 
 
+def print_help() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Okta System Log personal.* events -> Hive-partitioned Parquet lake. "
+                    "Every Apache Beam pipeline option (--runner, --project, --region, "
+                    "--temp_location, --direct_num_workers, ...) is accepted too.")
+    LakeOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+    parser.print_help()
+
+
+def unmatched_inputs(patterns: list[str]) -> list[str]:
+    """The --input globs that match no file, each as an error line."""
+    from apache_beam.io.filesystems import FileSystems
+
+    problems = []
+    for pattern in patterns:
+        try:
+            found = FileSystems.match([pattern])[0].metadata_list
+        except Exception as exc:  # bad scheme, no access, ...
+            problems.append(f"--input {pattern!r} cannot be listed: {exc.__class__.__name__}: {exc}")
+            continue
+        if not found:
+            problems.append(f"--input {pattern!r} matched no files")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        print_help()
+        return 0
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     problems = unknown_flags(argv)
     try:
@@ -104,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SystemExit) and exc.code == 0:  # --help
             return 0
         return 2
+    if not problems and options.source == "file":
+        fs_options_set(pipeline_options)
+        problems += unmatched_inputs(input_patterns(options))
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -32,7 +32,7 @@ class RunSummary:
     seconds: float = 0.0
 
     @classmethod
-    def collect(cls, result, lake: str, run_id: str, started: _dt.datetime) -> "RunSummary":
+    def collect(cls, result, lake: str, run_id: str, started: _dt.datetime) -> RunSummary:
         seconds = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
         manifest_path = fs.join(lake, RUNS_DIR, f"{run_id}.json")
         manifest = jsonio.loads(fs.read_bytes(manifest_path)) if fs.exists(manifest_path) else {}

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid as _uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -82,7 +82,7 @@ def rename(src: str, dst: str) -> None:
     ensure_dir(os.path.dirname(local_path(dst)) if is_local(dst) else dst)
     FileSystems.rename([src], [dst])
     if not exists(dst):  # never trust a rename to report its own failure
-        raise IOError(f"rename of {src} to {dst} did not produce the file")
+        raise OSError(f"rename of {src} to {dst} did not produce the file")
 
 
 def write_bytes(uri: str, data: bytes) -> None:

@@ -54,8 +54,7 @@ class StageRows(beam.DoFn):
             self._duplicates.inc(dups)
             self._duplicates_in_run.inc(dups)
         progress.record(rows=batch.table.num_rows)
-        for staged in self._stager.finished:
-            yield staged
+        yield from self._stager.finished
         self._stager.finished = []
 
     def finish_bundle(self):
@@ -77,8 +76,7 @@ class StageDeadLetters(beam.DoFn):
 
     def process(self, record):
         self._stager.add(record)
-        for staged in self._stager.finished:
-            yield staged
+        yield from self._stager.finished
         self._stager.finished = []
 
     def finish_bundle(self):

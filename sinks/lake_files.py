@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import uuid as _uuid
-from typing import Iterable, NamedTuple, Optional
+from typing import NamedTuple
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +39,7 @@ DEFAULT_DEAD_LETTER_DIR = "_dead_letter"
 
 
 class StagedFile(NamedTuple):
-    partition: Optional[PartitionKey]  # None for a dead-letter file
+    partition: PartitionKey | None  # None for a dead-letter file
     path: str
     rows: int
     events: int
@@ -213,7 +214,7 @@ def _uuid_set(path: str) -> set[str]:
     try:
         return set(fs.read_parquet(path, columns=["uuid"]).column("uuid").to_pylist())
     except Exception as exc:  # a foreign or corrupt file in our partition
-        raise IOError(
+        raise OSError(
             f"cannot read the uuid column of {path} ({exc.__class__.__name__}: {exc}); "
             "every .parquet file in a lake partition must be one this pipeline wrote"
         ) from None
@@ -246,7 +247,7 @@ def commit_partition(
         final = fs.join(directory, name)
         if not fs.exists(item.path):
             if not fs.exists(final):
-                raise IOError(f"staged file {item.path} is missing and was never committed")
+                raise OSError(f"staged file {item.path} is missing and was never committed")
             table = fs.read_parquet(final, columns=["uuid"])
             uuids = set(table.column("uuid").to_pylist())
             in_run |= uuids
@@ -286,5 +287,5 @@ def commit_dead_letters(dead_letter_uri: str, staged: StagedFile, run_id: str) -
     if fs.exists(staged.path):
         fs.rename(staged.path, final)
     elif not fs.exists(final):
-        raise IOError(f"staged dead-letter file {staged.path} is missing and was never committed")
+        raise OSError(f"staged dead-letter file {staged.path} is missing and was never committed")
     return final

@@ -15,7 +15,7 @@ batches of ``batch_size`` lines or ``batch_bytes`` bytes, whichever comes first.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -35,7 +35,7 @@ class FileRange(NamedTuple):
 
     path: str
     start: int
-    end: Optional[int]
+    end: int | None
     document: bool  # maybe one pretty-printed JSON document: read whole
 
 
@@ -125,7 +125,7 @@ class _ReadRangeFn(beam.DoFn):
                 if number == 1 and start == 0 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
                 positions.append(number if start == 0 else line_start)
-                payloads.append(line)
+                payloads.append(line.rstrip(b"\r\n"))
                 size += len(line)
                 if len(payloads) >= batch_size or size >= batch_bytes:
                     yield RawBatch(path, kind, positions, payloads)

@@ -15,7 +15,8 @@ dead-letter record with a clear reason; nothing raises.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Iterator, Optional
+from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
 
 from transforms import jsonio
 from transforms.records import ParsedEvent, RawBatch, dead_letter
@@ -134,16 +135,32 @@ def validate(candidate: Any) -> tuple[str, str, _dt.datetime]:
     return uuid, event_type, published_datetime(candidate["published"])
 
 
-def decode_batch(
-    batch: RawBatch, max_payload_bytes: int = 16 * 1024 * 1024
-) -> tuple[list[ParsedEvent], list[dict], int]:
-    """Decode every payload of a batch.
+class Decoded(NamedTuple):
+    events: list  # ParsedEvent, only of the selected types
+    dead_letters: list
+    read: int  # event candidates found; a bad payload counts as one
+    filtered: int  # valid events of types the selection does not keep
 
-    Returns ``(events, dead_letters, read)`` where ``read`` counts every event
-    candidate found (a bad payload counts as one), so that
-    ``read == len(events) + len(dead_letters)`` always holds.
+    # read == len(events) + len(dead_letters) + filtered, always
+
+
+def decode_batch(
+    batch: RawBatch,
+    max_payload_bytes: int = 16 * 1024 * 1024,
+    selection: Callable[[str], bool] | None = None,
+    prepare: Callable[[dict], Any] | None = None,
+) -> Decoded:
+    """Decode and validate every payload of a batch, keeping the selected types.
+
+    Selecting here, not in a later step, matters for speed: an event that is
+    dropped at once is freed at once, while a thousand decoded events kept
+    alive for a later step cost half again as much to decode (allocator
+    growth and cache misses, measured). For the same reason ``prepare`` (the
+    flattener's field extraction) runs on each kept event right away; what
+    it returns, or the exception it raises, travels in ``ParsedEvent.prepared``.
     """
     events: list[ParsedEvent] = []
+    filtered = 0
     dead: list[dict] = []
     read = 0
     origin = batch.origin
@@ -170,7 +187,11 @@ def decode_batch(
                 dead.append(_invalid(exc, _line(payload), document, origin, f"{kind} {pos}",
                                      context, max_payload_bytes))
                 continue
-            append(ParsedEvent(document, uuid, event_type, published, payload, origin, kind, pos, None))
+            if selection is not None and not selection(event_type):
+                filtered += 1
+                continue
+            append(ParsedEvent(document, uuid, event_type, published, payload, origin, kind, pos, None,
+                               _prepared(prepare, document)))
             continue
         try:
             for index, (candidate, whole) in enumerate(unwrap(document)):
@@ -182,9 +203,12 @@ def decode_batch(
                     dead.append(_invalid(exc, _line(payload) if whole else candidate, candidate,
                                          origin, where, context, max_payload_bytes))
                     continue
+                if selection is not None and not selection(event_type):
+                    filtered += 1
+                    continue
                 append(ParsedEvent(candidate, uuid, event_type, published,
                                    payload if whole else None, origin, kind, pos,
-                                   None if whole else index))
+                                   None if whole else index, _prepared(prepare, candidate)))
         except InvalidEvent as exc:  # a malformed envelope: one dead letter for all of it
             read += 1
             dead.append(
@@ -192,7 +216,16 @@ def decode_batch(
                             position=f"{kind} {pos}", context=context,
                             max_payload_bytes=max_payload_bytes)
             )
-    return events, dead, read
+    return Decoded(events, dead, read, filtered)
+
+
+def _prepared(prepare, event: dict):
+    if prepare is None:
+        return None
+    try:
+        return prepare(event)
+    except Exception as exc:  # noqa: BLE001 - handed to the flattener, which dead-letters it
+        return exc
 
 
 def _invalid(exc, payload, candidate, origin, where, context, max_payload_bytes) -> dict:
@@ -203,7 +236,7 @@ def _invalid(exc, payload, candidate, origin, where, context, max_payload_bytes)
     )
 
 
-def _str_or_none(candidate: Any, key: str) -> Optional[str]:
+def _str_or_none(candidate: Any, key: str) -> str | None:
     if isinstance(candidate, dict):
         value = candidate.get(key)
         if isinstance(value, str):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Iterable
 
 import pyarrow as pa
 
 from schemas.arrow import file_schema
-from schemas.fields import COLUMNS, EVENT_COLUMNS, TARGET_COLUMNS, Column
+from schemas.fields import EVENT_COLUMNS, TARGET_COLUMNS, Column
 from transforms import jsonio
 from transforms.decode import _json_type
 from transforms.records import ParsedEvent, PartitionKey, dead_letter
@@ -35,17 +36,19 @@ _EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uui
 class WrongType(ValueError):
     """A documented field holds a value of the wrong JSON type."""
 
-    def __init__(self, path: str, expected: str, value: Any):
-        super().__init__(path, expected, value)
+    def __init__(self, path: str, expected: str, value: Any, nullable: bool = True):
+        super().__init__(path, expected, value, nullable)
         self.path, self.expected, self.got = path, expected, _json_type(value)
+        self.nullable = nullable
 
-    def at(self, prefix: str) -> "WrongType":
-        error = WrongType(prefix + self.path, self.expected, None)
+    def at(self, prefix: str) -> WrongType:
+        error = WrongType(prefix + self.path, self.expected, None, self.nullable)
         error.got = self.got
         return error
 
     def __str__(self) -> str:
-        return f"'{self.path}' must be {self.expected} or null, got {self.got}"
+        allowed = f"{self.expected} or null" if self.nullable else self.expected
+        return f"'{self.path}' must be {allowed}, got {self.got}"
 
 
 class Flattened(NamedTuple):
@@ -132,7 +135,15 @@ class Flattener:
             raise PartitionNameError(
                 f"'eventType' {parsed.event_type[:80]!r} has characters that cannot name a partition"
             )
-        event = parsed.event
+        prepared = parsed.prepared
+        if prepared is None:
+            return self.prepare(parsed.event)
+        if isinstance(prepared, Exception):
+            raise prepared
+        return prepared
+
+    def prepare(self, event: dict) -> tuple[tuple, list[tuple]]:
+        """Extract an event's values (no partition check): safe to run at decode time."""
         values = self._extract_event(event)
         target = event.get("target")
         if target is None or target == []:
@@ -143,7 +154,7 @@ class Flattener:
         extract = self._extract_target
         for i, entry in enumerate(target):
             if type(entry) is not dict:
-                raise WrongType(f"target[{i}]", "an object", entry)
+                raise WrongType(f"target[{i}]", "an object", entry, nullable=False)
             try:
                 rows.append((i,) + extract(entry))
             except WrongType as exc:

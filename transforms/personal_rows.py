@@ -4,7 +4,7 @@ Each transform is pure (no I/O) and can be tested with ``beam.Create`` and
 ``assert_that``. Dead letters leave every stage on the ``dead_letter``
 tagged output; :class:`PersonalEventsToRows` joins them into one collection.
 
-    RawBatch --ParseEvents--> EventBatch --SelectEventTypes--> EventBatch
+    RawBatch --ParseEvents (decode, validate, select)--> EventBatch
              --FlattenTargets--> RowBatch (one lake partition's rows)
 
 Cyclic garbage collection is paused during a bundle (see
@@ -28,12 +28,17 @@ DEAD_LETTER = "dead_letter"
 
 
 class _ParseEventsFn(beam.DoFn):
-    def __init__(self, max_payload_bytes: int, progress_interval: float):
+    def __init__(self, selection: EventTypeSelection, max_payload_bytes: int, progress_interval: float,
+                 prepare_rows: bool):
+        self.selection = selection
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
+        self.prepare_rows = prepare_rows
 
     def setup(self):
+        self._prepare = Flattener().prepare if self.prepare_rows else None
         self._read = counter("events_read")
+        self._filtered = counter("filtered_out")
         self._dead = counter("dead_letters")
         self._dead_by_stage = {s: dead_letter_counter(s) for s in (STAGE_DECODE, STAGE_VALIDATE)}
         progress.enable(self.progress_interval)
@@ -47,8 +52,11 @@ class _ParseEventsFn(beam.DoFn):
 
     def process(self, batch):
         self._collector.between_batches()
-        events, dead, read = decode_batch(batch, self.max_payload_bytes)
+        events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, self.selection,
+                                                    self._prepare)
         self._read.inc(read)
+        if filtered:
+            self._filtered.inc(filtered)
         progress.record(read=read)
         if dead:
             self._dead.inc(len(dead))
@@ -60,47 +68,30 @@ class _ParseEventsFn(beam.DoFn):
 
 
 class ParseEvents(beam.PTransform):
-    """``RawBatch`` -> ``EventBatch``; undecodable or invalid input -> ``dead_letter``."""
+    """``RawBatch`` -> ``EventBatch`` of the selected event types.
 
-    def __init__(self, max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0):
+    Undecodable or invalid input goes to ``dead_letter``; valid events of
+    other types are counted as ``filtered_out`` and dropped on the spot (see
+    :func:`transforms.decode.decode_batch` for why selection happens here).
+    With ``prepare_rows`` the documented fields are also extracted right
+    away, for :class:`FlattenTargets` to use (same reason: a hot cache).
+    """
+
+    def __init__(self, event_types: str = DEFAULT_EVENT_TYPES,
+                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
+                 prepare_rows: bool = False):
         super().__init__()
+        self.selection = EventTypeSelection.parse(event_types)
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
+        self.prepare_rows = prepare_rows
 
     def expand(self, batches):
         return batches | beam.ParDo(
-            _ParseEventsFn(self.max_payload_bytes, self.progress_interval)
+            _ParseEventsFn(self.selection, self.max_payload_bytes, self.progress_interval,
+                           self.prepare_rows)
         ).with_input_types(RawBatch).with_output_types(EventBatch).with_outputs(
             DEAD_LETTER, main="events")
-
-
-class _SelectFn(beam.DoFn):
-    def __init__(self, selection: EventTypeSelection):
-        self.selection = selection
-
-    def setup(self):
-        self._filtered = counter("filtered_out")
-        self._selected = counter("events_selected")
-
-    def process(self, batch):
-        selected = [e for e in batch.events if self.selection(e.event_type)]
-        if len(selected) != len(batch.events):
-            self._filtered.inc(len(batch.events) - len(selected))
-        if selected:
-            self._selected.inc(len(selected))
-            yield EventBatch(selected)
-
-
-class SelectEventTypes(beam.PTransform):
-    """Keep the events whose type matches the selection (default ``personal.*``)."""
-
-    def __init__(self, event_types: str = DEFAULT_EVENT_TYPES):
-        super().__init__()
-        self.selection = EventTypeSelection.parse(event_types)
-
-    def expand(self, batches):
-        return batches | beam.ParDo(_SelectFn(self.selection)).with_input_types(
-            EventBatch).with_output_types(EventBatch)
 
 
 class _FlattenFn(beam.DoFn):
@@ -163,8 +154,8 @@ class PersonalEventsToRows(beam.PTransform):
         self.progress_interval = progress_interval
 
     def expand(self, batches):
-        parsed = batches | "ParseEvents" >> ParseEvents(self.max_payload_bytes, self.progress_interval)
-        selected = parsed.events | "SelectEventTypes" >> SelectEventTypes(self.event_types)
-        flat = selected | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes)
+        parsed = batches | "ParseEvents" >> ParseEvents(
+            self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True)
+        flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
         return flat.rows, dead

@@ -15,7 +15,7 @@ transform here takes and gives batches.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 
 class RawBatch:
@@ -29,7 +29,7 @@ class RawBatch:
     """
 
     def __init__(self, origin: str, position_kind: str, positions: list, payloads: list,
-                 context: Optional[dict] = None):
+                 context: dict | None = None):
         self.origin = origin
         self.position_kind = position_kind
         self.positions = positions
@@ -71,7 +71,7 @@ class EventBatch:
 class RowBatch:
     """Flattened rows of one lake partition (``table`` follows :mod:`schemas.arrow`)."""
 
-    def __init__(self, partition: "PartitionKey", table, events: int):
+    def __init__(self, partition: PartitionKey, table, events: int):
         self.partition = partition
         self.table = table
         self.events = events
@@ -99,11 +99,14 @@ class ParsedEvent(NamedTuple):
     uuid: str
     event_type: str
     published: _dt.datetime  # timezone-aware, UTC
-    raw: Optional[bytes]  # the whole payload, when the event was one (JSON Lines)
+    raw: bytes | None  # the whole payload, when the event was one (JSON Lines)
     origin: str
     position_kind: str
     position: Any
-    index: Optional[int]  # place inside an array or envelope, None for a whole payload
+    index: int | None  # place inside an array or envelope, None for a whole payload
+    #: The flattener's extraction, done at decode time while the event is still
+    #: in the CPU cache (a tuple), or the error it raised; None when not done.
+    prepared: Any = None
 
     @property
     def published_us(self) -> int:
@@ -118,7 +121,7 @@ class ParsedEvent(NamedTuple):
         text = f"{self.position_kind} {self.position}"
         return text if self.index is None else f"{text} event {self.index}"
 
-    def raw_text(self) -> Optional[bytes]:
+    def raw_text(self) -> bytes | None:
         """The original JSON text, trimmed, or None when the event came out of a container."""
         if self.raw is None:
             return None
@@ -147,9 +150,9 @@ def dead_letter(
     payload: Any,
     origin: str = "",
     position: str = "",
-    uuid: Optional[str] = None,
-    event_type: Optional[str] = None,
-    context: Optional[dict] = None,
+    uuid: str | None = None,
+    event_type: str | None = None,
+    context: dict | None = None,
     max_payload_bytes: int = 16 * 1024 * 1024,
 ) -> dict:
     """A dead-letter record: why, where, and the original input.

@@ -22,7 +22,7 @@ class EventTypeSelection:
     exact: frozenset[str]
 
     @classmethod
-    def parse(cls, spec: str) -> "EventTypeSelection":
+    def parse(cls, spec: str) -> EventTypeSelection:
         patterns = [p.strip() for p in (spec or "").split(",") if p.strip()]
         if not patterns:
             raise ValueError("--event_types must list at least one event type or prefix*")

@@ -1,0 +1,1 @@
+"""Benchmarks: numbers printed with the machine they were measured on (see RESULTS.md)."""

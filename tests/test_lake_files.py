@@ -1,0 +1,108 @@
+"""The lake's write protocol: bounded staging, then insert-if-absent commits per partition."""
+
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.arrow import file_schema
+from sinks import fs
+from sinks.lake_files import (
+    DeadLetterStager,
+    PartitionStager,
+    commit_dead_letters,
+    commit_partition,
+    final_name,
+)
+from tests.flatten_helpers import table_of
+from transforms.records import PartitionKey
+
+KEY = PartitionKey("2026-03-01", "personal.user.app_migration.export")
+
+
+def stage(tmp_path, *tables, **kwargs):
+    stager = PartitionStager(str(tmp_path / "_staging" / "run"), file_schema(), **kwargs)
+    dups = sum(stager.add(KEY, t) for t in tables)
+    return stager.close(), dups
+
+
+def test_stager_writes_one_file_per_partition_and_drops_repeats(tmp_path):
+    staged, dups = stage(tmp_path, table_of(["a", "b"], targets=2), table_of(["b", "c"], targets=2))
+    assert dups == 1
+    assert len(staged) == 1
+    table = pq.read_table(staged[0].path)
+    assert sorted(set(table.column("uuid").to_pylist())) == ["a", "b", "c"]
+    assert table.num_rows == staged[0].rows == 6
+    assert staged[0].events == 3
+
+
+def test_stager_rolls_files_and_flushes_under_memory_pressure(tmp_path):
+    tables = [table_of([f"e{i}-{j}" for j in range(50)]) for i in range(10)]
+    staged, _ = stage(tmp_path, *tables, row_group_bytes=1, max_buffer_bytes=1, max_file_rows=120)
+    assert sum(s.rows for s in staged) == 500
+    assert all(s.rows <= 150 for s in staged)
+    assert len(staged) == 4
+
+
+def test_commit_moves_files_and_skips_uuids_already_in_the_lake(tmp_path):
+    lake = str(tmp_path / "lake")
+    staged, _ = stage(tmp_path, table_of(["a", "b"], targets=2))
+    first = commit_partition(lake, KEY, staged, "run1")
+    assert (first.events, first.rows, first.duplicates_in_lake) == (2, 4, 0)
+    assert not os.path.exists(staged[0].path)
+    assert os.listdir(os.path.join(lake, KEY.path())) == [final_name("run1", staged[0].path)]
+
+    staged2, _ = stage(tmp_path, table_of(["b", "c"], targets=2))
+    second = commit_partition(lake, KEY, staged2, "run2")
+    assert (second.events, second.rows, second.duplicates_in_lake) == (1, 2, 1)
+    rows = pq.read_table(os.path.join(lake, KEY.path())).column("uuid").to_pylist()
+    assert sorted(rows) == ["a", "a", "b", "b", "c", "c"]
+
+    staged3, _ = stage(tmp_path, table_of(["a", "c"]))
+    third = commit_partition(lake, KEY, staged3, "run3")
+    assert (third.events, third.files, third.duplicates_in_lake) == (0, [], 2)
+    assert not os.path.exists(staged3[0].path)
+
+
+def test_commit_across_two_staged_files_of_one_run(tmp_path):
+    lake = str(tmp_path / "lake")
+    one, _ = stage(tmp_path, table_of(["a", "b"]))
+    two, _ = stage(tmp_path, table_of(["b", "c"]))
+    result = commit_partition(lake, KEY, one + two, "run")
+    assert (result.events, result.duplicates_in_run, len(result.files)) == (3, 1, 2)
+
+
+def test_commit_run_again_after_a_crash_counts_but_does_not_duplicate(tmp_path):
+    lake = str(tmp_path / "lake")
+    staged, _ = stage(tmp_path, table_of(["a", "b"]))
+    commit_partition(lake, KEY, staged, "run")
+    again = commit_partition(lake, KEY, staged, "run")  # a retried bundle
+    assert (again.events, again.rows, again.duplicates_in_lake) == (2, 2, 0)
+    assert len(os.listdir(os.path.join(lake, KEY.path()))) == 1
+
+
+def test_commit_refuses_a_lost_staged_file(tmp_path):
+    staged, _ = stage(tmp_path, table_of(["a"]))
+    os.remove(staged[0].path)
+    with pytest.raises(IOError, match="missing and was never committed"):
+        commit_partition(str(tmp_path / "lake"), KEY, staged, "run")
+
+
+def test_commit_refuses_a_foreign_file_in_a_partition(tmp_path):
+    lake = tmp_path / "lake"
+    folder = lake / KEY.path()
+    folder.mkdir(parents=True)
+    (folder / "not-ours.parquet").write_bytes(b"PAR1 garbage")
+    staged, _ = stage(tmp_path, table_of(["a"]))
+    with pytest.raises(IOError, match="cannot read the uuid column"):
+        commit_partition(str(lake), KEY, staged, "run")
+
+
+def test_dead_letters_are_staged_then_committed_once(tmp_path):
+    stager = DeadLetterStager(str(tmp_path / "_staging" / "run"))
+    for i in range(3):
+        stager.add({"error": "bad", "stage": "decode", "payload": f"line {i}"})
+    [staged] = stager.close()
+    final = commit_dead_letters(str(tmp_path / "dlq"), staged, "run")
+    assert commit_dead_letters(str(tmp_path / "dlq"), staged, "run") == final  # idempotent
+    assert len(fs.read_bytes(final).splitlines()) == 3
