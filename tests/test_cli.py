@@ -70,3 +70,14 @@ def test_progress_lines_are_printed_unless_quiet(tmp_path):
                            timeout=300)
     assert quiet.returncode == 0
     assert "progress" not in quiet.stderr
+
+
+def test_dead_letters_can_go_elsewhere(tmp_path):
+    export = write_jsonl(tmp_path / "e.jsonl", ["not json", {"uuid": "u", "eventType": "personal.x",
+                                                              "published": "2026-03-01T00:00:00Z"}])
+    run = run_pipeline(f"--input={export}", f"--output={tmp_path}/lake", f"--dead_letter={tmp_path}/dlq",
+                       "--run_id=r1")
+    assert run.code == 0
+    [path] = (tmp_path / "dlq" / "r1").glob("*.jsonl")
+    assert "not valid JSON" in path.read_text()
+    assert not (tmp_path / "lake" / "_dead_letter").exists()
