@@ -14,6 +14,8 @@ RUNTIME = [
     "orjson==3.13.0",
     "requests==2.34.2",
     "urllib3==2.8.0",
+    "PyJWT==2.15.1",
+    "cryptography==50.0.2",
 ]
 
 EXTRAS = {
@@ -25,6 +27,7 @@ EXTRAS = {
         "pytest-xdist==3.8.0",
         "hypothesis==6.170.17",
         "ruff==0.17.6",
+        "okta==3.4.6",
     ],
 }
 
@@ -35,7 +38,8 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
                                     "schemas", "schemas.*", "sources", "sources.*",
-                                    "sinks", "sinks.*", "eventgen", "eventgen.*"]),
+                                    "sinks", "sinks.*", "eventgen", "eventgen.*",
+                                    "okta_client", "okta_client.*", "emulator", "emulator.*"]),
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["okta-personal-lake=pipeline.main:main"]},
