@@ -21,6 +21,7 @@ import sys
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import (
+    DirectOptions,
     PipelineOptions,
     StandardOptions,
     _BeamArgumentParser,
@@ -32,8 +33,13 @@ from schemas.arrow import file_schema
 from sinks import fs
 from sinks.lake import WriteLake
 from sinks.lake_files import DEFAULT_DEAD_LETTER_DIR
+from okta_client.urls import normalise_org_url
+from pipeline.options import parse_duration, parse_time
 from sources.files import ReadExportedFiles
+from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
+from sources.okta_config import OktaSettings
 from transforms.personal_rows import PersonalEventsToRows
+from transforms.selection import EventTypeSelection
 
 LOCAL_RUNNERS = {"fnapirunner", "directrunner", "bundlebaseddirectrunner", "switchingdirectrunner",
                  "prismrunner"}
@@ -71,6 +77,40 @@ def is_local_runner(options: PipelineOptions) -> bool:
     return name.lower() in LOCAL_RUNNERS or name.lower() + "runner" in LOCAL_RUNNERS
 
 
+def okta_settings(options: LakeOptions) -> OktaSettings:
+    selection = EventTypeSelection.parse(options.event_types)
+    return OktaSettings(
+        org_url=normalise_org_url(options.okta_org_url),
+        token_file=options.okta_token_file,
+        client_id=options.okta_client_id,
+        private_key_file=options.okta_private_key_file,
+        key_id=options.okta_key_id,
+        scopes=tuple(options.okta_scopes.split()),
+        dpop=options.okta_dpop,
+        rate_share=options.okta_rate_share,
+        page_limit=options.okta_page_limit,
+        filter=selection.scim_filter() if options.okta_filter_pushdown else "",
+    )
+
+
+def read_source(pipeline: beam.Pipeline, options: LakeOptions, run_id: str):
+    """(RawBatch pages, cursor PCollection or None, manifest description)."""
+    if options.source == "file":
+        batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(
+            input_patterns(options), batch_size=options.batch_size)
+        return batches, None, {"input": input_patterns(options)}
+    settings = okta_settings(options)
+    described = {"okta": settings.describe(), "filter": settings.filter}
+    if options.since:
+        since, until = parse_time(options.since, "--since"), parse_time(options.until, "--until")
+        batches = pipeline | "ReadSystemLogRange" >> ReadSystemLogRange(
+            settings, since, until, parse_duration(options.slice, "--slice"))
+        return batches, None, {**described, "since": options.since, "until": options.until}
+    tail = pipeline | "ReadSystemLogTail" >> ReadSystemLogTail(
+        settings, options.state, parse_duration(options.lookback, "--lookback"), run_id)
+    return tail.pages, tail[CURSOR], {**described, "state": options.state}
+
+
 def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at: str):
     """Wire the batch pipeline; returns the PCollection holding the run manifest."""
     lake = options.output.rstrip("/")
@@ -79,17 +119,19 @@ def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at
     if not is_local_runner(options):
         progress_interval = 0  # workers log elsewhere; Beam's own monitoring shows progress
 
-    batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(
-        input_patterns(options), batch_size=options.batch_size)
+    batches, cursors, described = read_source(pipeline, options, run_id)
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
         options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
         progress_interval)
-    return (rows, dead) | "WriteLake" >> WriteLake(
+    manifest = (rows, dead) | "WriteLake" >> WriteLake(
         lake, dead_letter, run_id, file_schema(options.raw_event),
         compression=options.compression, started_at=started_at,
-        description={"source": options.source, "input": input_patterns(options),
+        description={"source": options.source, **described,
                      "event_types": options.event_types, "dead_letter": dead_letter},
     )
+    if cursors is not None:
+        cursors | "StoreCursor" >> StoreCursor(options.state, manifest)
+    return manifest
 
 
 def print_help() -> None:
@@ -147,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         # Beam's default tries to download the Prism runner first; offline that fails
         # after a delay. Pick the in-process portable runner on purpose.
         standard.runner = "FnApiRunner"
+        direct = pipeline_options.view_as(DirectOptions)
+        if options.source == "okta" and "--direct_num_workers" not in " ".join(argv):
+            # API reads wait on the network: threads let several slices be in flight.
+            direct.direct_running_mode = "multi_threading"
+            direct.direct_num_workers = 4
     fs_options_set(pipeline_options)
 
     started = _dt.datetime.now(_dt.timezone.utc)

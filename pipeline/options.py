@@ -9,12 +9,14 @@ Templates pass every parameter as ``--name=value``).
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
-SOURCES = ("file",)
+SOURCES = ("file", "okta")
 
 
 def str2bool(value) -> bool:
@@ -40,7 +42,8 @@ class LakeOptions(PipelineOptions):
         group = parser.add_argument_group("Okta Personal lake")
         group.add_argument(
             "--source", choices=SOURCES, default="file",
-            help="Where events come from: file (replay exported System Log files).")
+            help="Where events come from: file (replay exported System Log files) or okta (the "
+                 "System Log API: a --since/--until backfill, or an incremental run from --state).")
         group.add_argument(
             "--input", action="append", default=None,
             help="Glob of exported files to replay (local, gs://, s3://); JSON Lines (.gz too), "
@@ -79,6 +82,49 @@ class LakeOptions(PipelineOptions):
             help="Seconds between progress lines on stderr in local runs (0 turns them off).")
         _bool_flag(group, "--quiet", False, "No progress lines; only errors and the summary.")
 
+        okta = parser.add_argument_group("Okta System Log API (--source=okta)")
+        okta.add_argument(
+            "--okta_org_url",
+            help="The org, e.g. https://acme.okta.com (https required; http only for a loopback test server).")
+        okta.add_argument(
+            "--since",
+            help="Backfill start, RFC 3339 (e.g. 2026-11-01T00:00:00Z); at most 180 days back. "
+                 "With --until: read exactly [since, until).")
+        okta.add_argument("--until", help="Backfill end, RFC 3339, exclusive; must be after --since.")
+        okta.add_argument(
+            "--slice", default="1h",
+            help="Length of the time slices a backfill is cut into and read in parallel (e.g. 15m, 1h, 1d).")
+        okta.add_argument(
+            "--state",
+            help="Cursor file for incremental runs (local path, gs://, s3://). Without --since, a run resumes "
+                 "the polling chain from it, reads until caught up, commits the lake, then stores the new "
+                 "cursor.")
+        okta.add_argument(
+            "--lookback", default="7d",
+            help="How far back the first incremental run starts when --state holds no cursor yet.")
+        okta.add_argument(
+            "--okta_rate_share", type=float, default=1.0,
+            help="Largest share of the org's /api/v1/logs rate limit this pipeline may use (0-1], so other "
+                 "integrations keep working, e.g. 0.5.")
+        okta.add_argument(
+            "--okta_token_file",
+            help="File (local, gs://, s3://) holding the SSWS API token. Default: the OKTA_API_TOKEN "
+                 "environment variable. Tokens are never accepted as option values.")
+        okta.add_argument(
+            "--okta_client_id",
+            help="OAuth 2.0 service app client id: use private_key_jwt instead of an API token.")
+        okta.add_argument(
+            "--okta_private_key_file",
+            help="The service app's private key, PEM or JWK (local, gs://, s3://). Default: the "
+                 "OKTA_OAUTH_PRIVATE_KEY environment variable.")
+        okta.add_argument("--okta_key_id", help="The kid of the service app's key (optional for a JWK with kid).")
+        okta.add_argument("--okta_scopes", default="okta.logs.read", help="OAuth scopes, space separated.")
+        _bool_flag(okta, "--okta_dpop", False, "The service app requires DPoP-bound tokens (RFC 9449).")
+        _bool_flag(okta, "--okta_filter_pushdown", True,
+                   "Send the --event_types selection to Okta as a SCIM filter (the pipeline checks types "
+                   "again either way).")
+        okta.add_argument("--okta_page_limit", type=int, default=1000, help="Events per page asked of Okta (1-1000).")
+
 
 def input_patterns(options: LakeOptions) -> list[str]:
     patterns: list[str] = []
@@ -94,6 +140,8 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append("--output is required: the lake folder or gs:// / s3:// URI to write to")
     if options.source == "file" and not input_patterns(options):
         errors.append("--input is required with --source=file: a glob of exported System Log files")
+    if options.source == "okta":
+        errors += validate_okta(options)
     try:
         EventTypeSelection.parse(options.event_types)
     except ValueError as exc:
@@ -109,7 +157,120 @@ def validate(options: LakeOptions) -> list[str]:
     return errors
 
 
-def _safe_name(value: str) -> bool:
-    import re
+MAX_SINCE_DAYS = 180  # Okta answers 400 E0000053 beyond this
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+
+def parse_duration(text: str, name: str) -> _dt.timedelta:
+    match = _DURATION.match((text or "").strip().lower())
+    if not match:
+        raise ValueError(f"{name} must be a duration like 30s, 15m, 1h or 7d, got {text!r}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{name} must be longer than zero")
+    return _dt.timedelta(seconds=seconds)
+
+
+def parse_time(text: str, name: str) -> _dt.datetime:
+    from transforms.decode import InvalidEvent, published_datetime
+
+    try:
+        return published_datetime(text)
+    except InvalidEvent:
+        raise ValueError(f"{name} must be an RFC 3339 time like 2026-11-01T00:00:00Z, got {text!r}") from None
+
+
+def validate_okta(options: LakeOptions, now: _dt.datetime | None = None) -> list[str]:
+    from okta_client.errors import UnsafeUrl
+    from okta_client.urls import normalise_org_url
+
+    errors: list[str] = []
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    if not options.okta_org_url:
+        errors.append("--okta_org_url is required with --source=okta, e.g. https://acme.okta.com")
+    else:
+        try:
+            normalise_org_url(options.okta_org_url)
+        except UnsafeUrl as exc:
+            errors.append(f"--okta_org_url: {exc}")
+    for name, value in (("--slice", options.slice), ("--lookback", options.lookback)):
+        try:
+            parse_duration(value, name)
+        except ValueError as exc:
+            errors.append(str(exc))
+    since = until = None
+    for name, value in (("--since", options.since), ("--until", options.until)):
+        if value:
+            try:
+                parsed = parse_time(value, name)
+            except ValueError as exc:
+                errors.append(str(exc))
+                continue
+            if name == "--since":
+                since = parsed
+            else:
+                until = parsed
+    if since and now - since > _dt.timedelta(days=MAX_SINCE_DAYS):
+        errors.append(f"--since {options.since} is more than {MAX_SINCE_DAYS} days back: Okta refuses it "
+                      "(E0000053), and keeps only 90 days of events")
+    if since and until and until <= since:
+        errors.append(f"--until {options.until} must be after --since {options.since}")
+    if options.until and not options.since:
+        errors.append("--until needs --since (a backfill reads [since, until))")
+    if not options.since and not options.state:
+        errors.append("--source=okta needs either --since/--until (a backfill) or --state (an incremental run)")
+    if options.since and not options.until and not errors:
+        errors.append("--since needs --until for a backfill; for an open-ended tail use --state")
+    if not options.since:
+        try:
+            if parse_duration(options.lookback, "--lookback") > _dt.timedelta(days=MAX_SINCE_DAYS):
+                errors.append(f"--lookback may be at most {MAX_SINCE_DAYS} days (Okta's limit for since)")
+        except ValueError:
+            pass
+    if not 0 < options.okta_rate_share <= 1:
+        errors.append(f"--okta_rate_share must be more than 0 and at most 1, got {options.okta_rate_share}")
+    if not 1 <= options.okta_page_limit <= 1000:
+        errors.append(f"--okta_page_limit must be between 1 and 1000, got {options.okta_page_limit}")
+    if options.okta_private_key_file and not options.okta_client_id:
+        errors.append("--okta_private_key_file needs --okta_client_id (OAuth)")
+    if options.okta_client_id and options.okta_token_file:
+        errors.append("give either --okta_client_id (OAuth) or --okta_token_file (API token), not both")
+    errors += _credential_problems(options)
+    return errors
+
+
+def _credential_problems(options: LakeOptions) -> list[str]:
+    """Are the credentials where the options say? (Checked here; read again by each worker.)"""
+    import os
+
+    from sources.okta_config import PRIVATE_KEY_ENV, TOKEN_ENV
+
+    if options.okta_client_id:
+        if options.okta_private_key_file:
+            return _readable(options.okta_private_key_file, "--okta_private_key_file")
+        if not os.environ.get(PRIVATE_KEY_ENV, "").strip():
+            return [f"OAuth needs the private key: --okta_private_key_file or the {PRIVATE_KEY_ENV} variable"]
+        return []
+    if options.okta_token_file:
+        return _readable(options.okta_token_file, "--okta_token_file")
+    if not os.environ.get(TOKEN_ENV, "").strip():
+        return [f"no Okta credentials: set {TOKEN_ENV}, or give --okta_token_file, or "
+                "--okta_client_id with a private key"]
+    return []
+
+
+def _readable(path: str, name: str) -> list[str]:
+    from okta_client.errors import ConfigurationError
+    from sources.okta_config import read_secret_file
+
+    try:
+        if not read_secret_file(path):
+            return [f"{name} {path} is empty"]
+    except ConfigurationError as exc:
+        return [f"{name}: {exc}"]
+    return []
+
+
+def _safe_name(value: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", value))

@@ -23,6 +23,15 @@ COUNTERS = {
     "files_written": "Parquet files committed",
 }
 
+#: Counters of the Okta API source, printed when a run used it.
+API_COUNTERS = {
+    "okta_pages": "pages read from /api/v1/logs",
+    "okta_retries": "requests retried (network errors, cut-off bodies, 5xx)",
+    "okta_throttled": "429 answers waited out",
+    "okta_slice_splits": "time slices split after Okta's query timeout (E0000009)",
+    "cursor_stored": "polling cursor stored after the lake commit",
+}
+
 
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)
