@@ -12,7 +12,7 @@ EVENTS ?= 20000
 N      ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format bench clean
+.PHONY: help venv run run-files test lint format bench bench-backfill clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,7 +25,10 @@ $(STAMP): setup.py
 
 venv: $(STAMP) ## Create .venv and install the package with its test tools
 
-run: $(STAMP) ## Generate a sample export, run the pipeline into ./lake, show the summary and a DuckDB query
+run: $(STAMP) ## Start the local System Log server, backfill 3 days from it into ./lake, show the summary and DuckDB
+	$(PY) -m pipeline.demo --events $(EVENTS) --output $(LAKE)
+
+run-files: $(STAMP) ## Generate a sample export file and replay it into ./lake (the file source)
 	$(PY) -m eventgen --events $(EVENTS) --output $(SAMPLE)
 	$(PY) -m pipeline --source=file --input=$(SAMPLE) --output=$(LAKE)
 	$(PY) -m pipeline.lake_report $(LAKE)
@@ -41,6 +44,9 @@ format: $(STAMP) ## Format the code (ruff)
 
 bench: $(STAMP) ## Benchmark the pipeline against plain pyarrow (N events, default 200000)
 	$(PY) -m bench.batch_throughput --events $(N)
+
+bench-backfill: $(STAMP) ## Backfill events/min through a 120 requests/min limit (about 8 minutes)
+	$(PY) -m bench.backfill_throughput
 
 clean: ## Remove the sample, the lake and build leftovers (keeps .venv)
 	rm -rf $(LAKE) sample .pytest_cache build *.egg-info

@@ -7,10 +7,12 @@ environment variable, never from a flag value (flags show up in ``ps``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from emulator.config import EmulatorConfig
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
     net.add_argument("--port", type=int, default=defaults.port, help="port; 0 picks a free one (default 0)")
     net.add_argument("--ready-file", metavar="PATH", help="write the base URL to PATH once listening")
+    net.add_argument("--stats-file", metavar="PATH",
+                     help="on exit, write what /api/v1/logs saw (each request's time and status) as JSON")
 
     data = parser.add_argument_group("events")
     data.add_argument("--events-file", metavar="PATH", help="JSON Lines file of LogEvents to serve (.gz too)")
@@ -107,6 +111,18 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     return config
 
 
+def write_stats(server: SystemLogServer, path: str) -> None:
+    """What the server saw, as JSON: per request its arrival (seconds since the first) and status."""
+    stats = server.stats
+    first = stats.records[0].at if stats.records else 0.0
+    to_epoch = time.time() - time.monotonic()  # records carry monotonic times; windows are epoch-aligned
+    data = {"requests": stats.requests, "by_status": {str(k): v for k, v in stats.by_status.items()},
+            "token_requests": stats.token_requests,
+            "records": [{"at": round(r.at - first, 4), "epoch": round(r.at + to_epoch, 4), "status": r.status}
+                        for r in stats.records]}
+    Path(path).write_text(json.dumps(data))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -134,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
     finally:
         server.stop()
+        if args.stats_file:
+            write_stats(server, args.stats_file)
     print("stopped", file=sys.stderr)
     return 0
 

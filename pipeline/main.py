@@ -28,6 +28,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline.options import LakeOptions, input_patterns, validate
+from pipeline.quiet import beam_tracebacks_hidden
 from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
 from sinks import fs
@@ -165,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     if "--help" in argv or "-h" in argv:
         print_help()
         return 0
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
     problems = unknown_flags(argv)
     try:
         pipeline_options = PipelineOptions(argv)
@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Run `python -m pipeline --help` for every option.", file=sys.stderr)
         return 2
 
+    # Beam logs a worker failure with its whole traceback; we print the cause as one line instead.
+    logging.getLogger("apache_beam").setLevel(logging.WARNING if options.verbose else logging.CRITICAL)
     standard = pipeline_options.view_as(StandardOptions)
     if standard.runner is None:
         # Beam's default tries to download the Prism runner first; offline that fails
@@ -201,8 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     options.run_id = run_id
     pipeline = beam.Pipeline(options=pipeline_options)
     build(pipeline, options, run_id, started.isoformat())
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        with beam_tracebacks_hidden(not options.verbose):
+            result = pipeline.run()
+            result.wait_until_finish()
+    except Exception as exc:  # noqa: BLE001 - a failed run is reported as one line, not a Beam traceback
+        print(f"error: the run failed (no cursor was stored; rerunning is safe): {failure_reason(exc)}",
+              file=sys.stderr)
+        return 1
 
     lake = options.output.rstrip("/")
     summary = RunSummary.collect(result, lake, run_id, started)
@@ -212,6 +220,25 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The error a user can act on: our own errors from under Beam's wrapping, else the first line."""
+    from okta_client.errors import ConfigurationError, OktaApiError
+
+    seen, current = set(), exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OktaApiError, ConfigurationError)):
+            return f"{current.__class__.__name__}: {str(current).splitlines()[0]}"
+        current = current.__cause__ or current.__context__
+    text = str(exc).strip()
+    for line in text.splitlines():
+        for marker in ("OktaApiError: ", "QueryTimeout: ", "ResponseTooLarge: ", "ConfigurationError: "):
+            if marker in line:
+                return line[line.index(marker):].split(" [while running")[0]
+    first = text.splitlines()[0] if text else ""
+    return f"{exc.__class__.__name__}: {first}"[:500]
 
 
 def fs_options_set(pipeline_options: PipelineOptions) -> None:

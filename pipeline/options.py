@@ -81,6 +81,9 @@ class LakeOptions(PipelineOptions):
             "--progress_interval", type=float, default=10.0,
             help="Seconds between progress lines on stderr in local runs (0 turns them off).")
         _bool_flag(group, "--quiet", False, "No progress lines; only errors and the summary.")
+        _bool_flag(group, "--verbose", False,
+                   "Also show Beam's own log lines (warnings, worker tracebacks); by default a failed run "
+                   "prints one line naming the cause.")
 
         okta = parser.add_argument_group("Okta System Log API (--source=okta)")
         okta.add_argument(

@@ -174,7 +174,7 @@ class ReadSystemLogTail(beam.PTransform):
             | "Start" >> beam.Create([None])
             | "PollUntilCaughtUp" >> beam.ParDo(
                 _PollUntilCaughtUpFn(self.settings, self.state_uri, self.lookback, self.run_id)
-            ).with_outputs(CURSOR, main="pages")
+            ).with_output_types(RawBatch).with_outputs(CURSOR, main="pages")
         )
 
 
