@@ -12,7 +12,7 @@ EVENTS ?= 20000
 N      ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-files test lint format bench bench-backfill clean
+.PHONY: help venv run run-streaming run-files test lint format bench bench-backfill clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ venv: $(STAMP) ## Create .venv and install the package with its test tools
 
 run: $(STAMP) ## Start the local System Log server, backfill 3 days from it into ./lake, show the summary and DuckDB
 	$(PY) -m pipeline.demo --events $(EVENTS) --output $(LAKE)
+
+run-streaming: $(STAMP) ## Tail the local System Log server for 2 minutes while it appends events, a line per window
+	$(PY) -m pipeline.demo --streaming --minutes 2 --output $(LAKE)-streaming
 
 run-files: $(STAMP) ## Generate a sample export file and replay it into ./lake (the file source)
 	$(PY) -m eventgen --events $(EVENTS) --output $(SAMPLE)

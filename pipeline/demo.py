@@ -7,6 +7,11 @@
    --source=okta --since ... --until ...``), the token passed the way users
    pass theirs (the ``OKTA_API_TOKEN`` variable);
 3. stops the server and shows the lake with DuckDB.
+
+With ``--streaming`` (``make run-streaming``) the server keeps appending
+events (a few persisted late) and the pipeline tails it (``--streaming
+--source=okta --state ...``) for ``--minutes``, printing a line per
+committed window, before the same report.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from pipeline.lake_report import report
 from sources.okta import rfc3339
 
 
-def start_server(events: int, days: int, token_file: Path, ready_file: Path, rate_limit: int) -> subprocess.Popen:
+def start_server(events: int, days: int, token_file: Path, ready_file: Path, rate_limit: int,
+                 extra: tuple = ()) -> subprocess.Popen:
     command = [sys.executable, "-m", "emulator", "--generate", str(events), "--days", str(days),
                "--seed", "7", "--port", "0", "--token-file", str(token_file), "--ready-file", str(ready_file),
-               "--rate-limit", str(rate_limit)]
+               "--rate-limit", str(rate_limit), *extra]
     server = subprocess.Popen(command)
     deadline = time.monotonic() + 120
     while not ready_file.exists() or not ready_file.read_text().strip():
@@ -47,7 +53,12 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=int, default=3, help="days they are spread over (default 3)")
     parser.add_argument("--rate_limit", type=int, default=600, help="server's requests per minute (default 600)")
     parser.add_argument("--output", default="lake", help="lake folder (default ./lake)")
+    parser.add_argument("--streaming", action="store_true", help="tail the server while it appends events")
+    parser.add_argument("--minutes", type=float, default=2.0, help="how long to tail with --streaming (default 2)")
+    parser.add_argument("--append_rate", type=float, default=20.0, help="events/s appended with --streaming")
     args = parser.parse_args(argv)
+    if args.streaming:
+        return streaming(args)
 
     with tempfile.TemporaryDirectory(prefix="okta-demo-") as tmp:
         token = secrets.token_urlsafe(24)
@@ -63,6 +74,32 @@ def main(argv=None) -> int:
             command = [sys.executable, "-m", "pipeline", "--source=okta", f"--okta_org_url={url}",
                        f"--since={rfc3339(since)}", f"--until={rfc3339(until)}", "--slice=6h",
                        f"--output={args.output}"]
+            print("$ " + " ".join(command), flush=True)
+            run = subprocess.run(command, env={**os.environ, "OKTA_API_TOKEN": token})
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    if run.returncode != 0:
+        return run.returncode
+    print(report(args.output))
+    return 0
+
+
+def streaming(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="okta-demo-") as tmp:
+        token = secrets.token_urlsafe(24)
+        token_file = Path(tmp) / "token"
+        token_file.write_text(token)
+        ready = Path(tmp) / "ready"
+        server = start_server(args.events, args.days, token_file, ready, args.rate_limit,
+                              ("--append-rate", str(args.append_rate), "--late-fraction", "0.05",
+                               "--late-seconds", "45"))
+        try:
+            url = ready.read_text().strip()
+            command = [sys.executable, "-m", "pipeline", "--streaming", "--source=okta", f"--okta_org_url={url}",
+                       f"--state={Path(args.output).resolve()}-cursor.json", f"--output={args.output}",
+                       f"--lookback={args.days}d", "--window=30s", "--poll_interval=5s",
+                       f"--stop_after={int(args.minutes * 60)}s"]
             print("$ " + " ".join(command), flush=True)
             run = subprocess.run(command, env={**os.environ, "OKTA_API_TOKEN": token})
         finally:

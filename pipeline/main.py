@@ -39,6 +39,10 @@ from pipeline.options import parse_duration, parse_time
 from sources.files import ReadExportedFiles
 from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
 from sources.okta_config import OktaSettings
+from sources.okta_stream import TailSettings, TailSystemLogToLake
+from sources.okta_stream import run_locally as run_tail_locally
+from sources.pubsub import ReadPubSubBatches
+from sinks.stream_lake import WriteLakeWindows
 from transforms.personal_rows import PersonalEventsToRows
 from transforms.selection import EventTypeSelection
 
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     # Beam logs a worker failure with its whole traceback; we print the cause as one line instead.
     logging.getLogger("apache_beam").setLevel(logging.WARNING if options.verbose else logging.CRITICAL)
     standard = pipeline_options.view_as(StandardOptions)
+    if standard.streaming:
+        return run_streaming(pipeline_options, options)
     if standard.runner is None:
         # Beam's default tries to download the Prism runner first; offline that fails
         # after a delay. Pick the in-process portable runner on purpose.
@@ -220,6 +226,101 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def tail_settings(options: LakeOptions, job: str) -> TailSettings:
+    lake = options.output.rstrip("/")
+    return TailSettings(
+        state_uri=options.state, lookback=parse_duration(options.lookback, "--lookback"),
+        poll_interval=parse_duration(options.poll_interval, "--poll_interval").total_seconds(),
+        window=parse_duration(options.window, "--window").total_seconds(),
+        dedupe_horizon=parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds(),
+        lake=lake, dead_letter=(options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/"),
+        job=job, event_types=options.event_types, raw_event=options.raw_event, compression=options.compression,
+        max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet)
+
+
+def tail_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
+    """The Okta tail on this machine: the same tail code as the Dataflow DoFn, driven by a plain loop."""
+    try:
+        run_tail_locally(okta_settings(options), tail_settings(options, job), stop_after)
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        print(f"error: the streaming run failed (committed windows are final; the cursor points after the last "
+              f"one): {failure_reason(exc)}", file=sys.stderr, flush=True)
+        return 1
+    print(f"stopped {job}: every window committed so far is in {options.output}; rows of the open window are "
+          "read again by the next run", file=sys.stderr, flush=True)
+    return 0
+
+
+def build_streaming(pipeline: beam.Pipeline, options: LakeOptions, job: str) -> None:
+    """Wire a streaming job: the Okta tail (commits inside the tail) or Pub/Sub -> windowed lake writes."""
+    lake = options.output.rstrip("/")
+    dead_letter = (options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/")
+    window = parse_duration(options.window, "--window").total_seconds()
+    horizon = parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds()
+    if options.source == "okta":
+        tail = tail_settings(options, job)
+        pipeline | "TailSystemLog" >> TailSystemLogToLake(okta_settings(options), tail)
+        return
+    batches = pipeline | "ReadPubSub" >> ReadPubSubBatches(
+        options.subscription, options.id_label, options.timestamp_attribute)
+    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
+        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0)
+    (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(
+        lake, dead_letter, job, file_schema(options.raw_event), window_seconds=window,
+        dedupe_horizon_seconds=horizon, compression=options.compression, quiet=options.quiet)
+
+
+def run_streaming(pipeline_options: PipelineOptions, options: LakeOptions) -> int:
+    """Run until stopped (Ctrl-C, SIGTERM, or --stop_after); every committed window is final."""
+    import os
+    import threading
+    import time
+
+    standard = pipeline_options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = "DirectRunner"  # falls back to the BundleBasedDirectRunner for streaming, offline too
+    fs_options_set(pipeline_options)
+    job = options.run_id or new_run_id()
+    options.run_id = job
+    described = options.subscription if options.source == "pubsub" else options.okta_org_url
+    print(f"streaming {job}: {options.source} {described} -> {options.output} (windows of {options.window})",
+          file=sys.stderr, flush=True)
+    stop_after = parse_duration(options.stop_after, "--stop_after").total_seconds() if options.stop_after else None
+    if options.source == "okta" and is_local_runner(options):
+        return tail_locally(options, job, stop_after)
+    pipeline = beam.Pipeline(options=pipeline_options)
+    build_streaming(pipeline, options, job)
+    failure: list = []
+
+    def run() -> None:
+        try:
+            with beam_tracebacks_hidden(not options.verbose):
+                result = pipeline.run()
+                result.wait_until_finish()
+        except Exception as exc:  # noqa: BLE001
+            failure.append(exc)
+
+    runner = threading.Thread(target=run, name="pipeline", daemon=True)
+    runner.start()
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+    try:
+        while runner.is_alive() and (deadline is None or time.monotonic() < deadline):
+            runner.join(timeout=0.5)
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()
+    if failure:
+        print(f"error: the streaming run failed (committed windows are final; the cursor points after the last "
+              f"one): {failure_reason(failure[0])}", file=sys.stderr, flush=True)
+        os._exit(1)
+    print(f"stopped {job}: every window committed so far is in {options.output}; rows of the open window are "
+          "read again by the next run", file=sys.stderr, flush=True)
+    # The local streaming runner has no prompt way to stop its worker threads.
+    os._exit(0)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
-SOURCES = ("file", "okta")
+SOURCES = ("file", "okta", "pubsub")
 
 
 def str2bool(value) -> bool:
@@ -42,8 +42,9 @@ class LakeOptions(PipelineOptions):
         group = parser.add_argument_group("Okta Personal lake")
         group.add_argument(
             "--source", choices=SOURCES, default="file",
-            help="Where events come from: file (replay exported System Log files) or okta (the "
-                 "System Log API: a --since/--until backfill, or an incremental run from --state).")
+            help="Where events come from: file (replay exported System Log files), okta (the System Log "
+                 "API: a --since/--until backfill, an incremental run from --state, or with --streaming a "
+                 "continuous tail) or pubsub (a Pub/Sub subscription, with --streaming).")
         group.add_argument(
             "--input", action="append", default=None,
             help="Glob of exported files to replay (local, gs://, s3://); JSON Lines (.gz too), "
@@ -128,6 +129,34 @@ class LakeOptions(PipelineOptions):
                    "again either way).")
         okta.add_argument("--okta_page_limit", type=int, default=1000, help="Events per page asked of Okta (1-1000).")
 
+        stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
+        stream.add_argument(
+            "--subscription",
+            help="Pub/Sub subscription to read, projects/PROJECT/subscriptions/NAME (--source=pubsub). A "
+                 "message holds a LogEvent, a JSON array of them, an Event Hook or an EventBridge envelope.")
+        stream.add_argument(
+            "--id_label",
+            help="Pub/Sub attribute with a unique message id, for Dataflow's own dedupe (the local runner "
+                 "does not support it).")
+        stream.add_argument(
+            "--timestamp_attribute",
+            help="Pub/Sub attribute holding the event time (RFC 3339 or epoch ms); default: publish time.")
+        stream.add_argument(
+            "--window", default="5m",
+            help="Length of the lake's write windows in streaming (e.g. 1m, 5m): each window's rows are "
+                 "committed as files named after it.")
+        stream.add_argument(
+            "--poll_interval", default="60s",
+            help="How long the Okta tail waits after an empty page (caught up) before polling again.")
+        stream.add_argument(
+            "--dedupe_horizon", default="24h",
+            help="How long a stream remembers the uuids it wrote, to drop repeats early; repeats older than "
+                 "that are still dropped when their window commits (insert-if-absent).")
+        stream.add_argument(
+            "--stop_after", default=None,
+            help="Stop a streaming run after this long (e.g. 2m), for demos and tests; uncommitted rows are "
+                 "read again by the next run. Default: run until stopped.")
+
 
 def input_patterns(options: LakeOptions) -> list[str]:
     patterns: list[str] = []
@@ -143,8 +172,15 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append("--output is required: the lake folder or gs:// / s3:// URI to write to")
     if options.source == "file" and not input_patterns(options):
         errors.append("--input is required with --source=file: a glob of exported System Log files")
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    streaming = bool(options.view_as(StandardOptions).streaming)
+    if streaming:
+        errors += validate_streaming(options)
+    elif options.source == "pubsub":
+        errors.append("--source=pubsub needs --streaming")
     if options.source == "okta":
-        errors += validate_okta(options)
+        errors += validate_okta(options, streaming=streaming)
     try:
         EventTypeSelection.parse(options.event_types)
     except ValueError as exc:
@@ -184,7 +220,41 @@ def parse_time(text: str, name: str) -> _dt.datetime:
         raise ValueError(f"{name} must be an RFC 3339 time like 2026-11-01T00:00:00Z, got {text!r}") from None
 
 
-def validate_okta(options: LakeOptions, now: _dt.datetime | None = None) -> list[str]:
+def validate_streaming(options: LakeOptions) -> list[str]:
+    from sources.pubsub import SUBSCRIPTION_FORMAT, parse_subscription
+
+    errors: list[str] = []
+    if options.source == "file":
+        errors.append("--streaming needs --source=okta (tail the System Log) or --source=pubsub")
+    if options.source == "pubsub" and not parse_subscription(options.subscription or ""):
+        errors.append(f"--subscription is required with --source=pubsub, as {SUBSCRIPTION_FORMAT}"
+                      + (f", not {options.subscription!r}" if options.subscription else ""))
+    if options.source == "okta":
+        if options.since or options.until:
+            errors.append("--since/--until are for backfills; a --streaming tail starts from --state "
+                          "(or --lookback back on its first run)")
+        if not options.state:
+            errors.append("--streaming with --source=okta needs --state: the cursor is stored there after each "
+                          "committed window, so a restart resumes without loss")
+    durations = {}
+    for name, value in (("--window", options.window), ("--poll_interval", options.poll_interval),
+                        ("--dedupe_horizon", options.dedupe_horizon), ("--stop_after", options.stop_after)):
+        least = 1
+        if value is None:
+            continue
+        try:
+            durations[name] = parse_duration(value, name).total_seconds()
+        except ValueError as exc:
+            errors.append(str(exc))
+            continue
+        if durations[name] < least:
+            errors.append(f"{name} must be at least {least} s")
+    if durations.get("--dedupe_horizon", 1e9) < durations.get("--window", 0):
+        errors.append("--dedupe_horizon must be at least one --window")
+    return errors
+
+
+def validate_okta(options: LakeOptions, now: _dt.datetime | None = None, streaming: bool = False) -> list[str]:
     from okta_client.errors import UnsafeUrl
     from okta_client.urls import normalise_org_url
 
@@ -221,9 +291,9 @@ def validate_okta(options: LakeOptions, now: _dt.datetime | None = None) -> list
         errors.append(f"--until {options.until} must be after --since {options.since}")
     if options.until and not options.since:
         errors.append("--until needs --since (a backfill reads [since, until))")
-    if not options.since and not options.state:
+    if not options.since and not options.state and not streaming:
         errors.append("--source=okta needs either --since/--until (a backfill) or --state (an incremental run)")
-    if options.since and not options.until and not errors:
+    if options.since and not options.until and not errors and not streaming:
         errors.append("--since needs --until for a backfill; for an open-ended tail use --state")
     if not options.since:
         try:

@@ -133,6 +133,16 @@ class ReadSystemLogRange(beam.PTransform):
         )
 
 
+def starting_url(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> str:
+    """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run."""
+    state = okta_state.load(state_uri)
+    if state is not None:
+        state.check_matches(settings.org_url, settings.filter, state_uri)
+        return state.next_url
+    since = _dt.datetime.now(UTC) - lookback
+    return client.first_url(since=rfc3339(since), filter=settings.filter or None, limit=settings.page_limit)
+
+
 class _PollUntilCaughtUpFn(beam.DoFn):
     def __init__(self, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta, run_id: str):
         self.settings, self.state_uri, self.lookback, self.run_id = settings, state_uri, lookback, run_id
@@ -142,14 +152,7 @@ class _PollUntilCaughtUpFn(beam.DoFn):
         self._metrics = _ApiMetrics()
 
     def process(self, _):
-        state = okta_state.load(self.state_uri)
-        if state is not None:
-            state.check_matches(self.settings.org_url, self.settings.filter, self.state_uri)
-            url = state.next_url
-        else:
-            since = _dt.datetime.now(UTC) - self.lookback
-            url = self._client.first_url(since=rfc3339(since), filter=self.settings.filter or None,
-                                         limit=self.settings.page_limit)
+        url = starting_url(self._client, self.settings, self.state_uri, self.lookback)
         next_url = url
         for number, page in enumerate(self._client.polling_pages(url)):
             self._metrics.pages.inc()

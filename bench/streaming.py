@@ -1,0 +1,203 @@
+"""Streaming benchmarks: the Okta tail's end-to-end latency and memory, and Pub/Sub throughput.
+
+    python -m bench.streaming tail [--minutes 10] [--rate 20] [--window 30s] [--poll 5s]
+    python -m bench.streaming pubsub [--events 50000]
+
+``tail``: starts the local System Log server appending ``--rate`` events/s
+(published = persisted = now), tails it with ``--streaming --source=okta``
+for ``--minutes``, samples the pipeline's RSS every 10 s, then computes each
+committed event's latency: the committed file's modification time minus the
+event's persistence time. Target: p95 within window + poll interval + 10 s,
+RSS flat.
+
+``pubsub``: publishes ``--events`` one-event messages (all personal) to
+Google's Pub/Sub emulator, then runs ``--streaming --source=pubsub`` and
+reports events/s from the pipeline's start to the last row committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+from bench.machine import describe
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def committed(lake: Path) -> list[tuple[str, float, float]]:
+    """(uuid, published epoch s, file mtime) for every row of the lake."""
+    out = []
+    for path in lake.glob("event_date=*/event_type=*/*.parquet"):
+        mtime = path.stat().st_mtime
+        table = ds.dataset(str(path), format="parquet").to_table(columns=["uuid", "published"])
+        for uuid, published in zip(table.column("uuid").to_pylist(), table.column("published").to_pylist()):
+            out.append((uuid, published.timestamp(), mtime))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_tail(args) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tail-"))
+    token = secrets.token_urlsafe(24)
+    (tmp / "token").write_text(token)
+    server = subprocess.Popen([sys.executable, "-m", "emulator", "--generate", "0", "--append-rate", str(args.rate),
+                               "--personal-share", "0.5", "--token-file", str(tmp / "token"), "--ready-file",
+                               str(tmp / "ready"), "--rate-limit", "600"], cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        while not (tmp / "ready").exists():
+            time.sleep(0.2)
+        url = (tmp / "ready").read_text().strip()
+        lake = tmp / "lake"
+        started = time.time()
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", "--streaming", "--source=okta",
+                                f"--okta_org_url={url}", f"--state={tmp / 'cursor.json'}", f"--output={lake}",
+                                f"--window={args.window}", f"--poll_interval={args.poll}", "--lookback=1h",
+                                f"--stop_after={int(args.minutes * 60)}s"], cwd=REPO,
+                               env={**os.environ, "OKTA_API_TOKEN": token}, stderr=subprocess.DEVNULL)
+        samples = []
+        while run.poll() is None:
+            samples.append((round(time.time() - started), rss_mb(run.pid)))
+            time.sleep(10)
+        rows = committed(lake)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # Events published before the tail started are a backlog, not latency.
+    latencies = [mtime - published for _, published, mtime in rows if published >= started + 5]
+    window_s = _seconds(args.window)
+    poll_s = _seconds(args.poll)
+    rss = [mb for _, mb in samples if mb == mb]
+    minute = {t // 60: mb for t, mb in samples}
+    result = {
+        "minutes": args.minutes, "append_rate": args.rate, "window": args.window, "poll": args.poll,
+        "rows": len(rows), "events": len({u for u, _, _ in rows}),
+        "latency_p50_s": round(percentile(latencies, 0.5), 1), "latency_p95_s": round(percentile(latencies, 0.95), 1),
+        "latency_max_s": round(max(latencies), 1), "target_s": window_s + poll_s + 10,
+        "rss_mb_by_minute": {int(k): round(v) for k, v in sorted(minute.items())},
+        "rss_peak_mb": round(max(rss)),
+    }
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+    print(f"tail: latency p50 {result['latency_p50_s']} s, p95 {result['latency_p95_s']} s (target <= "
+          f"{result['target_s']:g} s = window + poll + 10 s); RSS by minute {result['rss_mb_by_minute']} MB")
+
+
+def _seconds(text: str) -> float:
+    from pipeline.options import parse_duration
+
+    return parse_duration(text, "duration").total_seconds()
+
+
+def bench_pubsub(args) -> None:
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import _pubsub_emulator_command
+
+    command = _pubsub_emulator_command()
+    if command is None:
+        raise SystemExit("the Pub/Sub emulator is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pubsub-"))
+    log = tmp / "emulator.log"
+    emulator = subprocess.Popen([*command, "--host=127.0.0.1", f"--port={port}"], stdout=log.open("wb"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while "Server started" not in log.read_text(errors="replace"):
+            time.sleep(0.2)
+        os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+        from google.cloud import pubsub_v1
+
+        from eventgen import generated_events
+
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        topic = publisher.topic_path("okta-lake-bench", "events")
+        subscription = subscriber.subscription_path("okta-lake-bench", "events-sub")
+        publisher.create_topic(name=topic)
+        subscriber.create_subscription(name=subscription, topic=topic)
+        futures = []
+        for event in generated_events(args.events, seed=5, personal_share=1.0):
+            futures.append(publisher.publish(topic, json.dumps(event).encode()))
+        for future in futures:
+            future.result(timeout=120)
+        print(f"published {args.events:,} messages", flush=True)
+        lake = tmp / "lake"
+        started = time.monotonic()
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", "--streaming", "--source=pubsub",
+                                f"--subscription={subscription}", f"--output={lake}", "--window=10s", "--quiet"],
+                               cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL, start_new_session=True)
+        peak = 0.0
+        done_at = None
+        while time.monotonic() - started < args.timeout:
+            peak = max(peak, rss_mb(run.pid))
+            try:
+                events = len({u for u, _, _ in committed(lake)}) if lake.exists() else 0
+            except Exception:  # noqa: BLE001 - a file renamed while listed
+                events = -1
+            if events >= args.events:
+                done_at = time.monotonic()
+                break
+            time.sleep(2)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    finally:
+        os.killpg(emulator.pid, signal.SIGTERM)
+        emulator.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if done_at is None:
+        raise SystemExit(f"not every event was committed within {args.timeout} s")
+    seconds = done_at - started
+    print(json.dumps({"events": args.events, "seconds": round(seconds, 1), "events_per_s": round(args.events / seconds),
+                      "peak_rss_mb": round(peak)}))
+    print(f"pubsub: {args.events:,} one-event messages committed in {seconds:.1f} s from pipeline start = "
+          f"{args.events / seconds:,.0f} events/s (includes start-up and the last window's close); peak RSS "
+          f"{peak:.0f} MB")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.streaming", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    tail = sub.add_parser("tail")
+    tail.add_argument("--minutes", type=float, default=10)
+    tail.add_argument("--rate", type=float, default=20)
+    tail.add_argument("--window", default="30s")
+    tail.add_argument("--poll", default="5s")
+    pubsub = sub.add_parser("pubsub")
+    pubsub.add_argument("--events", type=int, default=50_000)
+    pubsub.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args(argv)
+    print(f"machine: {describe()}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", flush=True)
+    bench_tail(args) if args.what == "tail" else bench_pubsub(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Read a Pub/Sub subscription (Beam's ``ReadFromPubSub``) as ``RawBatch`` elements, one per message.
+
+A message may hold one LogEvent, a JSON array of them, an Okta Event Hook
+envelope (``data.events[]``) or an AWS EventBridge envelope from Okta Log
+Streaming (the event is ``detail``): the shared decoder unwraps all four, so
+nothing here parses JSON. Every dead letter of a message carries its message
+id and attributes. A bad message is acknowledged like any other (it is in the
+dead-letter output, not redelivered forever).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from transforms import coders  # noqa: F401  (registers the batch coders)
+from transforms.records import RawBatch
+
+SUBSCRIPTION_FORMAT = "projects/PROJECT/subscriptions/NAME"
+
+
+def parse_subscription(value: str) -> tuple[str, str] | None:
+    parts = (value or "").split("/")
+    if len(parts) == 4 and parts[0] == "projects" and parts[2] == "subscriptions" and parts[1] and parts[3]:
+        return parts[1], parts[3]
+    return None
+
+
+def message_batch(message, subscription: str) -> RawBatch:
+    """One Pub/Sub message as a batch of one payload, positioned by its message id."""
+    message_id = getattr(message, "message_id", None) or ""
+    attributes = dict(getattr(message, "attributes", None) or {})
+    context = {"message_id": message_id, "attributes": attributes}
+    publish_time = getattr(message, "publish_time", None)
+    if publish_time is not None:
+        context["publish_time"] = str(publish_time)
+    return RawBatch(subscription, "message", [message_id], [message.data or b""], context)
+
+
+class ReadPubSubBatches(beam.PTransform):
+    def __init__(self, subscription: str, id_label: str | None = None, timestamp_attribute: str | None = None):
+        super().__init__()
+        self.subscription, self.id_label, self.timestamp_attribute = subscription, id_label, timestamp_attribute
+
+    def expand(self, pbegin):
+        subscription = self.subscription
+        return (
+            pbegin
+            | "ReadFromPubSub" >> beam.io.ReadFromPubSub(
+                subscription=subscription, with_attributes=True, id_label=self.id_label or None,
+                timestamp_attribute=self.timestamp_attribute or None)
+            | "ToRawBatch" >> beam.Map(message_batch, subscription).with_output_types(RawBatch)
+        )

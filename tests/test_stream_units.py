@@ -1,0 +1,66 @@
+"""Streaming building blocks without a runner: the uuid horizon, window names, option checks."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from sinks.window_commit import window_id, window_start
+from sources.pubsub import parse_subscription
+from tests.helpers import run_pipeline
+from transforms.dedupe import RecentUuids
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def rows(*uuids):
+    return pa.table({"uuid": list(uuids), "target_index": list(range(len(uuids)))})
+
+
+def test_recent_uuids_drop_repeats_within_the_horizon_and_forget_after_it():
+    clock = Clock()
+    recent = RecentUuids(60, clock=clock)
+    kept, dropped = recent.keep_new(rows("a", "a", "b"))  # two targets of "a": both rows stay
+    assert kept.column("uuid").to_pylist() == ["a", "a", "b"] and dropped == 0
+    clock.now += 30
+    kept, dropped = recent.keep_new(rows("a", "c"))
+    assert kept.column("uuid").to_pylist() == ["c"] and dropped == 1
+    clock.now += 45  # "a" and "b" are 75 s old, "c" 45 s
+    kept, dropped = recent.keep_new(rows("a", "c"))
+    assert kept.column("uuid").to_pylist() == ["a"] and dropped == 1
+    assert len(recent) == 2  # memory is bounded by the horizon: "b" is gone
+
+
+def test_window_names_sort_and_say_when():
+    assert window_id(window_start(1795650301.7, 300)) == "w20261125T234500Z"
+    assert window_id(window_start(1795650299.0, 300)) < window_id(window_start(1795650301.0, 300))
+
+
+def test_subscription_paths():
+    assert parse_subscription("projects/p-1/subscriptions/okta") == ("p-1", "okta")
+    for bad in ("okta", "projects/p/topics/t", "projects//subscriptions/s", ""):
+        assert parse_subscription(bad) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source=pubsub", "--subscription=projects/p/subscriptions/s"], "--source=pubsub needs --streaming"),
+    (["--streaming", "--source=pubsub"], "--subscription is required"),
+    (["--streaming", "--source=pubsub", "--subscription=okta"], "not 'okta'"),
+    (["--streaming", "--source=file", "--input=x.jsonl"], "--streaming needs --source=okta"),
+    (["--streaming", "--source=okta", "--okta_org_url=https://acme.okta.com"], "needs --state"),
+    (["--streaming", "--source=okta", "--okta_org_url=https://acme.okta.com", "--state=/tmp/c.json",
+      "--since=2026-11-20T00:00:00Z"], "--since/--until are for backfills"),
+    (["--streaming", "--source=pubsub", "--subscription=projects/p/subscriptions/s", "--window=0s"], "--window"),
+    (["--streaming", "--source=pubsub", "--subscription=projects/p/subscriptions/s", "--window=1h",
+      "--dedupe_horizon=10m"], "at least one --window"),
+])
+def test_bad_streaming_options_are_refused_up_front(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("OKTA_API_TOKEN", "x")
+    run = run_pipeline(f"--output={tmp_path}", *args)
+    assert run.code == 2 and message in run.stderr, run.stderr
