@@ -9,7 +9,7 @@ Runtime dependencies are pinned exactly: a worker must run what was tested.
 from setuptools import find_packages, setup
 
 RUNTIME = [
-    "apache-beam[gcp]==2.77.0",
+    "apache-beam[gcp,aws]==2.77.0",  # gcp: GCS, Pub/Sub, BigQuery, Dataflow; aws: s3://
     "pyarrow==25.0.1",
     "orjson==3.13.0",
     "requests==2.34.2",
@@ -28,6 +28,8 @@ EXTRAS = {
         "hypothesis==6.170.17",
         "ruff==0.17.6",
         "okta==3.4.6",
+        "gcp-storage-emulator==2026.7.19",
+        "moto[server]==5.2.5",
     ],
 }
 
