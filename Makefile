@@ -10,9 +10,11 @@ SAMPLE := sample/okta-export.jsonl.gz
 LAKE   := lake
 EVENTS ?= 20000
 N      ?= 200000
+REGION ?= us-central1
+IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-streaming run-files test lint format bench bench-backfill clean
+.PHONY: help venv run run-streaming run-files backfill template test lint format bench bench-backfill clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +37,16 @@ run-files: $(STAMP) ## Generate a sample export file and replay it into ./lake (
 	$(PY) -m eventgen --events $(EVENTS) --output $(SAMPLE)
 	$(PY) -m pipeline --source=file --input=$(SAMPLE) --output=$(LAKE)
 	$(PY) -m pipeline.lake_report $(LAKE)
+
+backfill: $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
+	@test -n "$(ORG)" -a -n "$(SINCE)" -a -n "$(UNTIL)" || { echo "usage: make backfill ORG=https://acme.okta.com SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [LAKE=lake]"; exit 2; }
+	$(PY) -m pipeline --source=okta --okta_org_url=$(ORG) --since=$(SINCE) --until=$(UNTIL) --output=$(LAKE)
+
+template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUCKET=b [REGION=r])
+	@test -n "$(PROJECT)" -a -n "$(BUCKET)" || { echo "usage: make template PROJECT=my-project BUCKET=my-bucket [REGION=us-central1]"; exit 2; }
+	gcloud builds submit --project=$(PROJECT) --region=$(REGION) --tag=$(IMAGE) .
+	gcloud dataflow flex-template build gs://$(BUCKET)/templates/okta-personal-lake.json \
+	    --project=$(PROJECT) --image=$(IMAGE) --sdk-language=PYTHON --metadata-file=dataflow/metadata.json
 
 test: $(STAMP) ## Run the whole test suite (offline)
 	$(PY) -m pytest

@@ -1,9 +1,10 @@
-"""Generated parts of README.md: the option table and the output schema table.
+"""Files generated from the code: README.md's option and schema tables, and the Flex Template's metadata.
 
-``python -m pipeline.docs`` rewrites the blocks between the
+``python -m pipeline.docs`` rewrites the README blocks between the
 ``<!-- BEGIN GENERATED: name -->`` / ``<!-- END GENERATED: name -->``
-markers; ``python -m pipeline.docs --check`` fails when README.md is stale
-(a test runs it), so the README cannot drift from the code.
+markers and ``dataflow/metadata.json`` (every pipeline option with its help
+text and a validation regex); ``python -m pipeline.docs --check`` fails when
+either is stale (a test runs it), so neither can drift from the code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,25 @@ from schemas.arrow import _ARROW_TYPES
 from schemas.fields import COLUMNS, PARTITION_COLUMNS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+METADATA = Path(__file__).resolve().parent.parent / "dataflow" / "metadata.json"
+
+_NUMBER = r"^[0-9]+(\.[0-9]+)?$"
+_DURATION = r"^[0-9]+(\.[0-9]+)?[smhd]$"
+_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+_CLOUD_URI = r"^(gs|s3)://[a-z0-9][-_.a-z0-9]{1,221}(/.*)?$"
+_SECRET = r"^((gs|s3)://.+|projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?)$"
+_REGEXES = {
+    "input": r"^(gs|s3)://.+$",
+    "output": _CLOUD_URI, "dead_letter": _CLOUD_URI, "state": _CLOUD_URI,
+    "okta_token_file": _SECRET, "okta_private_key_file": _SECRET,
+    "okta_org_url": r"^https://[^/?#]+/?$",
+    "since": _TIME, "until": _TIME,
+    "slice": _DURATION, "lookback": _DURATION, "window": _DURATION, "poll_interval": _DURATION,
+    "dedupe_horizon": _DURATION, "stop_after": _DURATION,
+    "subscription": r"^projects/[^/]+/subscriptions/[^/]+$",
+    "event_types": r"^[A-Za-z0-9_.*]+(,[A-Za-z0-9_.*]+)*$",
+    "run_id": r"^[A-Za-z0-9_.-]+$",
+}
 
 
 def _cell(text: str) -> str:
@@ -57,6 +77,45 @@ def schema_table() -> str:
     return "\n".join(lines)
 
 
+def template_metadata() -> str:
+    """The Flex Template's metadata.json: one parameter per pipeline option, with a validation regex."""
+    import json
+
+    from pipeline.options import str2bool
+
+    parser = argparse.ArgumentParser(add_help=False)
+    LakeOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+    parameters = []
+    for action in parser._actions:
+        if not action.option_strings:
+            continue
+        name = action.option_strings[0].lstrip("-")
+        if action.choices:
+            regex = "^(" + "|".join(action.choices) + ")$"
+        elif action.type is str2bool:
+            regex = "^(true|false)$"
+        elif action.type is int:
+            regex = "^[0-9]+$"
+        elif action.type is float:
+            regex = _NUMBER
+        else:
+            regex = _REGEXES.get(name)
+        parameter = {"name": name, "label": name.replace("_", " ").capitalize(),
+                     "helpText": action.help + (f" Default: {action.default}." if action.default not in
+                                                (None, [], "") else ""),
+                     "isOptional": name != "output"}
+        if regex:
+            parameter["regexes"] = [regex]
+        parameters.append(parameter)
+    metadata = {
+        "name": "Okta Personal events to a Parquet lake",
+        "description": "Okta System Log personal.* events (backfill, incremental, streaming tail or Pub/Sub), "
+                       "flattened one row per target, into a Hive-partitioned Parquet lake on GCS or S3.",
+        "parameters": parameters,
+    }
+    return json.dumps(metadata, indent=2) + "\n"
+
+
 BLOCKS = {"options": options_table, "schema": schema_table}
 
 
@@ -76,12 +135,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     current = README.read_text()
     wanted = render(current)
+    metadata = template_metadata()
     if args.check:
-        if current != wanted:
-            print("README.md is stale: run `python -m pipeline.docs`", file=sys.stderr)
+        stale = [str(p.name) for p, ok in ((README, current == wanted),
+                                           (METADATA, METADATA.exists() and METADATA.read_text() == metadata))
+                 if not ok]
+        if stale:
+            print(f"{', '.join(stale)} stale: run `python -m pipeline.docs`", file=sys.stderr)
             return 1
         return 0
     README.write_text(wanted)
+    METADATA.parent.mkdir(exist_ok=True)
+    METADATA.write_text(metadata)
     return 0
 
 

@@ -209,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     options.run_id = run_id
     pipeline = beam.Pipeline(options=pipeline_options)
     build(pipeline, options, run_id, started.isoformat())
+    if not is_local_runner(options):
+        # Dataflow and other services: submit and return (a Flex Template launcher must not wait);
+        # the job's own counters are in the Dataflow UI, namespace okta_personal.
+        result = pipeline.run()
+        job = getattr(result, "job_id", None)
+        print(f"submitted run {run_id}" + (f" as job {job()}" if callable(job) else ""), file=sys.stderr)
+        return 0
     try:
         with beam_tracebacks_hidden(not options.verbose):
             result = pipeline.run()

@@ -112,14 +112,16 @@ class LakeOptions(PipelineOptions):
                  "integrations keep working, e.g. 0.5.")
         okta.add_argument(
             "--okta_token_file",
-            help="File (local, gs://, s3://) holding the SSWS API token. Default: the OKTA_API_TOKEN "
-                 "environment variable. Tokens are never accepted as option values.")
+            help="Where the SSWS API token is: a file (local, gs://, s3://) or a Secret Manager secret "
+                 "(projects/P/secrets/S[/versions/V]). Default: the OKTA_API_TOKEN environment variable. "
+                 "Tokens are never accepted as option values.")
         okta.add_argument(
             "--okta_client_id",
             help="OAuth 2.0 service app client id: use private_key_jwt instead of an API token.")
         okta.add_argument(
             "--okta_private_key_file",
-            help="The service app's private key, PEM or JWK (local, gs://, s3://). Default: the "
+            help="Where the service app's private key (PEM or JWK) is: a file (local, gs://, s3://) or a "
+                 "Secret Manager secret (projects/P/secrets/S[/versions/V]). Default: the "
                  "OKTA_OAUTH_PRIVATE_KEY environment variable.")
         okta.add_argument("--okta_key_id", help="The kid of the service app's key (optional for a JWK with kid).")
         okta.add_argument("--okta_scopes", default="okta.logs.read", help="OAuth scopes, space separated.")
