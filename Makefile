@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
+BQVENV := .venv-bq
+BQSTAMP := $(BQVENV)/.installed
 SAMPLE := sample/okta-export.jsonl.gz
 LAKE   := lake
 EVENTS ?= 20000
@@ -24,6 +26,14 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[local,test]'
 	touch $(STAMP)
+
+# bqemulator (the BigQuery stand-in the tests start) pins a DuckDB that differs from ours: its own venv.
+$(BQSTAMP):
+	test -x $(BQVENV)/bin/python || $(PYTHON) -m venv $(BQVENV)
+	$(BQVENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BQVENV)/bin/python -m pip install --quiet bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy==2.4.6
+	$(BQVENV)/bin/python -c "import duckdb, duckdb_extension_spatial, os; duckdb.connect().execute(\"INSTALL '\" + os.path.join(os.path.dirname(duckdb_extension_spatial.__file__), 'extensions', 'v1.5.5', 'spatial.duckdb_extension') + \"'\")"
+	touch $(BQSTAMP)
 
 venv: $(STAMP) ## Create .venv and install the package with its test tools
 
@@ -48,8 +58,8 @@ template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUC
 	gcloud dataflow flex-template build gs://$(BUCKET)/templates/okta-personal-lake.json \
 	    --project=$(PROJECT) --image=$(IMAGE) --sdk-language=PYTHON --metadata-file=dataflow/metadata.json
 
-test: $(STAMP) ## Run the whole test suite (offline)
-	$(PY) -m pytest
+test: $(STAMP) $(BQSTAMP) ## Run the whole test suite (offline)
+	$(PY) -m pytest -n 2
 
 lint: $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check .
@@ -64,4 +74,4 @@ bench-backfill: $(STAMP) ## Backfill events/min through a 120 requests/min limit
 	$(PY) -m bench.backfill_throughput
 
 clean: ## Remove the sample, the lake and build leftovers (keeps .venv)
-	rm -rf $(LAKE) sample .pytest_cache build *.egg-info
+	rm -rf $(LAKE) $(LAKE)-streaming $(LAKE)-streaming-cursor.json sample .pytest_cache build *.egg-info

@@ -1,4 +1,4 @@
-"""The Flex Template's entry point (``FLEX_TEMPLATE_PYTHON_PY_FILE``): ``python -m pipeline`` with the launch's options."""
+"""The Flex Template's entry point (``FLEX_TEMPLATE_PYTHON_PY_FILE``): ``python -m pipeline`` with its options."""
 
 import sys
 

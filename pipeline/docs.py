@@ -37,6 +37,7 @@ _REGEXES = {
     "subscription": r"^projects/[^/]+/subscriptions/[^/]+$",
     "event_types": r"^[A-Za-z0-9_.*]+(,[A-Za-z0-9_.*]+)*$",
     "run_id": r"^[A-Za-z0-9_.-]+$",
+    "bigquery_table": r"^[a-z][-a-z0-9.:]{4,61}[a-z0-9]:[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$",
 }
 
 

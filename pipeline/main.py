@@ -32,6 +32,7 @@ from pipeline.quiet import beam_tracebacks_hidden
 from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
 from sinks import fs
+from sinks.bigquery import merge_step
 from sinks.lake import WriteLake
 from sinks.lake_files import DEFAULT_DEAD_LETTER_DIR
 from okta_client.urls import normalise_org_url
@@ -134,9 +135,20 @@ def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at
         description={"source": options.source, **described,
                      "event_types": options.event_types, "dead_letter": dead_letter},
     )
+    if options.bigquery_table:
+        # After the lake commit; the cursor below then waits for BigQuery too.
+        manifest = manifest | "MergeIntoBigQuery" >> merge_step(bigquery_target(options), lake, run_id)
     if cursors is not None:
         cursors | "StoreCursor" >> StoreCursor(options.state, manifest)
     return manifest
+
+
+def bigquery_target(options: LakeOptions):
+    from sinks.bigquery import BigQueryTarget
+
+    if not options.bigquery_table:
+        return None
+    return BigQueryTarget(options.bigquery_table, options.raw_event, options.bigquery_endpoint)
 
 
 def print_help() -> None:
@@ -244,7 +256,8 @@ def tail_settings(options: LakeOptions, job: str) -> TailSettings:
         dedupe_horizon=parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds(),
         lake=lake, dead_letter=(options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/"),
         job=job, event_types=options.event_types, raw_event=options.raw_event, compression=options.compression,
-        max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet)
+        max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet,
+        bigquery=bigquery_target(options))
 
 
 def tail_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
@@ -278,7 +291,8 @@ def build_streaming(pipeline: beam.Pipeline, options: LakeOptions, job: str) -> 
         options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0)
     (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(
         lake, dead_letter, job, file_schema(options.raw_event), window_seconds=window,
-        dedupe_horizon_seconds=horizon, compression=options.compression, quiet=options.quiet)
+        dedupe_horizon_seconds=horizon, compression=options.compression, quiet=options.quiet,
+        bigquery=bigquery_target(options))
 
 
 def run_streaming(pipeline_options: PipelineOptions, options: LakeOptions) -> int:

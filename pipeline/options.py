@@ -131,6 +131,17 @@ class LakeOptions(PipelineOptions):
                    "again either way).")
         okta.add_argument("--okta_page_limit", type=int, default=1000, help="Events per page asked of Okta (1-1000).")
 
+        bq = parser.add_argument_group("BigQuery (optional, with or instead of reading the lake directly)")
+        bq.add_argument(
+            "--bigquery_table",
+            help="Also write the rows to this BigQuery table, PROJECT:DATASET.TABLE (created if missing: DAY "
+                 "partitioned on published, clustered by event_type and actor_id). Batch runs merge the "
+                 "touched lake partitions in with a load job + MERGE (no duplicates on reruns); streaming "
+                 "runs use streaming inserts.")
+        bq.add_argument(
+            "--bigquery_endpoint",
+            help="Base URL of a BigQuery emulator (tests, local trials); default: BigQuery itself.")
+
         stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
         stream.add_argument(
             "--subscription",
@@ -183,6 +194,11 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append("--source=pubsub needs --streaming")
     if options.source == "okta":
         errors += validate_okta(options, streaming=streaming)
+    if options.bigquery_table:
+        from sinks.bigquery import parse_table_spec
+
+        if not parse_table_spec(options.bigquery_table):
+            errors.append(f"--bigquery_table must look like PROJECT:DATASET.TABLE, not {options.bigquery_table!r}")
     try:
         EventTypeSelection.parse(options.event_types)
     except ValueError as exc:

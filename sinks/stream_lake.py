@@ -36,9 +36,10 @@ def _stamp_arrival(element):
 
 
 class _CommitFn(beam.DoFn):
-    def __init__(self, lake: str, dead_letter: str, job: str, schema, compression: str):
+    def __init__(self, lake: str, dead_letter: str, job: str, schema, compression: str, bigquery=None):
         self.lake, self.dead_letter, self.job, self.schema, self.compression = (
             lake, dead_letter, job, schema, compression)
+        self.bigquery = bigquery
 
     def setup(self):
         self._counters = {name: counter(name) for name in (
@@ -61,6 +62,10 @@ class _CommitFn(beam.DoFn):
             c["duplicates"].inc(result.duplicates_in_lake + result.duplicates_in_window)
             c["duplicates_in_lake"].inc(result.duplicates_in_lake)
             c["duplicates_in_run"].inc(result.duplicates_in_window)
+            if self.bigquery is not None and result.written:
+                from sources.okta_stream import stream_to_bigquery
+
+                stream_to_bigquery(self, window_id(start), self.schema, result)
         yield result
 
 
@@ -94,11 +99,12 @@ class WriteLakeWindows(beam.PTransform):
     """(rows, dead letters) of a stream -> per-window lake commits; returns the commit results."""
 
     def __init__(self, lake: str, dead_letter: str, job: str, schema, *, window_seconds: float,
-                 dedupe_horizon_seconds: float, compression: str, quiet: bool = False):
+                 dedupe_horizon_seconds: float, compression: str, quiet: bool = False, bigquery=None):
         super().__init__()
         self.lake, self.dead_letter, self.job, self.schema = lake, dead_letter, job, schema
         self.window_seconds, self.horizon, self.compression, self.quiet = (
             window_seconds, dedupe_horizon_seconds, compression, quiet)
+        self.bigquery = bigquery
 
     def expand(self, pcolls):
         rows, dead = pcolls
@@ -116,7 +122,7 @@ class WriteLakeWindows(beam.PTransform):
             | "WindowDeadLetters" >> beam.WindowInto(windows)
             | "DeadKey" >> beam.Map(lambda record: ("dead", record))
         )
-        commit = _CommitFn(self.lake, self.dead_letter, self.job, self.schema, self.compression)
+        commit = _CommitFn(self.lake, self.dead_letter, self.job, self.schema, self.compression, self.bigquery)
         committed_rows = keyed_rows | "GroupRows" >> beam.GroupByKey() | "CommitRows" >> beam.ParDo(commit)
         committed_dead = keyed_dead | "GroupDeadLetters" >> beam.GroupByKey() | "CommitDeadLetters" >> beam.ParDo(
             commit)

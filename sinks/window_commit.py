@@ -42,6 +42,7 @@ def window_start(now: float, length_seconds: float) -> float:
 class WindowCommit:
     window: str
     partitions: list = field(default_factory=list)  # partition paths written
+    written: list = field(default_factory=list)  # (partition path, file name) of every file committed
     files: int = 0
     rows: int = 0
     events: int = 0
@@ -69,6 +70,7 @@ def commit_window(lake: str, dead_letter_uri: str, window: str, job: str, schema
             commit = commit_partition(lake, key, by_partition[key], run_id, compression)
             if commit.files:
                 result.partitions.append(commit.partition)
+                result.written += [(commit.partition, name) for name in commit.files]
             result.files += len(commit.files)
             result.rows += commit.rows
             result.events += commit.events

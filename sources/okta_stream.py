@@ -59,11 +59,12 @@ class TailSettings:
 
     def __init__(self, *, state_uri: str, lookback: _dt.timedelta, poll_interval: float, window: float,
                  dedupe_horizon: float, lake: str, dead_letter: str, job: str, event_types: str,
-                 raw_event: bool, compression: str, max_payload_bytes: int, quiet: bool):
+                 raw_event: bool, compression: str, max_payload_bytes: int, quiet: bool, bigquery=None):
         self.state_uri, self.lookback, self.poll_interval, self.window = state_uri, lookback, poll_interval, window
         self.dedupe_horizon, self.lake, self.dead_letter, self.job = dedupe_horizon, lake, dead_letter, job
         self.event_types, self.raw_event, self.compression = event_types, raw_event, compression
         self.max_payload_bytes, self.quiet = max_payload_bytes, quiet
+        self.bigquery = bigquery  # sinks.bigquery.BigQueryTarget or None
 
 
 class OktaTail:
@@ -157,6 +158,8 @@ class OktaTail:
             c["duplicates_in_lake"].inc(result.duplicates_in_lake)
             c["duplicates_in_run"].inc(result.duplicates_in_window)
             c["windows_committed"].inc()
+            if self.tail.bigquery is not None and result.written:
+                stream_to_bigquery(self.tail, window_id(window), self._schema, result)
             self._report(window, result)
         if cursor and cursor != self._stored_cursor:
             okta_state.store(self.tail.state_uri, okta_state.CursorState(
@@ -179,6 +182,18 @@ class OktaTail:
     def close(self) -> None:
         # Uncommitted rows are dropped on purpose: the stored cursor still points before them.
         self._reset_buffer(None)
+
+
+def stream_to_bigquery(tail, window: str, schema, result) -> None:
+    """Streaming-insert a committed window's files; rows BigQuery refuses become the window's dead letters."""
+    from sinks.bigquery import stream_files
+
+    sent, refused = stream_files(tail.bigquery, tail.lake, result.written)
+    counter("bigquery_rows_streamed").inc(sent)
+    if refused:
+        commit_window(tail.lake, tail.dead_letter, window, tail.job, schema, (), refused, tail.compression)
+        counter("dead_letters").inc(len(refused))
+        result.dead_letters += len(refused)
 
 
 class _TailFn(beam.DoFn):

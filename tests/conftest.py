@@ -245,3 +245,22 @@ def s3_server(tmp_path_factory):
                "--s3_region_name=us-east-1"]
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(tmp_path_factory):
+    """bqemulator (from .venv-bq, which `make test` builds) on free ports; yields its REST endpoint."""
+    from tests.helpers import REPO
+
+    binary = REPO / ".venv-bq" / "bin" / "bqemulator"
+    if not binary.exists():
+        pytest.skip("bqemulator is not installed: `make test` builds .venv-bq")
+    rest, grpc = _free_port(), _free_port()
+    log = tmp_path_factory.mktemp("bq") / "bqemulator.log"
+    process, deadline = _start_server([str(binary), "start", "--rest-port", str(rest), "--grpc-port", str(grpc),
+                                       "--project", "okta-lake-test"], log, timeout=60)
+    try:
+        _wait_http(rest, process, deadline, log)
+        yield f"http://127.0.0.1:{rest}"
+    finally:
+        _stop(process)

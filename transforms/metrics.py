@@ -32,6 +32,13 @@ API_COUNTERS = {
     "cursor_stored": "polling cursor stored after the lake commit",
 }
 
+#: Counters of the BigQuery output, printed when a run wrote BigQuery.
+BIGQUERY_COUNTERS = {
+    "bigquery_rows_loaded": "rows of the touched lake partitions loaded into the staging table",
+    "bigquery_rows_inserted": "rows the MERGE added to the table (the rest were there already)",
+    "bigquery_rows_streamed": "rows sent with streaming inserts",
+}
+
 
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)
