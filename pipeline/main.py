@@ -16,6 +16,7 @@ import argparse
 import datetime as _dt
 import difflib
 import logging
+import re
 import secrets
 import sys
 
@@ -359,6 +360,10 @@ def failure_reason(exc: BaseException) -> str:
         for marker in ("OktaApiError: ", "QueryTimeout: ", "ResponseTooLarge: ", "ConfigurationError: "):
             if marker in line:
                 return line[line.index(marker):].split(" [while running")[0]
+    # A worker's exception arrives as the text of its traceback: its last "SomeError: message" line.
+    raised = [m.group(1) for m in re.finditer(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception): .+)$", text, re.M)]
+    if raised:
+        return raised[-1].split(" [while running")[0][:500]
     first = text.splitlines()[0] if text else ""
     return f"{exc.__class__.__name__}: {first}"[:500]
 

@@ -55,4 +55,7 @@ def load(uri: str) -> CursorState | None:
 
 def store(uri: str, state: CursorState) -> None:
     state.updated_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    fs.write_bytes(uri, jsonio.dumps(asdict(state)))
+    try:
+        fs.write_bytes(uri, jsonio.dumps(asdict(state)))
+    except Exception as exc:  # noqa: BLE001 - named, so the run's one error line says what to fix
+        raise OSError(f"cannot store the cursor in --state {uri}: {exc.__class__.__name__}: {exc}") from exc

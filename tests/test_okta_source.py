@@ -206,7 +206,21 @@ def _manifests(lake: Path) -> int:
     return len(list((lake / "_runs").glob("*.json"))) if (lake / "_runs").exists() else 0
 
 
-@pytest.mark.parametrize("kill_at", ["request:1", "request:8", "request:15", "commit"])
+def _reached(kind: str, lake: Path, state: Path) -> bool:
+    if kind == "staging":  # rows are being staged
+        return (lake / "_staging").exists() and any((lake / "_staging").rglob("*.parquet"))
+    if kind == "partition":  # the first partition file is committed, others may not be
+        return any(lake.glob("event_date=*/event_type=*/*.parquet"))
+    if kind == "commit":  # the run manifest is written: between the lake commit and the cursor
+        return bool(_manifests(lake))
+    if kind == "cursor":  # the cursor is stored (the run is ending)
+        return state.exists()
+    return False
+
+
+# Eleven points of an incremental run, from the first request to after the cursor is stored.
+@pytest.mark.parametrize("kill_at", ["request:1", "request:3", "request:5", "request:8", "request:11", "request:13",
+                                     "request:15", "staging", "partition", "commit", "cursor"])
 def test_killed_incremental_run_resumes_with_every_event_exactly_once(okta_server, tmp_path, kill_at):
     start = recent_start(hours_back=2)
     events = make_events(3000, start, STEP)  # 1500 personal: 15 pages of 100, 5 requests per second
@@ -219,7 +233,7 @@ def test_killed_incremental_run_resumes_with_every_event_exactly_once(okta_serve
     while run.poll() is None and time.monotonic() < deadline:
         if kind == "request" and server.stats.requests >= int(value):
             break
-        if kind == "commit" and _manifests(lake):
+        if kind != "request" and _reached(kind, lake, state):
             break
         time.sleep(0.01)
     killed = run.poll() is None
