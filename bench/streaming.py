@@ -2,6 +2,7 @@
 
     python -m bench.streaming tail [--minutes 10] [--rate 20] [--window 30s] [--poll 5s]
     python -m bench.streaming pubsub [--events 50000]
+    python -m bench.streaming pubsub-soak [--minutes 30] [--rate 20]
 
 ``tail``: starts the local System Log server appending ``--rate`` events/s
 (published = persisted = now), tails it with ``--streaming --source=okta``
@@ -182,6 +183,98 @@ def bench_pubsub(args) -> None:
           f"{peak:.0f} MB")
 
 
+def bench_pubsub_soak(args) -> None:
+    """Publish ``--rate`` one-event messages/s for ``--minutes`` while the pipeline runs; RSS and latency."""
+    import threading
+
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import _pubsub_emulator_command
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pubsub-soak-"))
+    log = tmp / "emulator.log"
+    emulator = subprocess.Popen([*_pubsub_emulator_command(), "--host=127.0.0.1", f"--port={port}"],
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    published: dict[str, float] = {}
+    try:
+        while "Server started" not in log.read_text(errors="replace"):
+            time.sleep(0.2)
+        os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+        from google.cloud import pubsub_v1
+
+        from eventgen import EventGenerator
+
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        topic = publisher.topic_path("okta-lake-bench", "soak")
+        subscription = subscriber.subscription_path("okta-lake-bench", "soak-sub")
+        publisher.create_topic(name=topic)
+        subscriber.create_subscription(name=subscription, topic=topic)
+        lake = tmp / "lake"
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", "--streaming", "--source=pubsub",
+                                f"--subscription={subscription}", f"--output={lake}", f"--window={args.window}",
+                                "--quiet"], cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        generator = EventGenerator(seed=9, personal_share=1.0)
+        stop = threading.Event()
+
+        def publish():
+            sent, started = 0, time.monotonic()
+            while not stop.is_set():
+                due = int((time.monotonic() - started) * args.rate) - sent
+                for _ in range(max(0, due)):
+                    now = dt.datetime.now(dt.timezone.utc)
+                    event = generator.event(int(now.timestamp() * 1_000_000))
+                    if event.get("target") == "missing":
+                        del event["target"]
+                    published[event["uuid"]] = now.timestamp()
+                    publisher.publish(topic, json.dumps(event).encode())
+                    sent += 1
+                time.sleep(0.05)
+
+        feeder = threading.Thread(target=publish, daemon=True)
+        feeder.start()
+        started = time.time()
+        samples = []
+        while time.time() - started < args.minutes * 60:
+            samples.append((round(time.time() - started), rss_mb(run.pid)))
+            time.sleep(10)
+        stop.set()
+        feeder.join()
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if len({u for u, _, _ in committed(lake)}) >= len(published):
+                break
+            time.sleep(5)
+        rows = committed(lake)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    finally:
+        os.killpg(emulator.pid, signal.SIGTERM)
+        emulator.wait(timeout=30)
+    events = {u for u, _, _ in rows}
+    latencies = [mtime - published[u] for u, _, mtime in rows if u in published]
+    minute = {t // 60: mb for t, mb in samples}
+    result = {"minutes": args.minutes, "rate": args.rate, "window": args.window, "published": len(published),
+              "committed_events": len(events), "lost": len(set(published) - events),
+              "duplicate_rows": duplicate_rows(lake) if lake.exists() else 0,
+              "latency_p50_s": round(percentile(latencies, 0.5), 1),
+              "latency_p95_s": round(percentile(latencies, 0.95), 1),
+              "rss_mb_by_minute": {int(k): round(v) for k, v in sorted(minute.items())}}
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+    print(f"pubsub soak: {result['published']:,} published, {result['committed_events']:,} committed, "
+          f"{result['lost']} lost, {result['duplicate_rows']} duplicate rows; latency p50 {result['latency_p50_s']} s, "
+          f"p95 {result['latency_p95_s']} s; RSS by minute {result['rss_mb_by_minute']} MB")
+
+
+def duplicate_rows(lake: Path) -> int:
+    table = ds.dataset(str(lake), format="parquet", partitioning="hive").to_table(columns=["uuid", "target_index"])
+    keys = list(zip(table.column("uuid").to_pylist(), table.column("target_index").to_pylist()))
+    return len(keys) - len(set(keys))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.streaming", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -193,9 +286,13 @@ def main(argv=None) -> int:
     pubsub = sub.add_parser("pubsub")
     pubsub.add_argument("--events", type=int, default=50_000)
     pubsub.add_argument("--timeout", type=float, default=900)
+    soak = sub.add_parser("pubsub-soak")
+    soak.add_argument("--minutes", type=float, default=30)
+    soak.add_argument("--rate", type=float, default=20)
+    soak.add_argument("--window", default="1m")
     args = parser.parse_args(argv)
     print(f"machine: {describe()}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", flush=True)
-    bench_tail(args) if args.what == "tail" else bench_pubsub(args)
+    {"tail": bench_tail, "pubsub": bench_pubsub, "pubsub-soak": bench_pubsub_soak}[args.what](args)
     return 0
 
 

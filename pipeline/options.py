@@ -194,6 +194,7 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append("--source=pubsub needs --streaming")
     if options.source == "okta":
         errors += validate_okta(options, streaming=streaming)
+    errors += _local_location_problems(options)
     if options.bigquery_table:
         from sinks.bigquery import parse_table_spec
 
@@ -212,6 +213,37 @@ def validate(options: LakeOptions) -> list[str]:
     if options.run_id is not None and not _safe_name(options.run_id):
         errors.append("--run_id may only use letters, digits, '-', '_' and '.'")
     return errors
+
+
+def _local_location_problems(options: LakeOptions) -> list[str]:
+    """Local output folders and state files that cannot be created (cloud URIs are checked when written)."""
+    import os
+
+    problems = []
+
+    def blocked(path: str) -> str | None:
+        """The first existing ancestor that is not a folder, if any."""
+        current = os.path.abspath(path)
+        while True:
+            parent = os.path.dirname(current)
+            if os.path.exists(current):
+                return None if os.path.isdir(current) else current
+            if parent == current:
+                return None
+            current = parent
+
+    for name, value in (("--output", options.output), ("--dead_letter", options.dead_letter)):
+        if value and "://" not in value:
+            if os.path.exists(value) and not os.path.isdir(value):
+                problems.append(f"{name} {value} is a file, not a folder")
+            elif (where := blocked(value)) is not None:
+                problems.append(f"{name} {value} cannot be created: {where} is a file")
+    if options.state and "://" not in options.state:
+        if os.path.isdir(options.state):
+            problems.append(f"--state {options.state} is a folder; give the path of a cursor file in it")
+        elif (where := blocked(os.path.dirname(os.path.abspath(options.state)))) is not None:
+            problems.append(f"--state {options.state} cannot be written: {where} is a file")
+    return problems
 
 
 MAX_SINCE_DAYS = 180  # Okta answers 400 E0000053 beyond this

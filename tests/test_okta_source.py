@@ -250,3 +250,17 @@ def test_killed_incremental_run_resumes_with_every_event_exactly_once(okta_serve
     assert json.loads(state.read_text())["next_url"]
     assert not dead_letters(lake)
     assert TOKEN not in log.read_text()
+
+
+def test_local_outputs_that_cannot_be_written_are_refused_up_front(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = [
+        ([f"--output={blocker}", "--state=/tmp/s.json"], "is a file, not a folder"),
+        ([f"--output={blocker}/lake", "--state=/tmp/s.json"], "cannot be created"),
+        ([f"--output={tmp_path}/lake", f"--state={blocker}/cursor.json"], "--state"),
+        ([f"--output={tmp_path}/lake", f"--state={tmp_path}"], "is a folder"),
+    ]
+    for args, message in cases:
+        run = run_pipeline("--source=okta", "--okta_org_url=https://acme.okta.com", *args)
+        assert run.code == 2 and message in run.stderr, (args, run.stderr)
