@@ -104,6 +104,7 @@ def bench_tail(args) -> None:
         "latency_max_s": round(max(latencies), 1), "target_s": window_s + poll_s + 10,
         "rss_mb_by_minute": {int(k): round(v) for k, v in sorted(minute.items())},
         "rss_peak_mb": round(max(rss)),
+        "duplicate_rows": duplicate_rows(lake) if lake.exists() else 0,
     }
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result))
