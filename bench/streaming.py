@@ -215,7 +215,8 @@ def bench_pubsub_soak(args) -> None:
         lake = tmp / "lake"
         run = subprocess.Popen([sys.executable, "-m", "pipeline", "--streaming", "--source=pubsub",
                                 f"--subscription={subscription}", f"--output={lake}", f"--window={args.window}",
-                                "--quiet"], cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL,
+                                f"--dedupe_horizon={args.dedupe_horizon}", "--quiet"], cwd=REPO, env=dict(os.environ),
+                               stderr=subprocess.DEVNULL,
                                start_new_session=True)
         generator = EventGenerator(seed=9, personal_share=1.0)
         stop = threading.Event()
@@ -257,7 +258,8 @@ def bench_pubsub_soak(args) -> None:
     events = {u for u, _, _ in rows}
     latencies = [mtime - published[u] for u, _, mtime in rows if u in published]
     minute = {t // 60: mb for t, mb in samples}
-    result = {"minutes": args.minutes, "rate": args.rate, "window": args.window, "published": len(published),
+    result = {"minutes": args.minutes, "rate": args.rate, "window": args.window,
+              "dedupe_horizon": args.dedupe_horizon, "published": len(published),
               "committed_events": len(events), "lost": len(set(published) - events),
               "duplicate_rows": duplicate_rows(lake) if lake.exists() else 0,
               "latency_p50_s": round(percentile(latencies, 0.5), 1),
@@ -291,6 +293,7 @@ def main(argv=None) -> int:
     soak.add_argument("--minutes", type=float, default=30)
     soak.add_argument("--rate", type=float, default=20)
     soak.add_argument("--window", default="1m")
+    soak.add_argument("--dedupe_horizon", default="24h")
     args = parser.parse_args(argv)
     print(f"machine: {describe()}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", flush=True)
     {"tail": bench_tail, "pubsub": bench_pubsub, "pubsub-soak": bench_pubsub_soak}[args.what](args)
