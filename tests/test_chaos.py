@@ -39,16 +39,22 @@ def _storm(server, stop: threading.Event) -> threading.Thread:
     """Another integration hammering the same org: it spends the rate budget, so our runs meet 429s."""
     import requests
 
+    def one_request():
+        try:
+            requests.get(server.url + "/api/v1/logs?limit=1", headers={"Authorization": f"SSWS {TOKEN}"},
+                         timeout=5)
+        except requests.RequestException:
+            pass
+
     def hammer():
-        with requests.Session() as session:
-            while not stop.is_set():
-                for _ in range(16):  # one window's whole budget, at once, every three seconds
-                    try:
-                        session.get(server.url + "/api/v1/logs?limit=1",
-                                    headers={"Authorization": f"SSWS {TOKEN}"}, timeout=5)
-                    except requests.RequestException:
-                        pass
-                stop.wait(3)
+        while not stop.is_set():
+            # More than a window's budget at the same instant, every three seconds: a 429 storm.
+            burst = [threading.Thread(target=one_request) for _ in range(CHAOS["rate_limit"] + 8)]
+            for thread in burst:
+                thread.start()
+            for thread in burst:
+                thread.join()
+            stop.wait(3)
 
     thread = threading.Thread(target=hammer, daemon=True)
     thread.start()
