@@ -64,3 +64,17 @@ def test_bad_streaming_options_are_refused_up_front(tmp_path, monkeypatch, args,
     monkeypatch.setenv("OKTA_API_TOKEN", "x")
     run = run_pipeline(f"--output={tmp_path}", *args)
     assert run.code == 2 and message in run.stderr, run.stderr
+
+
+def test_recent_uuids_report_when_the_oldest_entry_expires():
+    clock = Clock()
+    recent = RecentUuids(60, clock=clock)
+    assert recent.forget_expired() is None
+    recent.keep_new(rows("a"))
+    clock.now += 10
+    recent.keep_new(rows("b"))
+    assert recent.forget_expired() == clock.now - 10 + 60
+    clock.now += 55  # "a" is 65 s old, "b" 55 s
+    assert recent.forget_expired() == clock.now - 55 + 60 and len(recent) == 1
+    clock.now += 10
+    assert recent.forget_expired() is None and len(recent) == 0

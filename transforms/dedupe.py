@@ -9,8 +9,9 @@ only saves that work.
 
 - :class:`RecentUuids`: the plain data structure (used by the Okta tail).
 - :class:`DropRecentDuplicates`: the Beam form for the Pub/Sub path: a
-  stateful DoFn keyed by partition, whose state a processing-time timer
-  clears one horizon after the partition's last event.
+  stateful DoFn keyed by partition; a processing-time timer, armed once per
+  partition and re-armed while entries remain, forgets uuids past the horizon
+  and clears the partition's state once it is empty.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ class RecentUuids:
                 break
             del self._seen[uuid]
 
+    def forget_expired(self) -> float | None:
+        """Drop what is past the horizon; return when the oldest remaining entry expires (None: empty)."""
+        self._expire(self._clock())
+        if not self._seen:
+            return None
+        return next(iter(self._seen.values())) + self.horizon
+
     def keep_new(self, table: pa.Table) -> tuple[pa.Table, int]:
         """The rows whose uuid was not kept within the horizon, and how many events were dropped."""
         now = self._clock()
@@ -74,10 +82,13 @@ class _DropRecentDuplicatesFn(beam.DoFn):
 
     def process(self, element, seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
         _, batch = element
-        recent = seen.read() or RecentUuids(self.horizon)
+        recent = seen.read()
+        if recent is None:
+            recent = RecentUuids(self.horizon)
+            # Armed once per key, not per element: the timer re-arms itself while entries remain.
+            expiry.set(time.time() + self.horizon)
         table, repeated = recent.keep_new(batch.table)
         seen.write(recent)
-        expiry.set(time.time() + self.horizon)
         if repeated:
             self._duplicates.inc(repeated)
             self._duplicates_in_run.inc(repeated)
@@ -85,8 +96,14 @@ class _DropRecentDuplicatesFn(beam.DoFn):
             yield RowBatch(batch.partition, table, batch.events - repeated)
 
     @userstate.on_timer(EXPIRY)
-    def expire(self, seen=beam.DoFn.StateParam(SEEN)):
-        seen.clear()
+    def expire(self, seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
+        recent = seen.read()
+        next_expiry = recent.forget_expired() if recent is not None else None
+        if next_expiry is None:
+            seen.clear()  # the partition has been quiet for a whole horizon: nothing is kept for it
+            return
+        seen.write(recent)
+        expiry.set(next_expiry + 1.0)
 
 
 class DropRecentDuplicates(beam.PTransform):
