@@ -58,48 +58,36 @@ def main(argv=None) -> int:
     parser.add_argument("--append_rate", type=float, default=20.0, help="events/s appended with --streaming")
     args = parser.parse_args(argv)
     if args.streaming:
-        return streaming(args)
+        server_extra = ("--append-rate", str(args.append_rate), "--late-fraction", "0.05", "--late-seconds", "45")
 
+        def pipeline_args(url: str) -> list[str]:
+            return ["--streaming", "--source=okta", f"--okta_org_url={url}",
+                    f"--state={Path(args.output).resolve()}-cursor.json", f"--output={args.output}",
+                    f"--lookback={args.days}d", "--window=30s", "--poll_interval=5s",
+                    f"--stop_after={int(args.minutes * 60)}s"]
+    else:
+        server_extra = ()
+
+        def pipeline_args(url: str) -> list[str]:
+            until = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0) + _dt.timedelta(minutes=1)
+            since = until - _dt.timedelta(days=args.days, minutes=2)
+            return ["--source=okta", f"--okta_org_url={url}", f"--since={rfc3339(since)}",
+                    f"--until={rfc3339(until)}", "--slice=6h", f"--output={args.output}"]
+
+    return run_against_server(args, server_extra, pipeline_args)
+
+
+def run_against_server(args, server_extra: tuple, pipeline_args) -> int:
+    """Start the server, run ``python -m pipeline`` with ``pipeline_args(url)``, stop it, show the lake."""
     with tempfile.TemporaryDirectory(prefix="okta-demo-") as tmp:
         token = secrets.token_urlsafe(24)
         token_file = Path(tmp) / "token"
         token_file.write_text(token)
         token_file.chmod(0o600)
         ready = Path(tmp) / "ready"
-        server = start_server(args.events, args.days, token_file, ready, args.rate_limit)
+        server = start_server(args.events, args.days, token_file, ready, args.rate_limit, server_extra)
         try:
-            url = ready.read_text().strip()
-            until = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0) + _dt.timedelta(minutes=1)
-            since = until - _dt.timedelta(days=args.days, minutes=2)
-            command = [sys.executable, "-m", "pipeline", "--source=okta", f"--okta_org_url={url}",
-                       f"--since={rfc3339(since)}", f"--until={rfc3339(until)}", "--slice=6h",
-                       f"--output={args.output}"]
-            print("$ " + " ".join(command), flush=True)
-            run = subprocess.run(command, env={**os.environ, "OKTA_API_TOKEN": token})
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    if run.returncode != 0:
-        return run.returncode
-    print(report(args.output))
-    return 0
-
-
-def streaming(args) -> int:
-    with tempfile.TemporaryDirectory(prefix="okta-demo-") as tmp:
-        token = secrets.token_urlsafe(24)
-        token_file = Path(tmp) / "token"
-        token_file.write_text(token)
-        ready = Path(tmp) / "ready"
-        server = start_server(args.events, args.days, token_file, ready, args.rate_limit,
-                              ("--append-rate", str(args.append_rate), "--late-fraction", "0.05",
-                               "--late-seconds", "45"))
-        try:
-            url = ready.read_text().strip()
-            command = [sys.executable, "-m", "pipeline", "--streaming", "--source=okta", f"--okta_org_url={url}",
-                       f"--state={Path(args.output).resolve()}-cursor.json", f"--output={args.output}",
-                       f"--lookback={args.days}d", "--window=30s", "--poll_interval=5s",
-                       f"--stop_after={int(args.minutes * 60)}s"]
+            command = [sys.executable, "-m", "pipeline", *pipeline_args(ready.read_text().strip())]
             print("$ " + " ".join(command), flush=True)
             run = subprocess.run(command, env={**os.environ, "OKTA_API_TOKEN": token})
         finally:

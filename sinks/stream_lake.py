@@ -31,6 +31,30 @@ from transforms.metrics import counter
 from transforms.records import RowBatch
 
 
+def finish_window(target, window: str, schema, result) -> None:
+    """After a window's rows are committed: count them, then stream them to BigQuery if asked.
+
+    ``target`` carries lake, dead_letter, job, compression and bigquery (a
+    ``TailSettings`` or the Pub/Sub commit DoFn). Both streaming paths end here.
+    """
+    counter("rows_written").inc(result.rows)
+    counter("events_written").inc(result.events)
+    counter("files_written").inc(result.files)
+    counter("duplicates").inc(result.duplicates_in_lake + result.duplicates_in_window)
+    counter("duplicates_in_lake").inc(result.duplicates_in_lake)
+    counter("duplicates_in_run").inc(result.duplicates_in_window)
+    if target.bigquery is None or not result.written:
+        return
+    from sinks.bigquery import stream_files
+
+    sent, refused = stream_files(target.bigquery, target.lake, result.written)
+    counter("bigquery_rows_streamed").inc(sent)
+    if refused:  # rows BigQuery refuses become the window's dead letters
+        commit_window(target.lake, target.dead_letter, window, target.job, schema, (), refused, target.compression)
+        counter("dead_letters").inc(len(refused))
+        result.dead_letters += len(refused)
+
+
 def _stamp_arrival(element):
     return beam_window.TimestampedValue(element, time.time())
 
@@ -41,11 +65,6 @@ class _CommitFn(beam.DoFn):
             lake, dead_letter, job, schema, compression)
         self.bigquery = bigquery
 
-    def setup(self):
-        self._counters = {name: counter(name) for name in (
-            "rows_written", "events_written", "files_written", "duplicates", "duplicates_in_lake",
-            "duplicates_in_run")}
-
     def process(self, element, window=beam.DoFn.WindowParam):
         key, items = element
         start = float(window.start)
@@ -55,17 +74,7 @@ class _CommitFn(beam.DoFn):
         else:
             result = commit_window(self.lake, self.dead_letter, window_id(start), self.job, self.schema,
                                    ((batch.partition, batch.table) for batch in items), (), self.compression)
-            c = self._counters
-            c["rows_written"].inc(result.rows)
-            c["events_written"].inc(result.events)
-            c["files_written"].inc(result.files)
-            c["duplicates"].inc(result.duplicates_in_lake + result.duplicates_in_window)
-            c["duplicates_in_lake"].inc(result.duplicates_in_lake)
-            c["duplicates_in_run"].inc(result.duplicates_in_window)
-            if self.bigquery is not None and result.written:
-                from sources.okta_stream import stream_to_bigquery
-
-                stream_to_bigquery(self, window_id(start), self.schema, result)
+            finish_window(self, window_id(start), self.schema, result)
         yield result
 
 

@@ -38,6 +38,7 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from okta_client.errors import OktaApiError
 from schemas.arrow import file_schema
+from sinks.stream_lake import finish_window
 from sinks.window_commit import commit_window, window_id, window_start
 from sources import okta_state
 from sources.okta import _ApiMetrics, starting_url
@@ -79,8 +80,8 @@ class OktaTail:
         self._schema = file_schema(self.tail.raw_event)
         self._recent = RecentUuids(self.tail.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "duplicates_in_lake",
-            "rows_written", "events_written", "files_written", "cursor_stored", "windows_committed")}
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "cursor_stored",
+            "windows_committed")}
         self._cursor: str | None = None
         self._stored_cursor: str | None = None
         self._next_poll = 0.0
@@ -150,16 +151,8 @@ class OktaTail:
         if self._rows or self._dead:
             result = commit_window(self.tail.lake, self.tail.dead_letter, window_id(window), self.tail.job,
                                    self._schema, self._rows, self._dead, self.tail.compression)
-            c = self._counters
-            c["rows_written"].inc(result.rows)
-            c["events_written"].inc(result.events)
-            c["files_written"].inc(result.files)
-            c["duplicates"].inc(result.duplicates_in_lake + result.duplicates_in_window)
-            c["duplicates_in_lake"].inc(result.duplicates_in_lake)
-            c["duplicates_in_run"].inc(result.duplicates_in_window)
-            c["windows_committed"].inc()
-            if self.tail.bigquery is not None and result.written:
-                stream_to_bigquery(self.tail, window_id(window), self._schema, result)
+            finish_window(self.tail, window_id(window), self._schema, result)
+            self._counters["windows_committed"].inc()
             self._report(window, result)
         if cursor and cursor != self._stored_cursor:
             okta_state.store(self.tail.state_uri, okta_state.CursorState(
@@ -182,18 +175,6 @@ class OktaTail:
     def close(self) -> None:
         # Uncommitted rows are dropped on purpose: the stored cursor still points before them.
         self._reset_buffer(None)
-
-
-def stream_to_bigquery(tail, window: str, schema, result) -> None:
-    """Streaming-insert a committed window's files; rows BigQuery refuses become the window's dead letters."""
-    from sinks.bigquery import stream_files
-
-    sent, refused = stream_files(tail.bigquery, tail.lake, result.written)
-    counter("bigquery_rows_streamed").inc(sent)
-    if refused:
-        commit_window(tail.lake, tail.dead_letter, window, tail.job, schema, (), refused, tail.compression)
-        counter("dead_letters").inc(len(refused))
-        result.dead_letters += len(refused)
 
 
 class _TailFn(beam.DoFn):
