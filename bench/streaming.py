@@ -23,9 +23,9 @@ import datetime as dt
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -118,61 +118,48 @@ def _seconds(text: str) -> float:
     return parse_duration(text, "duration").total_seconds()
 
 
+def _start_pubsub_pipeline(args, subscription: str, lake: Path, *options: str) -> subprocess.Popen:
+    """``--streaming --source=pubsub`` in its own process group (under bench.memtrace with ``--trace``)."""
+    trace = getattr(args, "trace", None)
+    launcher = (["-m", "bench.memtrace", *shlex.split(args.trace_options), trace, "--"] if trace
+                else ["-m", "pipeline"])
+    return subprocess.Popen([sys.executable, *launcher, "--streaming", "--source=pubsub",
+                             f"--subscription={subscription}", f"--output={lake}", "--quiet", *options],
+                            cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def bench_pubsub(args) -> None:
     sys.path.insert(0, str(REPO))
-    from tests.conftest import _pubsub_emulator_command
+    from eventgen import generated_events
+    from tests.pubsub_stand_in import started_pubsub_emulator, topic_and_subscription
 
-    command = _pubsub_emulator_command()
-    if command is None:
-        raise SystemExit("the Pub/Sub emulator is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="bench-pubsub-"))
-    log = tmp / "emulator.log"
-    emulator = subprocess.Popen([*command, "--host=127.0.0.1", f"--port={port}"], stdout=log.open("wb"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        while "Server started" not in log.read_text(errors="replace"):
-            time.sleep(0.2)
-        os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
-        from google.cloud import pubsub_v1
-
-        from eventgen import generated_events
-
-        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        topic = publisher.topic_path("okta-lake-bench", "events")
-        subscription = subscriber.subscription_path("okta-lake-bench", "events-sub")
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(name=subscription, topic=topic)
-        futures = []
-        for event in generated_events(args.events, seed=5, personal_share=1.0):
-            futures.append(publisher.publish(topic, json.dumps(event).encode()))
-        for future in futures:
-            future.result(timeout=120)
-        print(f"published {args.events:,} messages", flush=True)
-        lake = tmp / "lake"
-        started = time.monotonic()
-        run = subprocess.Popen([sys.executable, "-m", "pipeline", "--streaming", "--source=pubsub",
-                                f"--subscription={subscription}", f"--output={lake}", "--window=10s", "--quiet"],
-                               cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL, start_new_session=True)
-        peak = 0.0
-        done_at = None
-        while time.monotonic() - started < args.timeout:
-            peak = max(peak, rss_mb(run.pid))
-            try:
-                events = len({u for u, _, _ in committed(lake)}) if lake.exists() else 0
-            except Exception:  # noqa: BLE001 - a file renamed while listed
-                events = -1
-            if events >= args.events:
-                done_at = time.monotonic()
-                break
-            time.sleep(2)
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
+        with started_pubsub_emulator(tmp / "emulator.log") as host:
+            publisher, topic, subscription = topic_and_subscription(host, "okta-lake-bench", "events")
+            futures = [publisher.publish(topic, json.dumps(event).encode())
+                       for event in generated_events(args.events, seed=5, personal_share=1.0)]
+            for future in futures:
+                future.result(timeout=120)
+            print(f"published {args.events:,} messages", flush=True)
+            lake = tmp / "lake"
+            started = time.monotonic()
+            run = _start_pubsub_pipeline(args, subscription, lake, "--window=10s")
+            peak = 0.0
+            done_at = None
+            while time.monotonic() - started < args.timeout:
+                peak = max(peak, rss_mb(run.pid))
+                try:
+                    events = len({u for u, _, _ in committed(lake)}) if lake.exists() else 0
+                except Exception:  # noqa: BLE001 - a file renamed while listed
+                    events = -1
+                if events >= args.events:
+                    done_at = time.monotonic()
+                    break
+                time.sleep(2)
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
     finally:
-        os.killpg(emulator.pid, signal.SIGTERM)
-        emulator.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
     if done_at is None:
         raise SystemExit(f"not every event was committed within {args.timeout} s")
@@ -189,35 +176,16 @@ def bench_pubsub_soak(args) -> None:
     import threading
 
     sys.path.insert(0, str(REPO))
-    from tests.conftest import _pubsub_emulator_command
+    from eventgen import EventGenerator
+    from tests.pubsub_stand_in import started_pubsub_emulator, topic_and_subscription
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="bench-pubsub-soak-"))
-    log = tmp / "emulator.log"
-    emulator = subprocess.Popen([*_pubsub_emulator_command(), "--host=127.0.0.1", f"--port={port}"],
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     published: dict[str, float] = {}
-    try:
-        while "Server started" not in log.read_text(errors="replace"):
-            time.sleep(0.2)
-        os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
-        from google.cloud import pubsub_v1
-
-        from eventgen import EventGenerator
-
-        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        topic = publisher.topic_path("okta-lake-bench", "soak")
-        subscription = subscriber.subscription_path("okta-lake-bench", "soak-sub")
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(name=subscription, topic=topic)
-        lake = tmp / "lake"
-        run = subprocess.Popen([sys.executable, "-m", "pipeline", "--streaming", "--source=pubsub",
-                                f"--subscription={subscription}", f"--output={lake}", f"--window={args.window}",
-                                f"--dedupe_horizon={args.dedupe_horizon}", "--quiet"], cwd=REPO, env=dict(os.environ),
-                               stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    lake = tmp / "lake"
+    with started_pubsub_emulator(tmp / "emulator.log") as host:
+        publisher, topic, subscription = topic_and_subscription(host, "okta-lake-bench", "soak")
+        run = _start_pubsub_pipeline(args, subscription, lake, f"--window={args.window}",
+                                     f"--dedupe_horizon={args.dedupe_horizon}")
         generator = EventGenerator(seed=9, personal_share=1.0)
         stop = threading.Event()
 
@@ -236,25 +204,25 @@ def bench_pubsub_soak(args) -> None:
                 time.sleep(0.05)
 
         feeder = threading.Thread(target=publish, daemon=True)
-        feeder.start()
-        started = time.time()
-        samples = []
-        while time.time() - started < args.minutes * 60:
-            samples.append((round(time.time() - started), rss_mb(run.pid)))
-            time.sleep(10)
-        stop.set()
-        feeder.join()
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if len({u for u, _, _ in committed(lake)}) >= len(published):
-                break
-            time.sleep(5)
-        rows = committed(lake)
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
-    finally:
-        os.killpg(emulator.pid, signal.SIGTERM)
-        emulator.wait(timeout=30)
+        try:
+            feeder.start()
+            started = time.time()
+            samples = []
+            while time.time() - started < args.minutes * 60:
+                samples.append((round(time.time() - started), rss_mb(run.pid)))
+                time.sleep(10)
+            stop.set()
+            feeder.join()
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                if len({u for u, _, _ in committed(lake)}) >= len(published):
+                    break
+                time.sleep(5)
+            rows = committed(lake)
+        finally:
+            stop.set()
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
     events = {u for u, _, _ in rows}
     latencies = [mtime - published[u] for u, _, mtime in rows if u in published]
     minute = {t // 60: mb for t, mb in samples}
@@ -294,6 +262,9 @@ def main(argv=None) -> int:
     soak.add_argument("--rate", type=float, default=20)
     soak.add_argument("--window", default="1m")
     soak.add_argument("--dedupe_horizon", default="24h")
+    for sub_parser in (pubsub, soak):
+        sub_parser.add_argument("--trace", help="run the pipeline under bench.memtrace, appending its report here")
+        sub_parser.add_argument("--trace_options", default="", help='bench.memtrace options, e.g. "--trim --every 30"')
     args = parser.parse_args(argv)
     print(f"machine: {describe()}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", flush=True)
     {"tail": bench_tail, "pubsub": bench_pubsub, "pubsub-soak": bench_pubsub_soak}[args.what](args)
