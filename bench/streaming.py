@@ -1,8 +1,8 @@
 """Streaming benchmarks: the Okta tail's end-to-end latency and memory, and Pub/Sub throughput.
 
     python -m bench.streaming tail [--minutes 10] [--rate 20] [--window 30s] [--poll 5s]
-    python -m bench.streaming pubsub [--events 50000]
-    python -m bench.streaming pubsub-soak [--minutes 30] [--rate 20]
+    python -m bench.streaming pubsub [--events 50000] [--reader client|beam]
+    python -m bench.streaming pubsub-soak [--minutes 30] [--rate 20] [--reader client|beam]
 
 ``tail``: starts the local System Log server appending ``--rate`` events/s
 (published = persisted = now), tails it with ``--streaming --source=okta``
@@ -14,6 +14,11 @@ RSS flat.
 ``pubsub``: publishes ``--events`` one-event messages (all personal) to
 Google's Pub/Sub emulator, then runs ``--streaming --source=pubsub`` and
 reports events/s from the pipeline's start to the last row committed.
+
+``pubsub-soak``: publishes ``--rate`` messages/s for ``--minutes`` while the
+pipeline runs; lost and duplicated rows, latency, RSS by minute. ``--reader``
+picks the pipeline's ``--pubsub_reader``; ``--trace FILE`` runs it under
+:mod:`bench.memtrace`.
 """
 
 from __future__ import annotations
@@ -124,7 +129,8 @@ def _start_pubsub_pipeline(args, subscription: str, lake: Path, *options: str) -
     launcher = (["-m", "bench.memtrace", *shlex.split(args.trace_options), trace, "--"] if trace
                 else ["-m", "pipeline"])
     return subprocess.Popen([sys.executable, *launcher, "--streaming", "--source=pubsub",
-                             f"--subscription={subscription}", f"--output={lake}", "--quiet", *options],
+                             f"--subscription={subscription}", f"--output={lake}", "--quiet",
+                             f"--pubsub_reader={args.reader}", *options],
                             cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -164,8 +170,8 @@ def bench_pubsub(args) -> None:
     if done_at is None:
         raise SystemExit(f"not every event was committed within {args.timeout} s")
     seconds = done_at - started
-    print(json.dumps({"events": args.events, "seconds": round(seconds, 1), "events_per_s": round(args.events / seconds),
-                      "peak_rss_mb": round(peak)}))
+    print(json.dumps({"reader": args.reader, "events": args.events, "seconds": round(seconds, 1),
+                      "events_per_s": round(args.events / seconds), "peak_rss_mb": round(peak)}))
     print(f"pubsub: {args.events:,} one-event messages committed in {seconds:.1f} s from pipeline start = "
           f"{args.events / seconds:,.0f} events/s (includes start-up and the last window's close); peak RSS "
           f"{peak:.0f} MB")
@@ -226,7 +232,7 @@ def bench_pubsub_soak(args) -> None:
     events = {u for u, _, _ in rows}
     latencies = [mtime - published[u] for u, _, mtime in rows if u in published]
     minute = {t // 60: mb for t, mb in samples}
-    result = {"minutes": args.minutes, "rate": args.rate, "window": args.window,
+    result = {"reader": args.reader, "minutes": args.minutes, "rate": args.rate, "window": args.window,
               "dedupe_horizon": args.dedupe_horizon, "published": len(published),
               "committed_events": len(events), "lost": len(set(published) - events),
               "duplicate_rows": duplicate_rows(lake) if lake.exists() else 0,
@@ -263,6 +269,8 @@ def main(argv=None) -> int:
     soak.add_argument("--window", default="1m")
     soak.add_argument("--dedupe_horizon", default="24h")
     for sub_parser in (pubsub, soak):
+        sub_parser.add_argument("--reader", choices=["client", "beam"], default="client",
+                                help="--pubsub_reader of the pipeline (client: the local loop; beam: ReadFromPubSub)")
         sub_parser.add_argument("--trace", help="run the pipeline under bench.memtrace, appending its report here")
         sub_parser.add_argument("--trace_options", default="", help='bench.memtrace options, e.g. "--trim --every 30"')
     args = parser.parse_args(argv)

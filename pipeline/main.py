@@ -43,6 +43,8 @@ from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCur
 from sources.okta_config import OktaSettings
 from sources.okta_stream import TailSettings, TailSystemLogToLake
 from sources.okta_stream import run_locally as run_tail_locally
+from sources.pubsub_local import PubSubSettings
+from sources.pubsub_local import run_locally as run_pubsub_locally
 from sources.pubsub import ReadPubSubBatches
 from sinks.stream_lake import WriteLakeWindows
 from transforms.personal_rows import PersonalEventsToRows
@@ -261,15 +263,35 @@ def tail_settings(options: LakeOptions, job: str) -> TailSettings:
         bigquery=bigquery_target(options))
 
 
+def pubsub_settings(options: LakeOptions, job: str) -> PubSubSettings:
+    tail = tail_settings(options, job)
+    return PubSubSettings(
+        subscription=options.subscription, window=tail.window, dedupe_horizon=tail.dedupe_horizon, lake=tail.lake,
+        dead_letter=tail.dead_letter, job=job, event_types=tail.event_types, raw_event=tail.raw_event,
+        compression=tail.compression, max_payload_bytes=tail.max_payload_bytes, quiet=tail.quiet,
+        bigquery=tail.bigquery)
+
+
 def tail_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
     """The Okta tail on this machine: the same tail code as the Dataflow DoFn, driven by a plain loop."""
+    return _run_loop(lambda: run_tail_locally(okta_settings(options), tail_settings(options, job), stop_after),
+                     job, options, "the cursor points after the last one")
+
+
+def pubsub_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
+    """Pub/Sub on this machine: pull, commit each window, then acknowledge it (:mod:`sources.pubsub_local`)."""
+    return _run_loop(lambda: run_pubsub_locally(pubsub_settings(options, job), stop_after),
+                     job, options, "messages of later windows are not acknowledged")
+
+
+def _run_loop(loop, job: str, options: LakeOptions, resume: str) -> int:
     try:
-        run_tail_locally(okta_settings(options), tail_settings(options, job), stop_after)
+        loop()
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - reported as one line
-        print(f"error: the streaming run failed (committed windows are final; the cursor points after the last "
-              f"one): {failure_reason(exc)}", file=sys.stderr, flush=True)
+        print(f"error: the streaming run failed (committed windows are final; {resume}): {failure_reason(exc)}",
+              file=sys.stderr, flush=True)
         return 1
     print(f"stopped {job}: every window committed so far is in {options.output}; rows of the open window are "
           "read again by the next run", file=sys.stderr, flush=True)
@@ -314,6 +336,8 @@ def run_streaming(pipeline_options: PipelineOptions, options: LakeOptions) -> in
     stop_after = parse_duration(options.stop_after, "--stop_after").total_seconds() if options.stop_after else None
     if options.source == "okta" and is_local_runner(options):
         return tail_locally(options, job, stop_after)
+    if options.source == "pubsub" and options.pubsub_reader == "client" and is_local_runner(options):
+        return pubsub_locally(options, job, stop_after)
     pipeline = beam.Pipeline(options=pipeline_options)
     build_streaming(pipeline, options, job)
     failure: list = []

@@ -148,6 +148,11 @@ class LakeOptions(PipelineOptions):
             help="Pub/Sub subscription to read, projects/PROJECT/subscriptions/NAME (--source=pubsub). A "
                  "message holds a LogEvent, a JSON array of them, an Event Hook or an EventBridge envelope.")
         stream.add_argument(
+            "--pubsub_reader", choices=["client", "beam"], default="client",
+            help="How the local runner reads Pub/Sub: client pulls with google-cloud-pubsub and acknowledges "
+                 "a window's messages only after it is committed (a killed run loses nothing); beam runs "
+                 "Beam's ReadFromPubSub graph, as Dataflow always does (acknowledges on pull).")
+        stream.add_argument(
             "--id_label",
             help="Pub/Sub attribute with a unique message id, for Dataflow's own dedupe (the local runner "
                  "does not support it).")

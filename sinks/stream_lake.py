@@ -1,5 +1,9 @@
 """``WriteLakeWindows``: the streaming Beam sink for Pub/Sub input, one commit per window and partition.
 
+It serves Beam's Pub/Sub graph (Dataflow, or ``--pubsub_reader=beam`` locally);
+the local runner's default Pub/Sub loop (:mod:`sources.pubsub_local`) and the
+Okta tail commit through :mod:`sinks.window_buffer` instead.
+
     rows ─ DropRecentDuplicates (state per partition) ─ FixedWindows ─ GBK(partition) ─ commit
     dead letters ─ FixedWindows ─ GBK ─ commit
     commits of a window ─ GBK ─ one progress line per window

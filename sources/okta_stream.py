@@ -37,18 +37,13 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from okta_client.errors import OktaApiError
-from schemas.arrow import file_schema
-from sinks.stream_lake import finish_window
-from sinks.window_commit import commit_window, window_id, window_start
+from sinks.window_buffer import WindowBuffer
+from sinks.window_commit import window_start
 from sources import okta_state
 from sources.okta import _ApiMetrics, starting_url
 from sources.okta_config import OktaSettings, build_client
-from transforms.decode import decode_batch
-from transforms.dedupe import RecentUuids
-from transforms.flatten import Flattener
 from transforms.metrics import counter
 from transforms.records import RawBatch
-from transforms.selection import EventTypeSelection
 
 LOG = logging.getLogger("okta_personal.tail")
 TICK_SECONDS = 1.0
@@ -75,33 +70,20 @@ class OktaTail:
         self.settings, self.tail, self._clock = settings, tail, clock
         self._client = build_client(self.settings)
         self._metrics = _ApiMetrics()
-        self._selection = EventTypeSelection.parse(self.tail.event_types)
-        self._flattener = Flattener(self.tail.raw_event, self.tail.max_payload_bytes)
-        self._schema = file_schema(self.tail.raw_event)
-        self._recent = RecentUuids(self.tail.dedupe_horizon)
-        self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "cursor_stored",
-            "windows_committed")}
+        self._buffer = WindowBuffer(tail, clock)
+        self._cursor_stored = counter("cursor_stored")
         self._cursor: str | None = None
         self._stored_cursor: str | None = None
         self._next_poll = 0.0
-        self._reset_buffer(None)
-
-    def _reset_buffer(self, window: float | None) -> None:
-        self._window = window
-        self._rows: list = []
-        self._dead: list = []
-        self._read = 0
-        self._oldest_poll: float | None = None
 
     def tick(self) -> int:
         """Commit the window that just ended (if any), then poll if it is time; returns pages read."""
         now = self._clock()
         current = window_start(now, self.tail.window)
-        if self._window is not None and current != self._window:
+        if self._buffer.window is not None and current != self._buffer.window:
             self._flush()
-        if self._window is None:
-            self._window = current
+        if self._buffer.window is None:
+            self._buffer.window = current
         if now < self._next_poll:
             return 0
         if self._cursor is None:
@@ -113,7 +95,7 @@ class OktaTail:
             self._metrics.pages.inc()
             self._metrics.update(self._client)
             if page.events:
-                self._take(RawBatch(page.url, "page", [number + 1], [page.body]), now)
+                self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body]))
             if page.next_url:
                 self._cursor = page.next_url
             if not page.events:
@@ -125,56 +107,20 @@ class OktaTail:
             self._next_poll = now + self.tail.poll_interval
         return pages
 
-    def _take(self, batch: RawBatch, now: float) -> None:
-        decoded = decode_batch(batch, self.tail.max_payload_bytes, self._selection, self._flattener.prepare)
-        self._counters["events_read"].inc(decoded.read)
-        self._counters["filtered_out"].inc(decoded.filtered)
-        self._read += decoded.read
-        if self._oldest_poll is None:
-            self._oldest_poll = now
-        flat = self._flattener.flatten(decoded.events)
-        duplicates = flat.duplicates
-        for key, table in flat.tables.items():
-            table, repeated = self._recent.keep_new(table)
-            duplicates += repeated
-            if table.num_rows:
-                self._rows.append((key, table))
-        dead = decoded.dead_letters + flat.dead_letters
-        self._dead.extend(dead)
-        self._counters["dead_letters"].inc(len(dead))
-        self._counters["duplicates"].inc(duplicates)
-        self._counters["duplicates_in_run"].inc(duplicates)
-
     def _flush(self) -> None:
         """Commit the finished window, then (and only then) store the cursor that covers it."""
-        window, cursor = self._window, self._cursor
-        if self._rows or self._dead:
-            result = commit_window(self.tail.lake, self.tail.dead_letter, window_id(window), self.tail.job,
-                                   self._schema, self._rows, self._dead, self.tail.compression)
-            finish_window(self.tail, window_id(window), self._schema, result)
-            self._counters["windows_committed"].inc()
-            self._report(window, result)
+        cursor = self._cursor
+        self._buffer.commit("poll")
         if cursor and cursor != self._stored_cursor:
             okta_state.store(self.tail.state_uri, okta_state.CursorState(
                 self.settings.org_url, self.settings.filter, cursor, run_id=self.tail.job))
             self._stored_cursor = cursor
-            self._counters["cursor_stored"].inc()
-        self._reset_buffer(None)
-
-    def _report(self, window: float, result) -> None:
-        if self.tail.quiet:
-            return
-        start = _dt.datetime.fromtimestamp(window, _dt.timezone.utc)
-        end = start + _dt.timedelta(seconds=self.tail.window)
-        lag = self._clock() - (self._oldest_poll or self._clock())
-        print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: read {self._read:,}, wrote {result.rows:,} rows "
-              f"({result.events:,} events) in {len(result.partitions)} partition(s), {result.dead_letters} dead "
-              f"letters, {result.duplicates_in_lake + result.duplicates_in_window} duplicates; oldest poll "
-              f"committed after {lag:.1f} s", file=sys.stderr, flush=True)
+            self._cursor_stored.inc()
+        self._buffer.reset(None)
 
     def close(self) -> None:
         # Uncommitted rows are dropped on purpose: the stored cursor still points before them.
-        self._reset_buffer(None)
+        self._buffer.reset(None)
 
 
 class _TailFn(beam.DoFn):

@@ -1,5 +1,9 @@
 """Read a Pub/Sub subscription (Beam's ``ReadFromPubSub``) as ``RawBatch`` elements, one per message.
 
+This is the Dataflow reader (and ``--pubsub_reader=beam`` locally); the local
+runner's default is the loop in :mod:`sources.pubsub_local`, which shares
+:func:`message_batch` with it.
+
 A message may hold one LogEvent, a JSON array of them, an Okta Event Hook
 envelope (``data.events[]``) or an AWS EventBridge envelope from Okta Log
 Streaming (the event is ``detail``): the shared decoder unwraps all four, so

@@ -149,8 +149,10 @@ def envelope_messages(events: list[dict]) -> list[tuple[bytes, dict]]:
     return messages + bad
 
 
-def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pubsub_emulator, tmp_path):
-    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-stream")
+@pytest.mark.parametrize("reader", ["client", "beam"])
+def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pubsub_emulator, tmp_path, reader):
+    """``client`` is the local loop (sources/pubsub_local.py); ``beam`` is the ReadFromPubSub graph Dataflow runs."""
+    publisher, subscription = pubsub_emulator.topic_and_subscription(f"okta-stream-{reader}")
     now = dt.datetime.now(UTC)
     events = make_events(240, now - dt.timedelta(hours=30), dt.timedelta(minutes=7))  # spans two event dates
     messages = envelope_messages(events)
@@ -158,6 +160,7 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
         publisher(data, attributes)
     lake, log = tmp_path / "lake", tmp_path / "pubsub.log"
     run = start_stream("--source=pubsub", f"--subscription={subscription}", f"--output={lake}", "--window=5s",
+                       f"--pubsub_reader={reader}",
                        log=log, env=pubsub_emulator.env)
     try:
         wait_for_lake(lake, events, run, log, timeout=180)
@@ -177,3 +180,71 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
         assert record["message_id"] and record["error"] and record["origin"] == subscription
     assert all(p.name.startswith("part-w") for p in lake.glob("*/*/*.parquet"))
     assert "window " in log.read_text()
+
+
+def test_pubsub_loop_acknowledges_only_committed_windows(pubsub_emulator, tmp_path, monkeypatch):
+    """Pulled but uncommitted messages come back to the next reader; committed ones are acknowledged."""
+    from sources import pubsub_local
+    from sources.pubsub_local import PubSubSettings, PubSubTail
+
+    monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
+    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-lease")
+    events = make_events(60, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
+    for event in events:
+        publisher(json.dumps(event).encode(), {})
+    lake = tmp_path / "lake"
+
+    def settings(window: float) -> PubSubSettings:
+        return PubSubSettings(subscription=subscription, window=window, dedupe_horizon=3600, lake=str(lake),
+                              dead_letter=str(lake / "_dead_letter"), job="lease-test", event_types="personal.*",
+                              raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+
+    crashed = PubSubTail(settings(3600))  # a window that never ends in this test: nothing is committed
+    pulled, deadline = 0, time.monotonic() + 60
+    while pulled < len(events) and time.monotonic() < deadline:
+        pulled += crashed.tick()
+    assert pulled == len(events)
+    assert not lake_row_keys(lake)
+    del crashed  # a crash: no commit, no acknowledgement
+
+    survivor = PubSubTail(settings(2))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and set(lake_row_keys(lake)) != set(expected_row_keys(events)):
+        survivor.tick()  # the lake is complete only after a commit, and a commit is acknowledged at once
+    assert_lake_exact(lake, events)
+    time.sleep(pubsub_local.LEASE_SECONDS + 2)  # an unacknowledged message would be delivered again by now
+    assert PubSubTail(settings(3600)).tick() == 0
+
+
+def test_pubsub_loop_killed_mid_window_loses_nothing(pubsub_emulator, tmp_path):
+    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-kill")
+    now = dt.datetime.now(UTC)
+    first = make_events(120, now - dt.timedelta(hours=3), STEP)
+    more = make_events(120, now - dt.timedelta(hours=1), STEP, salt=7)
+    lake, log = tmp_path / "lake", tmp_path / "pubsub.log"
+    args = ("--source=pubsub", f"--subscription={subscription}", f"--output={lake}")
+    for data, attributes in envelope_messages(first):
+        publisher(data, attributes)
+    run = start_stream(*args, "--window=3s", log=log, env=pubsub_emulator.env)
+    try:
+        wait_for_lake(lake, first, run, log)
+    finally:
+        stop(run)
+    # Killed while holding a window it can never commit: with Beam's local reader these would be lost (acked on pull).
+    run = start_stream(*args, "--window=1h", log=log, env=pubsub_emulator.env)
+    hour = time.time() // 3600
+    try:
+        for data, attributes in envelope_messages(more):
+            publisher(data, attributes)
+        time.sleep(8)
+        assert run.poll() is None, log.read_text()[-3000:]
+    finally:
+        stop(run)
+    if time.time() // 3600 == hour:  # (an hour boundary inside those seconds would commit a window)
+        assert set(lake_row_keys(lake)) == set(expected_row_keys(first))
+    rerun = start_stream(*args, "--window=3s", log=log, env=pubsub_emulator.env)
+    try:
+        wait_for_lake(lake, first + more, rerun, log, timeout=150)
+    finally:
+        stop(rerun)
+    assert_lake_exact(lake, first + more)

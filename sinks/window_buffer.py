@@ -1,0 +1,104 @@
+"""The open window of a streaming loop: decode, dedupe and buffer batches, then commit and report.
+
+Both loops that run without Beam's streaming machinery use it: the Okta tail
+(:mod:`sources.okta_stream`, on every runner) and the local Pub/Sub loop
+(:mod:`sources.pubsub_local`). ``take`` runs the batch path's decode,
+validate, select and flatten functions on a :class:`RawBatch`, drops uuids
+kept within ``--dedupe_horizon`` (:class:`transforms.dedupe.RecentUuids`)
+and buffers rows and dead letters; ``commit`` writes them as the window's
+files (:func:`sinks.window_commit.commit_window`), counts them, streams them
+to BigQuery if asked, and prints the window's progress line. What the caller
+does after a commit (store the Okta cursor, acknowledge the Pub/Sub messages)
+is what makes the loop safe to kill at any point.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+
+from schemas.arrow import file_schema
+from sinks.stream_lake import finish_window
+from sinks.window_commit import WindowCommit, commit_window, window_id
+from transforms.decode import decode_batch
+from transforms.dedupe import RecentUuids
+from transforms.flatten import Flattener
+from transforms.metrics import counter
+from transforms.records import RawBatch
+from transforms.selection import EventTypeSelection
+
+
+class WindowBuffer:
+    """Rows and dead letters of one processing-time window at a time.
+
+    ``target`` carries the stream's settings: window, dedupe_horizon, lake,
+    dead_letter, job, event_types, raw_event, compression, max_payload_bytes,
+    quiet and bigquery (a ``TailSettings`` or ``PubSubSettings``).
+    """
+
+    def __init__(self, target, clock=time.time):
+        self.target, self._clock = target, clock
+        self._selection = EventTypeSelection.parse(target.event_types)
+        self._flattener = Flattener(target.raw_event, target.max_payload_bytes)
+        self._schema = file_schema(target.raw_event)
+        self._recent = RecentUuids(target.dedupe_horizon)
+        self._counters = {name: counter(name) for name in (
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "windows_committed")}
+        self.reset(None)
+
+    def reset(self, window: float | None) -> None:
+        """Forget the buffer (after a commit, or on a stop: what it held is read again by the next run)."""
+        self.window = window
+        self._rows: list = []
+        self._dead: list = []
+        self._read = 0
+        self._oldest: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self._rows and not self._dead
+
+    def take(self, *batches: RawBatch) -> None:
+        """Decode each batch (its own dead-letter context), then flatten and dedupe their events together."""
+        events, dead = [], []
+        for batch in batches:
+            decoded = decode_batch(batch, self.target.max_payload_bytes, self._selection, self._flattener.prepare)
+            self._counters["events_read"].inc(decoded.read)
+            self._counters["filtered_out"].inc(decoded.filtered)
+            self._read += decoded.read
+            events += decoded.events
+            dead += decoded.dead_letters
+        if self._oldest is None and batches:
+            self._oldest = self._clock()
+        flat = self._flattener.flatten(events)
+        duplicates = flat.duplicates
+        for key, table in flat.tables.items():
+            table, repeated = self._recent.keep_new(table)
+            duplicates += repeated
+            if table.num_rows:
+                self._rows.append((key, table))
+        dead += flat.dead_letters
+        self._dead.extend(dead)
+        self._counters["dead_letters"].inc(len(dead))
+        self._counters["duplicates"].inc(duplicates)
+        self._counters["duplicates_in_run"].inc(duplicates)
+
+    def commit(self, what: str) -> WindowCommit | None:
+        """Commit the buffered window (None when it holds nothing) and print its progress line."""
+        if self.empty:
+            return None
+        target, window = self.target, self.window
+        result = commit_window(target.lake, target.dead_letter, window_id(window), target.job, self._schema,
+                               self._rows, self._dead, target.compression)
+        finish_window(target, window_id(window), self._schema, result)
+        self._counters["windows_committed"].inc()
+        if not target.quiet:
+            start = _dt.datetime.fromtimestamp(window, _dt.timezone.utc)
+            end = start + _dt.timedelta(seconds=target.window)
+            lag = self._clock() - (self._oldest or self._clock())
+            print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: read {self._read:,}, wrote {result.rows:,} "
+                  f"rows ({result.events:,} events) in {len(result.partitions)} partition(s), "
+                  f"{result.dead_letters} dead letters, {result.duplicates_in_lake + result.duplicates_in_window} "
+                  f"duplicates; oldest {what} committed after {lag:.1f} s", file=sys.stderr, flush=True)
+        return result
