@@ -20,7 +20,7 @@ import time
 
 from schemas.arrow import file_schema
 from sinks.stream_lake import finish_window
-from sinks.window_commit import WindowCommit, commit_window, window_id
+from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener
@@ -54,6 +54,16 @@ class WindowBuffer:
         self._dead: list = []
         self._read = 0
         self._oldest: float | None = None
+
+    def ended(self, now: float) -> bool:
+        """Whether the buffered window is over at ``now`` (time to commit it)."""
+        return self.window is not None and window_start(now, self.target.window) != self.window
+
+    def open(self, now: float) -> float:
+        """Buffer the window ``now`` falls in, unless one is open; returns the open window's end."""
+        if self.window is None:
+            self.window = window_start(now, self.target.window)
+        return self.window + self.target.window
 
     @property
     def empty(self) -> bool:

@@ -38,7 +38,6 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from okta_client.errors import OktaApiError
 from sinks.window_buffer import WindowBuffer
-from sinks.window_commit import window_start
 from sources import okta_state
 from sources.okta import _ApiMetrics, starting_url
 from sources.okta_config import OktaSettings, build_client
@@ -79,11 +78,9 @@ class OktaTail:
     def tick(self) -> int:
         """Commit the window that just ended (if any), then poll if it is time; returns pages read."""
         now = self._clock()
-        current = window_start(now, self.tail.window)
-        if self._buffer.window is not None and current != self._buffer.window:
+        if self._buffer.ended(now):
             self._flush()
-        if self._buffer.window is None:
-            self._buffer.window = current
+        self._buffer.open(now)
         if now < self._next_poll:
             return 0
         if self._cursor is None:

@@ -31,7 +31,6 @@ import sys
 import time
 
 from sinks.window_buffer import WindowBuffer
-from sinks.window_commit import window_start
 from sources.pubsub import message_batch
 from transforms.metrics import counter
 
@@ -71,14 +70,12 @@ class PubSubTail:
     def tick(self) -> int:
         """One step; returns the number of messages pulled."""
         now = self._clock()
-        current = window_start(now, self.settings.window)
-        if self._buffer.window is not None and current != self._buffer.window:
+        if self._buffer.ended(now):
             self._flush()
-        if self._buffer.window is None:
-            self._buffer.window = current
+        window_end = self._buffer.open(now)
         if self._held and now > self._leased_until - RENEW_BEFORE:
             self._leased_until = self._lease(self._held)
-        received = self._pull(max(0.5, min(LONGEST_PULL, current + self.settings.window - now)))
+        received = self._pull(max(0.5, min(LONGEST_PULL, window_end - now)))
         if received:
             ack_ids = [message.ack_id for message in received]
             leased_until = self._lease(ack_ids)
