@@ -248,3 +248,47 @@ def test_pubsub_loop_killed_mid_window_loses_nothing(pubsub_emulator, tmp_path):
     finally:
         stop(rerun)
     assert_lake_exact(lake, first + more)
+
+
+def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, tmp_path, monkeypatch):
+    """Messages held longer than one lease are not delivered to anyone else, then committed once."""
+    from google.cloud import pubsub_v1
+
+    from sources import pubsub_local
+    from sources.pubsub_local import PubSubSettings, PubSubTail
+
+    monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
+    monkeypatch.setattr(pubsub_local, "RENEW_BEFORE", 6)
+    monkeypatch.setattr(pubsub_local, "LONGEST_PULL", 1.0)
+    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-renew")
+    events = make_events(40, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
+    for event in events:
+        publisher(json.dumps(event).encode(), {})
+    lake = tmp_path / "lake"
+    settings = PubSubSettings(subscription=subscription, window=30, dedupe_horizon=3600, lake=str(lake),
+                              dead_letter=str(lake / "_dead_letter"), job="renew-test", event_types="personal.*",
+                              raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+    left = settings.window - time.time() % settings.window
+    if left < 24:  # start early in a window, so the messages are held for more than two leases
+        time.sleep(left + 0.1)
+    tail = PubSubTail(settings)
+    pulled, deadline = 0, time.monotonic() + 30
+    while pulled < len(events) and time.monotonic() < deadline:
+        pulled += tail.tick()
+    assert pulled == len(events)
+    held_since = time.monotonic()
+    other = pubsub_v1.SubscriberClient()
+    stolen = 0
+    deadline = time.monotonic() + 60
+    while not tail._buffer.ended(time.time()) and time.monotonic() < deadline:  # hold past two leases
+        tail.tick()
+        try:
+            stolen += len(other.pull(request={"subscription": subscription, "max_messages": 100},
+                                     timeout=1, retry=None).received_messages)
+        except Exception:  # noqa: BLE001 - DeadlineExceeded: nothing to deliver, as it should be
+            pass
+    assert time.monotonic() - held_since > 2 * pubsub_local.LEASE_SECONDS - 2
+    assert stolen == 0
+    while not lake_row_keys(lake) and time.monotonic() < deadline + 30:
+        tail.tick()
+    assert_lake_exact(lake, events)
