@@ -4,7 +4,7 @@ It serves Beam's Pub/Sub graph (Dataflow, or ``--pubsub_reader=beam`` locally);
 the local runner's default Pub/Sub loop (:mod:`sources.pubsub_local`) and the
 Okta tail commit through :mod:`sinks.window_buffer` instead.
 
-    rows ─ DropRecentDuplicates (state per partition) ─ FixedWindows ─ GBK(partition) ─ commit
+    rows ─ DropRecentDuplicates (state per uuid) ─ FixedWindows ─ GBK(partition) ─ commit
     dead letters ─ FixedWindows ─ GBK ─ commit
     commits of a window ─ GBK ─ one progress line per window
 

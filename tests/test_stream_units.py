@@ -78,3 +78,36 @@ def test_recent_uuids_report_when_the_oldest_entry_expires():
     assert recent.forget_expired() == clock.now - 55 + 60 and len(recent) == 1
     clock.now += 10
     assert recent.forget_expired() is None and len(recent) == 0
+
+
+def test_beam_dedupe_keeps_the_first_copy_of_each_uuid_with_all_its_rows():
+    import apache_beam as beam
+    from apache_beam.metrics import MetricsFilter
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that
+
+    from transforms.dedupe import DropRecentDuplicates, split_by_uuid
+    from transforms.metrics import NAMESPACE
+    from transforms.records import PartitionKey, RowBatch
+
+    partition = PartitionKey("2026-11-25", "personal.admin.configuration.update")
+    split = list(split_by_uuid(RowBatch(partition, rows("a", "b", "a", "c"), 3)))
+    assert [(uuid, batch.table.column("target_index").to_pylist(), batch.events) for uuid, batch in split] == [
+        ("a", [0, 2], 1), ("b", [1], 1), ("c", [3], 1)]
+
+    batches = [RowBatch(partition, rows("a", "a", "b"), 2), RowBatch(partition, rows("b"), 1),
+               RowBatch(partition, rows("c", "a"), 2)]
+
+    def check(kept):
+        got = sorted((batch.table.column("uuid").to_pylist(), batch.events) for batch in kept)
+        # One copy of each uuid, with all of that copy's rows (which copy of "a" wins depends on order).
+        assert [uuids[0] for uuids, _ in got] == ["a", "b", "c"], got
+        assert all(len(set(uuids)) == 1 and events == 1 for uuids, events in got), got
+        assert len(got[1][0]) == 1 and len(got[2][0]) == 1, got
+
+    pipeline = TestPipeline()
+    assert_that(pipeline | beam.Create(batches) | DropRecentDuplicates(3600), check)
+    result = pipeline.run()
+    result.wait_until_finish()
+    duplicates = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name("duplicates"))
+    assert sum(c.committed for c in duplicates["counters"]) == 2  # the second "b" and one "a"

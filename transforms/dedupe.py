@@ -9,10 +9,12 @@ only saves that work.
 
 - :class:`RecentUuids`: the plain data structure (used by the loops without
   Beam state: the Okta tail and the local Pub/Sub loop), ~180 bytes per uuid.
-- :class:`DropRecentDuplicates`: the Beam form for the Pub/Sub path: a
-  stateful DoFn keyed by partition; a processing-time timer, armed once per
-  partition and re-armed while entries remain, forgets uuids past the horizon
-  and clears the partition's state once it is empty.
+- :class:`DropRecentDuplicates`: the Beam form for the Pub/Sub graph
+  (Dataflow): keyed by uuid, as Beam's own ``DeduplicatePerKey`` is, so each
+  element touches one small state and one timer whatever the horizon (a
+  state per partition holding every uuid would be rewritten whole on every
+  bundle: O(horizon) per element). The timer forgets the uuid after the
+  horizon; the ``duplicates`` counter counts what is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections import OrderedDict
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import BooleanCoder
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 
@@ -70,8 +72,23 @@ class RecentUuids:
         return table, len(repeated)
 
 
-class _DropRecentDuplicatesFn(beam.DoFn):
-    SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())
+def split_by_uuid(batch: RowBatch):
+    """(uuid, the rows of that event) for every event of a batch (an event's target rows stay together)."""
+    uuids = batch.table.column("uuid").to_pylist()
+    if len(set(uuids)) == 1:
+        yield uuids[0], RowBatch(batch.partition, batch.table, 1)
+        return
+    rows_of: dict[str, list[int]] = {}
+    for index, uuid in enumerate(uuids):
+        rows_of.setdefault(uuid, []).append(index)
+    for uuid, indices in rows_of.items():
+        yield uuid, RowBatch(batch.partition, batch.table.take(indices), 1)
+
+
+class _FirstWithinHorizonFn(beam.DoFn):
+    """Keyed by uuid: pass the first copy, drop repeats until a processing-time timer forgets the uuid."""
+
+    SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
     EXPIRY = userstate.TimerSpec("expiry", TimeDomain.REAL_TIME)
 
     def __init__(self, horizon_seconds: float):
@@ -83,32 +100,21 @@ class _DropRecentDuplicatesFn(beam.DoFn):
 
     def process(self, element, seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
         _, batch = element
-        recent = seen.read()
-        if recent is None:
-            recent = RecentUuids(self.horizon)
-            # Armed once per key, not per element: the timer re-arms itself while entries remain.
-            expiry.set(time.time() + self.horizon)
-        table, repeated = recent.keep_new(batch.table)
-        seen.write(recent)
-        if repeated:
-            self._duplicates.inc(repeated)
-            self._duplicates_in_run.inc(repeated)
-        if table.num_rows:
-            yield RowBatch(batch.partition, table, batch.events - repeated)
+        if seen.read():
+            self._duplicates.inc()
+            self._duplicates_in_run.inc()
+            return
+        seen.write(True)
+        expiry.set(time.time() + self.horizon)
+        yield batch
 
     @userstate.on_timer(EXPIRY)
-    def expire(self, seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
-        recent = seen.read()
-        next_expiry = recent.forget_expired() if recent is not None else None
-        if next_expiry is None:
-            seen.clear()  # the partition has been quiet for a whole horizon: nothing is kept for it
-            return
-        seen.write(recent)
-        expiry.set(next_expiry + 1.0)
+    def expire(self, seen=beam.DoFn.StateParam(SEEN)):
+        seen.clear()
 
 
 class DropRecentDuplicates(beam.PTransform):
-    """``RowBatch`` -> ``RowBatch`` without the events already kept within the horizon (per partition)."""
+    """``RowBatch`` -> one ``RowBatch`` per event, without the events already seen within the horizon."""
 
     def __init__(self, horizon_seconds: float):
         super().__init__()
@@ -117,6 +123,6 @@ class DropRecentDuplicates(beam.PTransform):
     def expand(self, rows):
         return (
             rows
-            | "KeyByPartition" >> beam.Map(lambda batch: (batch.partition.path(), batch))
-            | "DropRecentDuplicates" >> beam.ParDo(_DropRecentDuplicatesFn(self.horizon)).with_output_types(RowBatch)
+            | "KeyByUuid" >> beam.FlatMap(split_by_uuid).with_output_types(tuple[str, RowBatch])
+            | "FirstWithinHorizon" >> beam.ParDo(_FirstWithinHorizonFn(self.horizon)).with_output_types(RowBatch)
         )
