@@ -280,6 +280,9 @@ def tail_locally(options: LakeOptions, job: str, stop_after: float | None) -> in
 
 def pubsub_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
     """Pub/Sub on this machine: pull, commit each window, then acknowledge it (:mod:`sources.pubsub_local`)."""
+    if options.id_label:
+        print("note: --id_label is used by Dataflow's ReadFromPubSub; the local loop dedupes on the events' uuid",
+              file=sys.stderr, flush=True)
     return _run_loop(lambda: run_pubsub_locally(pubsub_settings(options, job), stop_after),
                      job, options, "messages of later windows are not acknowledged")
 

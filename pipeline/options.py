@@ -154,8 +154,8 @@ class LakeOptions(PipelineOptions):
                  "Beam's ReadFromPubSub graph, as Dataflow always does (acknowledges on pull).")
         stream.add_argument(
             "--id_label",
-            help="Pub/Sub attribute with a unique message id, for Dataflow's own dedupe (the local runner "
-                 "does not support it).")
+            help="Pub/Sub attribute with a unique message id, for Dataflow's own dedupe (the local loop "
+                 "dedupes on the events' uuid only).")
         stream.add_argument(
             "--timestamp_attribute",
             help="Pub/Sub attribute holding the event time (RFC 3339 or epoch ms); default: publish time.")
