@@ -54,6 +54,19 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rss_by_minute(samples: list[tuple[int, float]]) -> dict:
+    """Peak RSS of each minute (the issue's measure: peak at minute 30 vs minute 5) and the growth between them."""
+    peaks: dict[int, float] = {}
+    for second, mb in samples:
+        if mb == mb:  # not NaN
+            peaks[second // 60] = max(peaks.get(second // 60, 0.0), mb)
+    minutes = sorted(peaks)
+    last = minutes[-1] if minutes and minutes[-1] > 5 else None
+    growth = round(100 * (peaks[last] / peaks[5] - 1), 1) if last is not None and 5 in peaks else None
+    return {"rss_peak_mb_by_minute": {m: round(peaks[m]) for m in minutes},
+            "rss_growth_pct_minute5_to_last": growth}
+
+
 def committed(lake: Path) -> list[tuple[str, float, float]]:
     """(uuid, published epoch s, file mtime) for every row of the lake."""
     out = []
@@ -101,20 +114,20 @@ def bench_tail(args) -> None:
     window_s = _seconds(args.window)
     poll_s = _seconds(args.poll)
     rss = [mb for _, mb in samples if mb == mb]
-    minute = {t // 60: mb for t, mb in samples}
     result = {
         "minutes": args.minutes, "append_rate": args.rate, "window": args.window, "poll": args.poll,
         "rows": len(rows), "events": len({u for u, _, _ in rows}),
         "latency_p50_s": round(percentile(latencies, 0.5), 1), "latency_p95_s": round(percentile(latencies, 0.95), 1),
         "latency_max_s": round(max(latencies), 1), "target_s": window_s + poll_s + 10,
-        "rss_mb_by_minute": {int(k): round(v) for k, v in sorted(minute.items())},
+        **rss_by_minute(samples),
         "rss_peak_mb": round(max(rss)),
         "duplicate_rows": duplicate_rows(lake) if lake.exists() else 0,
     }
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result))
     print(f"tail: latency p50 {result['latency_p50_s']} s, p95 {result['latency_p95_s']} s (target <= "
-          f"{result['target_s']:g} s = window + poll + 10 s); RSS by minute {result['rss_mb_by_minute']} MB")
+          f"{result['target_s']:g} s = window + poll + 10 s); peak RSS by minute {result['rss_peak_mb_by_minute']} MB, "
+          f"minute 5 -> last: {result['rss_growth_pct_minute5_to_last']}%")
 
 
 def _seconds(text: str) -> float:
@@ -231,19 +244,19 @@ def bench_pubsub_soak(args) -> None:
             run.wait()
     events = {u for u, _, _ in rows}
     latencies = [mtime - published[u] for u, _, mtime in rows if u in published]
-    minute = {t // 60: mb for t, mb in samples}
     result = {"reader": args.reader, "minutes": args.minutes, "rate": args.rate, "window": args.window,
               "dedupe_horizon": args.dedupe_horizon, "published": len(published),
               "committed_events": len(events), "lost": len(set(published) - events),
               "duplicate_rows": duplicate_rows(lake) if lake.exists() else 0,
               "latency_p50_s": round(percentile(latencies, 0.5), 1),
               "latency_p95_s": round(percentile(latencies, 0.95), 1),
-              "rss_mb_by_minute": {int(k): round(v) for k, v in sorted(minute.items())}}
+              **rss_by_minute(samples)}
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result))
     print(f"pubsub soak: {result['published']:,} published, {result['committed_events']:,} committed, "
           f"{result['lost']} lost, {result['duplicate_rows']} duplicate rows; latency p50 {result['latency_p50_s']} s, "
-          f"p95 {result['latency_p95_s']} s; RSS by minute {result['rss_mb_by_minute']} MB")
+          f"p95 {result['latency_p95_s']} s; peak RSS by minute {result['rss_peak_mb_by_minute']} MB, "
+          f"minute 5 -> last: {result['rss_growth_pct_minute5_to_last']}%")
 
 
 def duplicate_rows(lake: Path) -> int:
