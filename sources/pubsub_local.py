@@ -108,12 +108,14 @@ class PubSubTail:
     def _flush(self) -> None:
         """Commit the finished window, then (and only then) acknowledge its messages."""
         self._buffer.commit("message")
-        for start in range(0, len(self._held), ACK_BATCH):
-            chunk = self._held[start:start + ACK_BATCH]
+        held, self._held = self._held, []
+        self._buffer.reset(None)
+        # An acknowledgement that fails now only means Pub/Sub delivers those messages again after their
+        # lease: the uuid horizon (or the commit's insert-if-absent) drops them as duplicates.
+        for start in range(0, len(held), ACK_BATCH):
+            chunk = held[start:start + ACK_BATCH]
             self._client.acknowledge(request={"subscription": self.settings.subscription, "ack_ids": chunk})
             self._acked.inc(len(chunk))
-        self._held = []
-        self._buffer.reset(None)
 
     def close(self) -> None:
         # The open window is neither committed nor acknowledged: Pub/Sub delivers it again.
