@@ -151,7 +151,7 @@ class LakeOptions(PipelineOptions):
             "--pubsub_reader", choices=["client", "beam"], default="client",
             help="How the local runner reads Pub/Sub: client pulls with google-cloud-pubsub and acknowledges "
                  "a window's messages only after it is committed (a killed run loses nothing); beam runs "
-                 "Beam's ReadFromPubSub graph, as Dataflow always does (acknowledges on pull).")
+                 "Beam's ReadFromPubSub graph, the one Dataflow runs (locally it acknowledges on pull).")
         stream.add_argument(
             "--id_label",
             help="Pub/Sub attribute with a unique message id, for Dataflow's own dedupe (the local loop "
