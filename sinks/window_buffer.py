@@ -7,7 +7,9 @@ validate, select and flatten functions on a :class:`RawBatch`, drops uuids
 kept within ``--dedupe_horizon`` (:class:`transforms.dedupe.RecentUuids`)
 and buffers rows and dead letters; ``commit`` writes them as the window's
 files (:func:`sinks.window_commit.commit_window`), counts them, streams them
-to BigQuery if asked, and prints the window's progress line. What the caller
+to BigQuery if asked, and prints the window's progress line. While a backlog
+is read, a window is committed in pieces of ``MAX_BUFFERED_ROWS`` (``full``),
+so memory stays bounded whatever the window length. What the caller
 does after a commit (store the Okta cursor, acknowledge the Pub/Sub messages)
 is what makes the loop safe to kill at any point.
 """
@@ -27,6 +29,9 @@ from transforms.flatten import Flattener
 from transforms.metrics import counter
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
+
+
+MAX_BUFFERED_ROWS = 50_000  # a backlog is committed in pieces of about this size, not held in memory whole
 
 
 class WindowBuffer:
@@ -53,6 +58,7 @@ class WindowBuffer:
         self._rows: list = []
         self._dead: list = []
         self._read = 0
+        self._buffered = 0
         self._oldest: float | None = None
 
     def ended(self, now: float) -> bool:
@@ -68,6 +74,11 @@ class WindowBuffer:
     @property
     def empty(self) -> bool:
         return not self._rows and not self._dead
+
+    @property
+    def full(self) -> bool:
+        """Holding MAX_BUFFERED_ROWS or more: commit now, before the window ends (a backlog being read)."""
+        return self._buffered >= MAX_BUFFERED_ROWS
 
     def take(self, *batches: RawBatch) -> None:
         """Decode each batch (its own dead-letter context), then flatten and dedupe their events together."""
@@ -88,6 +99,7 @@ class WindowBuffer:
             duplicates += repeated
             if table.num_rows:
                 self._rows.append((key, table))
+                self._buffered += table.num_rows
         dead += flat.dead_letters
         self._dead.extend(dead)
         self._counters["dead_letters"].inc(len(dead))

@@ -95,6 +95,9 @@ class OktaTail:
                 self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body]))
             if page.next_url:
                 self._cursor = page.next_url
+            if self._buffer.full:  # catching up: commit what is held (and store its cursor), then read on
+                self._flush()
+                self._buffer.open(now)
             if not page.events:
                 caught_up = True
                 break

@@ -84,6 +84,9 @@ class PubSubTail:
             self._held += ack_ids
             self._buffer.take(*(message_batch(message.message, self.settings.subscription)
                                 for message in received))
+            if self._buffer.full:  # a backlog: commit (and acknowledge) what is held, then go on in this window
+                self._flush()
+                self._buffer.open(now)
         return len(received)
 
     def _pull(self, wait: float) -> list:
