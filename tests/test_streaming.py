@@ -182,22 +182,35 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
     assert "window " in log.read_text()
 
 
+def loop_settings(subscription: str, lake: Path, window: float):
+    """Settings for driving the local Pub/Sub loop (sources/pubsub_local.py) in this process."""
+    from sources.pubsub_local import PubSubSettings
+
+    return PubSubSettings(subscription=subscription, window=window, dedupe_horizon=3600, lake=str(lake),
+                          dead_letter=str(lake / "_dead_letter"), job="loop-test", event_types="personal.*",
+                          raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+
+
+def publish_events(pubsub_emulator, name: str, count: int):
+    """A fresh subscription holding ``count`` one-event messages; returns (subscription, events)."""
+    publisher, subscription = pubsub_emulator.topic_and_subscription(name)
+    events = make_events(count, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
+    for event in events:
+        publisher(json.dumps(event).encode(), {})
+    return subscription, events
+
+
 def test_pubsub_loop_acknowledges_only_committed_windows(pubsub_emulator, tmp_path, monkeypatch):
     """Pulled but uncommitted messages come back to the next reader; committed ones are acknowledged."""
     from sources import pubsub_local
-    from sources.pubsub_local import PubSubSettings, PubSubTail
+    from sources.pubsub_local import PubSubTail
 
     monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
-    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-lease")
-    events = make_events(60, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
-    for event in events:
-        publisher(json.dumps(event).encode(), {})
+    subscription, events = publish_events(pubsub_emulator, "okta-lease", 60)
     lake = tmp_path / "lake"
 
-    def settings(window: float) -> PubSubSettings:
-        return PubSubSettings(subscription=subscription, window=window, dedupe_horizon=3600, lake=str(lake),
-                              dead_letter=str(lake / "_dead_letter"), job="lease-test", event_types="personal.*",
-                              raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+    def settings(window: float):
+        return loop_settings(subscription, lake, window)
 
     crashed = PubSubTail(settings(3600))  # a window that never ends in this test: nothing is committed
     pulled, deadline = 0, time.monotonic() + 60
@@ -255,19 +268,14 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
     from google.cloud import pubsub_v1
 
     from sources import pubsub_local
-    from sources.pubsub_local import PubSubSettings, PubSubTail
+    from sources.pubsub_local import PubSubTail
 
     monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
     monkeypatch.setattr(pubsub_local, "RENEW_BEFORE", 6)
     monkeypatch.setattr(pubsub_local, "LONGEST_PULL", 1.0)
-    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-renew")
-    events = make_events(40, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
-    for event in events:
-        publisher(json.dumps(event).encode(), {})
+    subscription, events = publish_events(pubsub_emulator, "okta-renew", 40)
     lake = tmp_path / "lake"
-    settings = PubSubSettings(subscription=subscription, window=30, dedupe_horizon=3600, lake=str(lake),
-                              dead_letter=str(lake / "_dead_letter"), job="renew-test", event_types="personal.*",
-                              raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+    settings = loop_settings(subscription, lake, 30)
     left = settings.window - time.time() % settings.window
     if left < 24:  # start early in a window, so the messages are held for more than two leases
         time.sleep(left + 0.1)
@@ -298,21 +306,16 @@ def test_pubsub_loop_commits_a_backlog_in_pieces_before_the_window_ends(pubsub_e
     """A window that cannot hold the backlog commits (and acknowledges) it in pieces; the rest comes back later."""
     from sinks import window_buffer
     from sources import pubsub_local
-    from sources.pubsub_local import PubSubSettings, PubSubTail
+    from sources.pubsub_local import PubSubTail
 
     monkeypatch.setattr(window_buffer, "MAX_BUFFERED_ROWS", 25)
     monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
     monkeypatch.setattr(pubsub_local, "MAX_MESSAGES", 20)
-    publisher, subscription = pubsub_emulator.topic_and_subscription("okta-backlog")
-    events = make_events(120, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
-    for event in events:
-        publisher(json.dumps(event).encode(), {})
+    subscription, events = publish_events(pubsub_emulator, "okta-backlog", 120)
     lake = tmp_path / "lake"
 
-    def settings(window: float) -> PubSubSettings:
-        return PubSubSettings(subscription=subscription, window=window, dedupe_horizon=3600, lake=str(lake),
-                              dead_letter=str(lake / "_dead_letter"), job="backlog-test", event_types="personal.*",
-                              raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+    def settings(window: float):
+        return loop_settings(subscription, lake, window)
 
     tail = PubSubTail(settings(3600))
     hour = time.time() // 3600
