@@ -38,8 +38,9 @@ from transforms.records import RowBatch
 def finish_window(target, window: str, schema, result) -> None:
     """After a window's rows are committed: count them, then stream them to BigQuery if asked.
 
-    ``target`` carries lake, dead_letter, job, compression and bigquery (a
-    ``TailSettings`` or the Pub/Sub commit DoFn). Both streaming paths end here.
+    ``target`` carries lake, dead_letter, job, compression and bigquery (the
+    settings of :class:`sinks.window_buffer.WindowBuffer`, or the Pub/Sub commit
+    DoFn of Beam's graph). Every streaming path ends here.
     """
     counter("rows_written").inc(result.rows)
     counter("events_written").inc(result.events)
