@@ -1,7 +1,8 @@
 """``python -m pipeline.lake_report LAKE``: what is in a local lake, asked of DuckDB.
 
 Prints rows and distinct events per event type and day, read straight from
-the Hive-partitioned Parquet files the way any user would query them, plus
+the Hive-partitioned Parquet files the way the README says to query them
+(committed data files only: ``event_date=*/event_type=*/*.parquet``), plus
 the number of dead-letter records. Needs the ``local`` extra (DuckDB).
 """
 
@@ -12,11 +13,15 @@ import glob
 import os
 import sys
 
+# Committed files only: staged files end in .staged and live under _staging/ (sinks/staging.py).
+DATA_FILES = "event_date=*/event_type=*/*.parquet"
+DEAD_LETTER_FILES = "_dead_letter/*/*.jsonl"
+
 
 def report(lake: str) -> str:
     import duckdb
 
-    files = os.path.join(lake, "*", "*", "*.parquet")
+    files = os.path.join(lake, DATA_FILES)
     if not glob.glob(files):
         return f"{lake}: no Parquet files yet"
     con = duckdb.connect()
@@ -34,7 +39,7 @@ def report(lake: str) -> str:
     lines.append("  ".join(str(n).ljust(w) for n, w in zip(names, widths)))
     for row in rows:
         lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
-    dead = glob.glob(os.path.join(lake, "_dead_letter", "*", "*.jsonl"))
+    dead = glob.glob(os.path.join(lake, DEAD_LETTER_FILES))
     if dead:
         count = con.execute(
             f"SELECT count(*) FROM read_json_auto({dead!r}, format='newline_delimited')"

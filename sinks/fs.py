@@ -90,7 +90,8 @@ def write_bytes(uri: str, data: bytes) -> None:
     if is_local(uri):
         path = local_path(uri)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{_uuid.uuid4().hex}"
+        # Hidden and not ending in the real extension: no reader or glob takes it for the file.
+        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{_uuid.uuid4().hex}")
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()

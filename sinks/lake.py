@@ -4,7 +4,9 @@ Takes the ``(PartitionKey, pyarrow.Table)`` row batches and the dead-letter
 records, stages them with bounded memory, commits each partition once
 (insert-if-absent on uuid, see :mod:`sinks.lake_files`), moves the dead
 letters to ``DEAD_LETTER/<run_id>/``, then writes the run manifest
-``LAKE/_runs/<run_id>.json`` and removes the staging folder.
+``LAKE/_runs/<run_id>.json`` and removes the staging folder, and the staging
+folders of dead runs (:mod:`sinks.staging`). Every DoFn that stages or
+commits holds the run's staging lease while it is set up.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from sinks import fs
+from sinks import fs, staging
 from sinks.lake_files import (
     RUNS_DIR,
     DeadLetterStager,
@@ -40,6 +42,7 @@ class StageRows(beam.DoFn):
         self.lake, self.run_id, self.schema, self.compression = lake, run_id, schema, compression
 
     def setup(self):
+        staging.hold(staging_dir(self.lake, self.run_id))
         self._duplicates = counter("duplicates")
         self._duplicates_in_run = counter("duplicates_in_run")
 
@@ -65,9 +68,20 @@ class StageRows(beam.DoFn):
         stager = getattr(self, "_stager", None)
         if stager is not None:
             stager.abort()
+        staging.release(staging_dir(self.lake, self.run_id))
 
 
-class StageDeadLetters(beam.DoFn):
+class _HoldsLease(beam.DoFn):
+    """Holds the run's staging lease from setup to teardown (``self.lake``, ``self.run_id``)."""
+
+    def setup(self):
+        staging.hold(staging_dir(self.lake, self.run_id))
+
+    def teardown(self):
+        staging.release(staging_dir(self.lake, self.run_id))
+
+
+class StageDeadLetters(_HoldsLease):
     def __init__(self, lake: str, run_id: str):
         self.lake, self.run_id = lake, run_id
 
@@ -84,13 +98,14 @@ class StageDeadLetters(beam.DoFn):
             yield _global(staged)
 
 
-class CommitPartitions(beam.DoFn):
+class CommitPartitions(_HoldsLease):
     """Commit one partition's staged files (runs once per partition, after all staging)."""
 
     def __init__(self, lake: str, run_id: str, compression: str):
         self.lake, self.run_id, self.compression = lake, run_id, compression
 
     def setup(self):
+        super().setup()
         self._rows = counter("rows_written")
         self._events = counter("events_written")
         self._files = counter("files_written")
@@ -112,9 +127,9 @@ class CommitPartitions(beam.DoFn):
         yield {"kind": "partition", **result._asdict()}
 
 
-class CommitDeadLetters(beam.DoFn):
-    def __init__(self, dead_letter_uri: str, run_id: str):
-        self.dead_letter_uri, self.run_id = dead_letter_uri, run_id
+class CommitDeadLetters(_HoldsLease):
+    def __init__(self, lake: str, dead_letter_uri: str, run_id: str):
+        self.lake, self.dead_letter_uri, self.run_id = lake, dead_letter_uri, run_id
 
     def process(self, staged: StagedFile):
         final = commit_dead_letters(self.dead_letter_uri, staged, self.run_id)
@@ -144,7 +159,10 @@ class FinishRun(beam.DoFn):
         }
         fs.write_bytes(fs.join(self.lake, RUNS_DIR, f"{self.run_id}.json"),
                        jsonio.dumps(manifest))
-        fs.delete_tree(staging_dir(self.lake, self.run_id))
+        ours = staging_dir(self.lake, self.run_id)
+        staging.forget(ours)
+        fs.delete_tree(ours)
+        staging.remove_stale(self.lake, keep=ours)
         yield manifest
 
 
@@ -173,7 +191,7 @@ class WriteLake(beam.PTransform):
             | "StageDeadLetters" >> beam.ParDo(StageDeadLetters(self.lake, self.run_id))
             # A fusion break, so only files of successful bundles are ever committed.
             | "AfterStaging" >> beam.Reshuffle()
-            | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.dead_letter, self.run_id))
+            | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.lake, self.dead_letter, self.run_id))
         )
         return (
             (committed_rows, committed_dead)

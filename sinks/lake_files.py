@@ -2,8 +2,10 @@
 
 How a batch run writes the lake, and why:
 
-1. **Stage.** Workers append flattened rows to Parquet files under
-   ``LAKE/_staging/<run_id>/`` as they go, one open file per partition, with
+1. **Stage.** Workers append flattened rows to Parquet files
+   ``LAKE/_staging/<run_id>/<id>.parquet.staged`` (a name no reader's glob
+   matches, in a folder every reader skips; see :mod:`sinks.staging` for
+   the lease that keeps a live run's folder from being removed) as they go, one open file per partition, with
    bounded buffers. Rows never pass through a shuffle, so memory stays flat
    however large the input (the local runner holds every shuffled element in
    memory). A stager drops a uuid it has already staged for that partition.
@@ -22,7 +24,6 @@ event, and never needs to delete data that is already there.
 from __future__ import annotations
 
 import os
-import uuid as _uuid
 from typing import NamedTuple
 from collections.abc import Iterable
 
@@ -30,10 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinks import fs
+from sinks.staging import STAGING_DIR, file_id, staged_file, staging_dir  # noqa: F401 - re-exported
 from transforms import jsonio
 from transforms.records import PartitionKey
 
-STAGING_DIR = "_staging"
 RUNS_DIR = "_runs"
 DEFAULT_DEAD_LETTER_DIR = "_dead_letter"
 
@@ -45,13 +46,8 @@ class StagedFile(NamedTuple):
     events: int
 
 
-def staging_dir(lake: str, run_id: str) -> str:
-    return fs.join(lake, STAGING_DIR, run_id)
-
-
 def final_name(run_id: str, staged_path: str, prefix: str = "part") -> str:
-    stem = os.path.basename(staged_path).split(".", 1)[0]
-    return f"{prefix}-{run_id}-{stem}.parquet"
+    return f"{prefix}-{run_id}-{file_id(staged_path)}.parquet"
 
 
 class PartitionStager:
@@ -127,7 +123,7 @@ class PartitionStager:
         if writer is None:
             if len(self._writers) >= self.max_open_files:
                 self._close(next(iter(self._writers)))
-            path = fs.join(self.staging, f"{_uuid.uuid4().hex}.parquet")
+            path = staged_file(self.staging, "parquet")
             writer = self._writers[key] = fs.ParquetFileWriter(path, self.schema, self.compression)
             self._writer_events[key] = 0
         writer.write(pa.concat_tables(tables))
@@ -175,7 +171,7 @@ class DeadLetterStager:
             from apache_beam.io.filesystem import CompressionTypes
             from apache_beam.io.filesystems import FileSystems
 
-            self._path = fs.join(self.staging, f"{_uuid.uuid4().hex}.jsonl")
+            self._path = staged_file(self.staging, "jsonl")
             fs.ensure_dir(self.staging)
             self._handle = FileSystems.create(
                 self._path, mime_type="application/x-ndjson",
@@ -282,7 +278,7 @@ def commit_partition(
 
 def commit_dead_letters(dead_letter_uri: str, staged: StagedFile, run_id: str) -> str:
     """Move one staged dead-letter file to ``DEAD_LETTER/<run_id>/``; idempotent."""
-    name = f"dead-letters-{os.path.basename(staged.path)}"
+    name = f"dead-letters-{file_id(staged.path)}.jsonl"
     final = fs.join(dead_letter_uri, run_id, name)
     if fs.exists(staged.path):
         fs.rename(staged.path, final)

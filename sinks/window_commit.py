@@ -26,6 +26,7 @@ from sinks.lake_files import (
     commit_partition,
     staging_dir,
 )
+from sinks.staging import leased, remove_stale_now_and_then
 from transforms.records import PartitionKey
 
 
@@ -59,7 +60,7 @@ def commit_window(lake: str, dead_letter_uri: str, window: str, job: str, schema
     # Each call stages into its own folder: several partitions of one window may commit at once.
     staging = staging_dir(lake, f"{run_id}-{_uuid.uuid4().hex[:12]}")
     result = WindowCommit(window)
-    try:
+    with leased(staging):
         stager = PartitionStager(staging, schema, compression=compression)
         for key, table in rows:
             result.duplicates_in_window += stager.add(key, table)
@@ -82,6 +83,5 @@ def commit_window(lake: str, dead_letter_uri: str, window: str, job: str, schema
         for staged in dead.close():
             commit_dead_letters(dead_letter_uri, staged, run_id)
             result.dead_letters += staged.rows
-    finally:
-        fs.delete_tree(staging)
+    remove_stale_now_and_then(lake)
     return result
