@@ -22,6 +22,7 @@ EXTRAS = {
     "local": ["duckdb==2.0.1"],
     "test": [
         "duckdb==2.0.1",
+        "polars==2.1.0",  # the readers' tests: Polars must read the lake the README's way
         "pytest==9.2.0",
         "pytest-timeout==2.4.0",
         "pytest-xdist==3.8.0",

@@ -101,13 +101,13 @@ _LOCK = threading.Lock()
 _KEEPERS: dict[str, _Keeper] = {}
 
 
-def hold(staging: str, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+def hold(staging: str, heartbeat: float | None = None) -> None:
     """Take (or join) this process's lease on ``staging``: write it now, renew it in the background."""
     write_lease(staging)
     with _LOCK:
         keeper = _KEEPERS.get(staging)
         if keeper is None or keeper.stop.is_set():
-            keeper = _KEEPERS[staging] = _Keeper(staging, heartbeat)
+            keeper = _KEEPERS[staging] = _Keeper(staging, heartbeat or HEARTBEAT_SECONDS)
             keeper.thread.start()
         keeper.holders += 1
 

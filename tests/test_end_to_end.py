@@ -54,7 +54,7 @@ def test_cli_writes_a_lake_that_pyarrow_and_duckdb_read(tmp_path):
     assert table.schema.field("target_index").type == pa.int32()
 
     con = duckdb.connect()
-    glob = f"{lake}/*/*/*.parquet"
+    glob = f"{lake}/event_date=*/event_type=*/*.parquet"  # the README's form
     kinds = {name: kind for name, kind, *_ in con.execute(
         f"DESCRIBE SELECT * FROM read_parquet('{glob}', hive_partitioning=true)").fetchall()}
     assert kinds["published"] == "TIMESTAMP WITH TIME ZONE"

@@ -208,7 +208,7 @@ def _manifests(lake: Path) -> int:
 
 def _reached(kind: str, lake: Path, state: Path) -> bool:
     if kind == "staging":  # rows are being staged
-        return (lake / "_staging").exists() and any((lake / "_staging").rglob("*.parquet"))
+        return (lake / "_staging").exists() and any((lake / "_staging").rglob("*.parquet.staged"))
     if kind == "partition":  # the first partition file is committed, others may not be
         return any(lake.glob("event_date=*/event_type=*/*.parquet"))
     if kind == "commit":  # the run manifest is written: between the lake commit and the cursor

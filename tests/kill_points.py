@@ -1,0 +1,73 @@
+"""``python -m tests.kill_points POINT MARKER [pipeline args]``: a batch run that stops at one point, for kill -9 tests.
+
+POINT is where the run pauses (it touches MARKER, then sleeps until it is killed):
+
+- ``staging``: a staged Parquet file is half written (a row group, no footer);
+- ``commit``: one partition is committed, the others are not;
+- ``finish``: every partition and dead letter is committed, the manifest is not written;
+- ``slow``: no pause; the run is slowed instead (a 2 s wait before the first commit, 0.3 s
+  after each, 0.05 s per staged write) and renews its staging lease every 0.2 s, so a
+  reader or another run's clean-up can work against it while it lives. MARKER is touched
+  before the first commit.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from sinks import fs, lake, staging
+
+
+def pause(marker: Path) -> None:
+    marker.touch()
+    time.sleep(3600)
+
+
+def install(point: str, marker: Path) -> None:
+    write, commit, finish = fs.ParquetFileWriter.write, lake.commit_partition, lake.FinishRun.process
+    commits = []
+
+    def staged_write(self, table):
+        write(self, table)
+        if self.uri.endswith(staging.STAGED_SUFFIX):
+            if point == "staging":
+                pause(marker)
+            if point == "slow":
+                time.sleep(0.05)
+
+    def partition_commit(*args, **kwargs):
+        if point == "slow" and not commits:
+            marker.touch()
+            time.sleep(2.0)
+        result = commit(*args, **kwargs)
+        commits.append(result)
+        if point == "commit":
+            pause(marker)
+        if point == "slow":
+            time.sleep(0.3)
+        return result
+
+    def finish_run(self, results):
+        if point == "finish":
+            pause(marker)
+        yield from finish(self, results)
+
+    fs.ParquetFileWriter.write = staged_write
+    lake.commit_partition = partition_commit
+    lake.FinishRun.process = finish_run
+    if point == "slow":
+        staging.HEARTBEAT_SECONDS = 0.2
+
+
+def main(argv: list[str]) -> int:
+    point, marker, *args = argv
+    install(point, Path(marker))
+    from pipeline.main import main as run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
