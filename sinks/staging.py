@@ -102,11 +102,16 @@ _KEEPERS: dict[str, _Keeper] = {}
 
 
 def hold(staging: str, heartbeat: float | None = None) -> None:
-    """Take (or join) this process's lease on ``staging``: write it now, renew it in the background."""
-    write_lease(staging)
+    """Take (or join) this process's lease on ``staging``: write it now, renew it in the background.
+
+    The first holder in a process writes the lease, under the lock: the DoFns of
+    several worker threads set up at once, and concurrent first uses of a
+    Google client raced in its credential refresh (measured on the GCS stand-in).
+    """
     with _LOCK:
         keeper = _KEEPERS.get(staging)
         if keeper is None or keeper.stop.is_set():
+            write_lease(staging)
             keeper = _KEEPERS[staging] = _Keeper(staging, heartbeat or HEARTBEAT_SECONDS)
             keeper.thread.start()
         keeper.holders += 1

@@ -13,11 +13,17 @@ POINT is where the run pauses (it touches MARKER, then sleeps until it is killed
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sinks import fs, lake, staging
+from tests.helpers import REPO
 
 
 def pause(marker: Path) -> None:
@@ -59,6 +65,29 @@ def install(point: str, marker: Path) -> None:
     lake.FinishRun.process = finish_run
     if point == "slow":
         staging.HEARTBEAT_SECONDS = 0.2
+
+
+# --- for the tests: start such a run, wait for its point, kill it ---------------------------------
+
+def start(point: str, marker: Path, log: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tests.kill_points", point, str(marker), "--quiet", *args]
+    return subprocess.Popen(command, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_for(marker: Path, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the run never reached its kill point (exit {process.poll()}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.02)
+
+
+def kill(process: subprocess.Popen) -> None:
+    """``kill -9`` the run (its whole process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
 
 
 def main(argv: list[str]) -> int:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import time
 from collections import Counter
 
 import pytest
 
-from sinks import fs
+from sinks import fs, staging
+from tests import kill_points
 from tests.helpers import run_pipeline
 from tests.okta_helpers import TOKEN, expected_row_keys, make_events, personal
 
@@ -25,6 +28,15 @@ def cloud(request, monkeypatch):
     return "s3://lake", request.getfixturevalue("s3_server")
 
 
+def use_in_this_process(extra: list[str]) -> None:
+    """Let this process's own file operations reach the stand-in (runs in this process set it too)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.main import fs_options_set
+
+    fs_options_set(PipelineOptions(extra))
+
+
 def cloud_rows(lake: str) -> Counter:
     keys = Counter()
     for path in fs.list_files(fs.join(lake, "event_date=*", "event_type=*", "*.parquet")):
@@ -38,6 +50,17 @@ def cloud_dead_letters(lake: str) -> list[dict]:
     for path in fs.list_files(fs.join(lake, "_dead_letter", "*", "*.jsonl")):
         records += [json.loads(line) for line in fs.read_bytes(path).splitlines() if line.strip()]
     return records
+
+
+# What a finished lake holds: committed data files, dead letters and manifests, nothing else.
+COMMITTED = re.compile(r"(event_date=[^/]+/event_type=[^/]+/part-[^/]+\.parquet"
+                       r"|_dead_letter/[^/]+/dead-letters-[^/]+\.jsonl|_runs/[^/.]+[^/]*\.json)")
+
+
+def assert_only_committed_files(lake: str) -> None:
+    names = [path[len(lake) + 1:] for path in fs.list_files(fs.join(lake, "**"))]
+    assert names and all(COMMITTED.fullmatch(name) for name in names), [n for n in names
+                                                                        if not COMMITTED.fullmatch(n)]
 
 
 def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud, okta_server, monkeypatch, request):
@@ -69,8 +92,9 @@ def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud,
     assert second.count("events read") == len(personal(more))
     assert cloud_rows(lake) == expected_row_keys(events + more)
     assert json.loads(fs.read_bytes(state))["next_url"] != cursor["next_url"]
-    # No staging leftovers in the bucket once the runs are done.
+    # No staging leftovers (nor leases) in the bucket once the runs are done.
     assert not fs.list_files(fs.join(lake, "_staging", "**"))
+    assert_only_committed_files(lake)
 
 
 def test_replaying_the_same_files_into_a_bucket_adds_nothing(cloud, tmp_path, request):
@@ -86,3 +110,51 @@ def test_replaying_the_same_files_into_a_bucket_adds_nothing(cloud, tmp_path, re
         assert run.code == 0, run.stderr
         assert cloud_rows(lake) == expected_row_keys(events)
     assert run.count("duplicates in lake") == len(personal(events))
+
+
+def test_a_run_killed_mid_commit_leaves_a_bucket_that_reads_exactly(cloud, tmp_path, request):
+    """kill -9 after one partition is committed; the next run completes the lake; the dead run's staging
+    (lease and staged files in the bucket) is kept while it may be live and removed once stale."""
+    from tests.helpers import write_jsonl
+
+    base, extra = cloud
+    lake = f"{base}/{request.node.callspec.id}-killed-{dt.datetime.now().strftime('%H%M%S%f')}"
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=2)
+    events = make_events(120, start, dt.timedelta(minutes=24))  # four partitions
+    export = write_jsonl(tmp_path / "export.jsonl", events)
+    marker, log = tmp_path / "marker", tmp_path / "run.log"
+    killed = kill_points.start("commit", marker, log, "--source=file", f"--input={export}", f"--output={lake}",
+                               *extra)
+    try:
+        kill_points.wait_for(marker, killed, log)
+    finally:
+        kill_points.kill(killed)
+    use_in_this_process(extra)
+    [dead] = staging.staging_folders(lake)
+    assert fs.list_files(fs.join(dead, "*.parquet.staged")) and staging.read_lease(dead)
+    assert 0 < sum(cloud_rows(lake).values()) < sum(expected_row_keys(events).values())
+
+    run = run_pipeline("--source=file", f"--input={export}", f"--output={lake}", *extra)
+    assert run.code == 0, run.stderr
+    assert cloud_rows(lake) == expected_row_keys(events)
+    assert staging.remove_stale(lake) == []  # written seconds ago: it may be a live run's
+    later = time.time() + staging.STALE_AFTER_SECONDS + 60
+    assert staging.remove_stale(lake, now=later) == [dead]
+    assert_only_committed_files(lake)
+
+
+def test_a_bucket_staging_whose_lease_is_renewed_is_kept(cloud, request):
+    base, extra = cloud
+    use_in_this_process(extra)
+    lake = f"{base}/{request.node.callspec.id}-leases-{dt.datetime.now().strftime('%H%M%S%f')}"
+    live, dead = staging.staging_dir(lake, "live"), staging.staging_dir(lake, "dead")
+    for folder in (live, dead):
+        fs.write_bytes(fs.join(folder, "x.parquet.staged"), b"PAR1 half")
+        staging.write_lease(folder)
+    folders = staging.staging_folders(lake)
+    assert sorted(folders) == [dead, live]
+    assert all(abs(t - time.time()) < 600 for t in folders.values()), folders  # the store's clock is usable
+    later = time.time() + staging.STALE_AFTER_SECONDS + 60
+    staging.write_lease(live, now=later)  # renewed "an hour later"; the objects themselves are older by then
+    assert staging.remove_stale(lake, now=later) == [dead]
+    assert sorted(staging.staging_folders(lake)) == [live]

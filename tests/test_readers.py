@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 
 from pipeline.lake_report import report
 from sinks import staging
+from tests import kill_points
 from tests.helpers import REPO, run_pipeline
 
 README = (Path(REPO) / "README.md").read_text()
@@ -114,24 +114,7 @@ def assert_every_reader_reads(lake: Path, want: Counter) -> None:
 
 
 def start(point: str, marker: Path, export: Path, lake: Path, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tests.kill_points", point, str(marker), "--quiet", "--source=file",
-               f"--input={export}", f"--output={lake}"]
-    return subprocess.Popen(command, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_for(marker: Path, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not marker.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the run never reached its kill point (exit {process.poll()}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.02)
-
-
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    return kill_points.start(point, marker, log, "--source=file", f"--input={export}", f"--output={lake}")
 
 
 def age(folder: Path, seconds: float) -> None:
@@ -150,9 +133,9 @@ def test_after_a_run_killed_mid_write_every_reader_reads_exactly_the_committed_r
     lake, marker, log = tmp_path / "lake", tmp_path / "marker", tmp_path / "run.log"
     killed = start(point, marker, export, lake, log)
     try:
-        wait_for(marker, killed, log)
+        kill_points.wait_for(marker, killed, log)
     finally:
-        kill(killed)
+        kill_points.kill(killed)
     [dead] = list((lake / staging.STAGING_DIR).iterdir())
     if point == "staging":  # a half-written Parquet file (no footer) is left behind
         [half] = list(dead.glob("*.parquet.staged"))
@@ -195,7 +178,7 @@ def test_readers_in_a_loop_during_a_run_only_ever_see_whole_committed_files(expo
                 assert staging.remove_stale(str(lake), stale_after=1.0) == []
                 sweeps += 1
     finally:
-        kill(run)
+        kill_points.kill(run)
     assert run.returncode == 0, log.read_text()[-3000:]
     assert_every_reader_reads(lake, reference)
 
