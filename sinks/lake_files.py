@@ -22,6 +22,8 @@ event, and never needs to delete data that is already there.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid as _uuid
 from typing import NamedTuple
 from collections.abc import Iterable
@@ -54,13 +56,61 @@ def final_name(run_id: str, staged_path: str, prefix: str = "part") -> str:
     return f"{prefix}-{run_id}-{stem}.parquet"
 
 
+class _Writer:
+    """One thread that encodes and writes Parquet while the caller decodes the next batches.
+
+    pyarrow releases the GIL while it encodes and compresses, so on two cores
+    the writing overlaps the (GIL-bound) decoding. Jobs run in order; at most
+    ``depth`` wait, so memory stays bounded. An error is raised to the caller
+    at its next call.
+    """
+
+    def __init__(self, depth: int = 2):
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = exc
+
+    def submit(self, job) -> None:
+        self._raise()
+        self._jobs.put(job)
+
+    def join(self) -> None:
+        """Wait for every job, stop the thread, raise what failed."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 class PartitionStager:
     """Appends row batches to one staging Parquet file per partition, memory bounded.
 
-    Rows are buffered per partition and written as a row group when the buffer
-    reaches ``row_group_bytes``; when all buffers together pass
-    ``max_buffer_bytes`` the largest is written early; a file is closed after
-    ``max_file_rows`` rows or when more than ``max_open_files`` are open.
+    ``add`` only files a partition's table away (usually a zero-copy slice of
+    the flattener's one table per batch), so its cost does not grow with the
+    number of partitions a batch touches. What the buffered slices pin (their
+    whole parent tables) is counted; when it passes ``max_buffer_bytes`` the
+    buffers are compacted (each partition's slices copied into one table, the
+    parents freed), and the largest are written as row groups until half the
+    budget is free. A partition reaching ``row_group_bytes`` is written at once.
+    A file is closed after ``max_file_rows`` rows or when more than
+    ``max_open_files`` are open. Encoding and writing run on a writer thread.
     """
 
     def __init__(
@@ -73,6 +123,7 @@ class PartitionStager:
         max_buffer_bytes: int = 128 * 1024 * 1024,
         max_file_rows: int = 5_000_000,
         max_open_files: int = 128,
+        writer_thread: bool = True,
     ):
         self.staging = staging
         self.schema = schema
@@ -82,12 +133,16 @@ class PartitionStager:
         self.max_file_rows = max_file_rows
         self.max_open_files = max_open_files
         self._buffers: dict[PartitionKey, list[pa.Table]] = {}
-        self._buffer_bytes: dict[PartitionKey, int] = {}
+        self._compacted_bytes: dict[PartitionKey, int] = {}  # buffers that are one table of their own
         self._buffer_events: dict[PartitionKey, int] = {}
+        self._parents: dict[int, int] = {}  # tables the uncompacted buffers are slices of -> their bytes
+        self._pinned = 0
         self._writers: dict[PartitionKey, fs.ParquetFileWriter] = {}
+        self._writer_rows: dict[PartitionKey, int] = {}
         self._writer_events: dict[PartitionKey, int] = {}
         self._seen: dict[PartitionKey, set[str]] = {}
-        self._total_buffered = 0
+        self._thread = _Writer() if writer_thread else None
+        self._lock = threading.Lock()
         self.finished: list[StagedFile] = []
 
     def add(self, key: PartitionKey, table: pa.Table) -> int:
@@ -96,31 +151,53 @@ class PartitionStager:
         The rows of one event share its uuid; the table holds each uuid once
         (the flattener drops in-batch duplicates).
         """
-        seen = self._seen.setdefault(key, set())
-        uuids = table.column("uuid").to_pylist()
-        fresh = set(uuids)
+        if not table.num_rows:
+            return 0
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._seen[key] = set()
+        column = table.column("uuid")
+        fresh = set(column.to_pylist())
         repeated = fresh & seen
         if repeated:
-            table = table.filter(pc.invert(pc.is_in(table.column("uuid"), pa.array(list(repeated)))))
+            table = table.filter(pc.invert(pc.is_in(column, pa.array(list(repeated), pa.string()))))
             fresh -= repeated
+            if not table.num_rows:
+                return len(repeated)
         seen |= fresh
-        if table.num_rows:
-            self._buffers.setdefault(key, []).append(table)
-            size = table.nbytes
-            self._buffer_bytes[key] = self._buffer_bytes.get(key, 0) + size
-            self._buffer_events[key] = self._buffer_events.get(key, 0) + len(fresh)
-            self._total_buffered += size
-            if self._buffer_bytes[key] >= self.row_group_bytes:
-                self._flush(key)
-            while self._total_buffered > self.max_buffer_bytes and self._buffer_bytes:
-                self._flush(max(self._buffer_bytes, key=self._buffer_bytes.get))
+        parent = _parent_id(table)
+        if parent not in self._parents:
+            size = table.get_total_buffer_size()
+            self._parents[parent] = size
+            self._pinned += size
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = []
+        buffer.append(table)
+        self._buffer_events[key] = self._buffer_events.get(key, 0) + len(fresh)
+        if self._pinned + sum(self._compacted_bytes.values()) > self.max_buffer_bytes:
+            self._make_room()
         return len(repeated)
+
+    def _make_room(self) -> None:
+        """Compact every buffer (frees the parents), write row groups: the ripe ones, then the largest."""
+        for key, tables in self._buffers.items():
+            if len(tables) > 1 or key not in self._compacted_bytes:
+                table = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else _copy(tables[0])
+                self._buffers[key] = [table]
+                self._compacted_bytes[key] = table.nbytes
+        self._parents.clear()
+        self._pinned = 0
+        for key in [k for k, size in self._compacted_bytes.items() if size >= self.row_group_bytes]:
+            self._flush(key)
+        budget = self.max_buffer_bytes // 2
+        while self._compacted_bytes and sum(self._compacted_bytes.values()) > budget:
+            self._flush(max(self._compacted_bytes, key=self._compacted_bytes.get))
 
     def _flush(self, key: PartitionKey) -> None:
         tables = self._buffers.pop(key, None)
-        size = self._buffer_bytes.pop(key, 0)
+        self._compacted_bytes.pop(key, None)
         events = self._buffer_events.pop(key, 0)
-        self._total_buffered -= size
         if not tables:
             return
         writer = self._writers.get(key)
@@ -128,18 +205,38 @@ class PartitionStager:
             if len(self._writers) >= self.max_open_files:
                 self._close(next(iter(self._writers)))
             path = fs.join(self.staging, f"{_uuid.uuid4().hex}.parquet")
-            writer = self._writers[key] = fs.ParquetFileWriter(path, self.schema, self.compression)
+            writer = self._writers[key] = _LazyWriter(path, self.schema, self.compression)
+            self._writer_rows[key] = 0
             self._writer_events[key] = 0
-        writer.write(pa.concat_tables(tables))
+        rows = sum(t.num_rows for t in tables)
+        self._run(lambda: writer.write(tables[0] if len(tables) == 1 else pa.concat_tables(tables)))
+        self._writer_rows[key] += rows
         self._writer_events[key] += events
-        if writer.rows >= self.max_file_rows:
+        if self._writer_rows[key] >= self.max_file_rows:
             self._close(key)
+
+    def _run(self, job) -> None:
+        if self._thread is None:
+            job()
+        else:
+            self._thread.submit(job)
 
     def _close(self, key: PartitionKey) -> None:
         writer = self._writers.pop(key)
-        events = self._writer_events.pop(key)
-        writer.close()
-        self.finished.append(StagedFile(key, writer.uri, writer.rows, events))
+        staged = StagedFile(key, writer.uri, self._writer_rows.pop(key), self._writer_events.pop(key))
+
+        def close():
+            writer.close()
+            with self._lock:
+                self.finished.append(staged)
+
+        self._run(close)
+
+    def take_finished(self) -> list[StagedFile]:
+        """The files closed so far (each returned once)."""
+        with self._lock:
+            finished, self.finished = self.finished, []
+        return finished
 
     def close(self) -> list[StagedFile]:
         """Write everything buffered, close every file, return all staged files."""
@@ -147,14 +244,55 @@ class PartitionStager:
             self._flush(key)
         for key in list(self._writers):
             self._close(key)
-        finished, self.finished = self.finished, []
-        return finished
+        if self._thread is not None:
+            self._thread.join()
+        return self.take_finished()
 
     def abort(self) -> None:
+        if self._thread is not None:
+            try:
+                self._thread.join()
+            except Exception:  # noqa: BLE001 - aborting after a failure anyway
+                pass
         for writer in self._writers.values():
             writer.abort()
         self._writers.clear()
         self._buffers.clear()
+
+
+class _LazyWriter:
+    """A :class:`fs.ParquetFileWriter` opened by its first write (on the writer thread)."""
+
+    def __init__(self, uri: str, schema: pa.Schema, compression: str):
+        self.uri, self._schema, self._compression = uri, schema, compression
+        self._writer: fs.ParquetFileWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = fs.ParquetFileWriter(self.uri, self._schema, self._compression)
+        self._writer.write(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+def _parent_id(table: pa.Table) -> int:
+    """Which table this one is a slice of: the address of its first column's first data buffer."""
+    chunks = table.column(0).chunks
+    if len(chunks) != 1:
+        return id(table)
+    buffers = chunks[0].buffers()
+    return buffers[-1].address if buffers and buffers[-1] is not None else id(table)
+
+
+def _copy(table: pa.Table) -> pa.Table:
+    """A contiguous copy (a slice would keep its whole parent alive)."""
+    return pa.concat_tables([table, table.schema.empty_table()]).combine_chunks()
 
 
 class DeadLetterStager:
