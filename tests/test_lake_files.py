@@ -38,7 +38,7 @@ def test_stager_writes_one_file_per_partition_and_drops_repeats(tmp_path):
 
 def test_stager_rolls_files_and_flushes_under_memory_pressure(tmp_path):
     tables = [table_of([f"e{i}-{j}" for j in range(50)]) for i in range(10)]
-    staged, _ = stage(tmp_path, *tables, row_group_bytes=1, max_buffer_bytes=1, max_file_rows=120)
+    staged, _ = stage(tmp_path, *tables, max_buffer_bytes=1, max_file_rows=120)
     assert sum(s.rows for s in staged) == 500
     assert all(s.rows <= 150 for s in staged)
     assert len(staged) == 4
