@@ -13,6 +13,7 @@ from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
 
 PUBLISHED = "2026-03-01T10:05:12.345Z"
+P = PUBLISHED.encode()
 SELECTION = EventTypeSelection.parse("personal.*")
 
 
@@ -24,12 +25,12 @@ def line(**fields) -> bytes:
 TRICKY = {
     "unselected": line(),
     "selected": line(eventType="personal.user.app_migration.export"),
-    "selected, escaped dot": b'{"uuid":"u-1","eventType":"personal\\u002euser.x","published":"' + PUBLISHED.encode() + b'"}',
-    "selected, escaped key": b'{"uuid":"u-1","event\\u0054ype":"personal.user.x","published":"' + PUBLISHED.encode() + b'"}',
-    "unselected, escaped": b'{"uuid":"u-1","eventType":"user\\u002esession.start","published":"' + PUBLISHED.encode() + b'"}',
+    "selected, escaped dot": b'{"uuid":"u-1","eventType":"personal\\u002euser.x","published":"' + P + b'"}',
+    "selected, escaped key": b'{"uuid":"u-1","event\\u0054ype":"personal.user.x","published":"' + P + b'"}',
+    "unselected, escaped": b'{"uuid":"u-1","eventType":"user\\u002esession.start","published":"' + P + b'"}',
     "selected type inside another field": line(displayMessage='"eventType":"personal.user.x"',
                                                debugContext={"eventType": "personal.user.x"}),
-    "selected type only in a nested object": b'{"uuid":"u-1","published":"' + PUBLISHED.encode()
+    "selected type only in a nested object": b'{"uuid":"u-1","published":"' + P
                                              + b'","actor":{"eventType":"personal.user.x"}}',
     "unselected top-level, selected nested": line(actor={"eventType": "personal.user.x"}),
     "selected top-level, unselected nested": line(eventType="personal.user.x",

@@ -235,10 +235,10 @@ def decode_batch(
     skim = skim and selection is not None and not _selects_everything(selection)
     # A payload holding a selected type's text verbatim is most likely kept: decode it fully at once.
     likely = _literals(selection) if skim else ()
-    first = likely[0] if likely else None
+    first = likely[0] if len(likely) == 1 else None
     for pos, payload in zip(batch.positions, batch.payloads):
-        if skim and payload[:1] == b"{" and first not in payload \
-                and (len(likely) == 1 or not any(lit in payload for lit in likely)) \
+        if skim and payload[:1] == b"{" \
+                and (first not in payload if first is not None else not any(t in payload for t in likely)) \
                 and surely_filtered(payload, selection):
             read += 1
             filtered += 1
