@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
+import tempfile
 import threading
 import uuid as _uuid
 from typing import NamedTuple
@@ -122,20 +124,34 @@ class PartitionStager:
         *,
         compression: str = fs.PARQUET_COMPRESSION,
         max_buffer_bytes: int = 128 * 1024 * 1024,
+        row_group_bytes: int = 2 * 1024 * 1024,
         max_file_rows: int = 5_000_000,
-        max_open_files: int | None = None,
+        max_open_files: int = 128,
         writer_thread: bool = True,
     ):
         self.staging = staging
         self.schema = schema
         self.compression = compression
         self.max_buffer_bytes = max_buffer_bytes
+        self.row_group_bytes = row_group_bytes
         self.max_file_rows = max_file_rows
-        self.max_open_files = max_open_files or _open_files_allowed()
+        self.max_open_files = max_open_files
         self._buffers: dict[PartitionKey, list[pa.Table]] = {}
         self._buffer_events: dict[PartitionKey, int] = {}
+        self._buffered_rows = 0
         self._parents: set[int] = set()  # tables the buffers are slices of
         self._pinned = 0  # their bytes
+        # Small pieces spilled to local Arrow IPC files: key -> [(spill file number, batch index)].
+        self._spilled: dict[PartitionKey, list[tuple[int, int]]] = {}
+        self._spilled_rows: dict[PartitionKey, int] = {}
+        self._spilled_events: dict[PartitionKey, int] = {}
+        self._spilled_bytes: dict[PartitionKey, float] = {}
+        self._pending_rows: dict[PartitionKey, int] = {}
+        self._pending_events: dict[PartitionKey, int] = {}
+        self._spill_root: str | None = None
+        self._spill_paths: list[str] = []
+        self._spill_files = 0
+        self._spill_readers: dict = {}  # used on the writer thread only
         self._writers: dict[PartitionKey, _LazyWriter] = {}
         self._writer_rows: dict[PartitionKey, int] = {}
         self._writer_events: dict[PartitionKey, int] = {}
@@ -172,47 +188,95 @@ class PartitionStager:
         if buffer is None:
             buffer = self._buffers[key] = []
         buffer.append(table)
+        self._buffered_rows += table.num_rows
         self._buffer_events[key] = self._buffer_events.get(key, 0) + len(fresh)
         if self._pinned > self.max_buffer_bytes:
             self._flush_all()
         return len(repeated)
 
-    def _flush_all(self) -> None:
-        """Every buffered partition -> one row group each, written in one job on the writer thread."""
-        writes = []
+    def _flush_all(self, final: bool = False) -> dict | None:
+        """Empty every buffer in one writer-thread job: a partition with ``row_group_bytes`` or more
+        becomes a row group of its file; a smaller one is spilled (Arrow IPC, local disk) until its
+        pieces add up to a row group (or the end), so many partitions never make tiny row groups."""
+        jobs: dict = {None: []}  # partition -> its jobs, in order; None: the spill file, written first
+        spill: list = []
+        per_row = self._pinned / self._buffered_rows if self._buffered_rows else 0.0
         for key in sorted(self._buffers):
             tables = self._buffers[key]
-            writer = self._writers.get(key)
-            if writer is None:
-                if len(self._writers) >= self.max_open_files:
-                    self._close(next(iter(self._writers)), writes)
-                path = fs.join(self.staging, f"{_uuid.uuid4().hex}.parquet")
-                writer = self._writers[key] = _LazyWriter(path, self.schema, self.compression)
-                self._writer_rows[key] = 0
-                self._writer_events[key] = 0
-            writes.append((writer.write, tables))
-            self._writer_rows[key] += sum(t.num_rows for t in tables)
-            self._writer_events[key] += self._buffer_events[key]
-            if self._writer_rows[key] >= self.max_file_rows:
-                self._close(key, writes)
+            rows = sum(t.num_rows for t in tables)
+            events = self._buffer_events[key]
+            if final or rows * per_row >= self.row_group_bytes:
+                self._write(key, self._take_spilled(key) + [_memory(tables)], rows, events, jobs)
+            else:
+                spill.append((key, tables))
+                self._spilled.setdefault(key, []).append((self._spill_files, len(spill) - 1))
+                self._spilled_rows[key] = self._spilled_rows.get(key, 0) + rows
+                self._spilled_events[key] = self._spilled_events.get(key, 0) + events
+                self._spilled_bytes[key] = self._spilled_bytes.get(key, 0) + rows * per_row
+        if spill:
+            path = os.path.join(self._spill_dir(), f"{self._spill_files}.arrow")
+            self._spill_paths.append(path)
+            self._spill_files += 1
+            jobs[None].append(lambda: _spill(path, self.schema, [tables for _, tables in spill]))
+        for key in [k for k, size in self._spilled_bytes.items() if final or size >= self.row_group_bytes]:
+            self._write(key, self._take_spilled(key), 0, 0, jobs)
         self._buffers = {}
         self._buffer_events = {}
+        self._buffered_rows = 0
         self._parents = set()
         self._pinned = 0
-        if writes:
-            self._run(lambda: _write_all(writes))
+        if final:
+            return jobs
+        ordered = [job for key_jobs in jobs.values() for job in key_jobs]
+        if ordered:
+            self._run(lambda: [job() for job in ordered])
+        return None
 
-    def _close(self, key: PartitionKey, writes: list) -> None:
+    def _take_spilled(self, key: PartitionKey) -> list:
+        """The partition's spilled pieces, as sources for a write; its counts move to its file."""
+        refs = self._spilled.pop(key, [])
+        if not refs:
+            return []
+        self._spilled_bytes.pop(key)
+        self._pending_rows[key] = self._pending_rows.get(key, 0) + self._spilled_rows.pop(key)
+        self._pending_events[key] = self._pending_events.get(key, 0) + self._spilled_events.pop(key)
+        paths = self._spill_paths
+        return [_spilled_piece(self._spill_readers, paths[number], index) for number, index in refs]
+
+    def _write(self, key: PartitionKey, sources: list, rows: int, events: int, jobs: dict) -> None:
+        """Queue one row group of ``key`` made of ``sources`` (callables giving tables)."""
+        if not sources:
+            return
+        writer = self._writers.get(key)
+        if writer is None:
+            if len(self._writers) >= self.max_open_files:
+                self._close(next(iter(self._writers)), jobs)
+            path = fs.join(self.staging, f"{_uuid.uuid4().hex}.parquet")
+            writer = self._writers[key] = _LazyWriter(path, self.schema, self.compression)
+            self._writer_rows[key] = 0
+            self._writer_events[key] = 0
+        jobs.setdefault(key, []).append(lambda: writer.write([source() for source in sources]))
+        self._writer_rows[key] += rows + self._pending_rows.pop(key, 0)
+        self._writer_events[key] += events + self._pending_events.pop(key, 0)
+        if self._writer_rows[key] >= self.max_file_rows:
+            self._close(key, jobs)
+
+    def _spill_dir(self) -> str:
+        if self._spill_root is None:
+            self._spill_root = tempfile.mkdtemp(prefix="okta-lake-spill-")
+        return self._spill_root
+
+    def _close(self, key: PartitionKey, jobs: dict) -> None:
         """Queue the file's closing after the writes already in ``writes``."""
         writer = self._writers.pop(key)
         staged = StagedFile(key, writer.uri, self._writer_rows.pop(key), self._writer_events.pop(key))
 
-        def close(_tables):
+        def close():
             writer.close()
             with self._lock:
                 self.finished.append(staged)
 
-        writes.append((close, None))
+        jobs.setdefault(key, []).append(close)
 
     def _run(self, job) -> None:
         if self._thread is None:
@@ -228,15 +292,21 @@ class PartitionStager:
 
     def close(self) -> list[StagedFile]:
         """Write everything buffered, close every file, return all staged files."""
-        self._flush_all()
-        closes: list = []
-        for key in list(self._writers):
-            self._close(key, closes)
-        if closes:
-            self._run(lambda: _write_all(closes))
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join()  # what was queued, spill files included
+        jobs = self._flush_all(final=True)
+        for key in list(self._writers):
+            self._close(key, jobs)
+        # The last writes: the caller has nothing left to decode, so use both cores.
+        _run_parallel([key_jobs for key_jobs in jobs.values() if key_jobs], 2 if self._thread else 1)
+        self._remove_spill()
         return self.take_finished()
+
+    def _remove_spill(self) -> None:
+        self._spill_readers.clear()
+        if self._spill_root is not None:
+            shutil.rmtree(self._spill_root, ignore_errors=True)
+            self._spill_root = None
 
     def abort(self) -> None:
         if self._thread is not None:
@@ -248,6 +318,7 @@ class PartitionStager:
             writer.abort()
         self._writers.clear()
         self._buffers.clear()
+        self._remove_spill()
 
 
 class _LazyWriter:
@@ -261,9 +332,10 @@ class _LazyWriter:
         if self._writer is None:
             self._writer = fs.ParquetFileWriter(self.uri, self._schema, self._compression)
         # One contiguous table: writing 250 slices as they are cost 2.5x (per-chunk work, measured).
-        self._writer.write(tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks())
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        self._writer.write(table.combine_chunks() if table.column(0).num_chunks > 1 else table)
 
-    def close(self, _tables=None) -> None:
+    def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
 
@@ -272,23 +344,41 @@ class _LazyWriter:
             self._writer.abort()
 
 
-def _open_files_allowed() -> int:
-    """Half the process's file limit, at most 4096: a file per partition stays open (an export
-    of 60 types over 4 weeks touches 1,680 partitions; closing and reopening makes many small files)."""
-    try:
-        import resource
+def _run_parallel(lists: list[list], threads: int) -> None:
+    """Run each list of jobs in order, the lists on ``threads`` threads (pyarrow releases the GIL)."""
+    if threads <= 1:
+        for jobs in lists:
+            for job in jobs:
+                job()
+        return
+    from concurrent.futures import ThreadPoolExecutor
 
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):
-        return 128
-    if soft == resource.RLIM_INFINITY:
-        return 4096
-    return max(16, min(4096, soft // 2))
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(lambda jobs=jobs: [job() for job in jobs]) for jobs in lists]:
+            future.result()
 
 
-def _write_all(writes: list) -> None:
-    for write, tables in writes:
-        write(tables)
+def _memory(tables: list[pa.Table]):
+    return lambda: tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _spill(path: str, schema: pa.Schema, pieces: list[list[pa.Table]]) -> None:
+    """Write each piece as one record batch of an Arrow IPC file (uncompressed: cheap to write)."""
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for tables in pieces:
+            table = pa.concat_tables(tables).combine_chunks()
+            writer.write_batch(table.to_batches()[0])
+
+
+def _spilled_piece(readers: dict, path: str, index: int):
+    def read() -> pa.Table:
+        where = (threading.get_ident(), path)  # a reader per thread
+        reader = readers.get(where)
+        if reader is None:
+            reader = readers[where] = pa.ipc.open_file(pa.OSFile(path, "rb"))
+        return pa.Table.from_batches([reader.get_batch(index)])
+
+    return read
 
 
 def _parent_id(table: pa.Table) -> int:

@@ -39,7 +39,7 @@ def test_stager_writes_one_file_per_partition_and_drops_repeats(tmp_path):
 
 def test_stager_rolls_files_and_flushes_under_memory_pressure(tmp_path):
     tables = [table_of([f"e{i}-{j}" for j in range(50)]) for i in range(10)]
-    staged, _ = stage(tmp_path, *tables, max_buffer_bytes=1, max_file_rows=120)
+    staged, _ = stage(tmp_path, *tables, row_group_bytes=1, max_buffer_bytes=1, max_file_rows=120)
     assert sum(s.rows for s in staged) == 500
     assert all(s.rows <= 150 for s in staged)
     assert len(staged) == 4
@@ -154,3 +154,14 @@ def test_a_many_partition_batch_writes_the_same_rows_as_one_partition_batches(tm
     assert len(many) > 40
     assert many == one
     assert sum(len(r) for r in many.values()) > 1000
+
+
+def test_small_pieces_are_spilled_then_written_as_one_row_group(tmp_path):
+    tables = [table_of([f"e{i}-{j}" for j in range(20)]) for i in range(12)]
+    staged, _ = stage(tmp_path, *tables, max_buffer_bytes=1)  # a flush per table, each piece small
+    assert len(staged) == 1 and staged[0].rows == staged[0].events == 240
+    meta = pq.ParquetFile(staged[0].path).metadata
+    assert meta.num_row_groups == 1
+    assert sorted(pq.read_table(staged[0].path).column("uuid").to_pylist()) == sorted(
+        f"e{i}-{j}" for i in range(12) for j in range(20))
+    assert not [p for p in os.listdir(tmp_path / "_staging" / "run") if not p.endswith(".parquet")]
