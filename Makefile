@@ -11,7 +11,7 @@ BQSTAMP := $(BQVENV)/.installed
 SAMPLE := sample/okta-export.jsonl.gz
 LAKE   := lake
 EVENTS ?= 20000
-N      ?= 200000
+N      ?= 1000000
 REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
@@ -67,7 +67,7 @@ lint: $(STAMP) ## Static checks (ruff)
 format: $(STAMP) ## Format the code (ruff)
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Benchmark the pipeline against plain pyarrow (N events, default 200000)
+bench: $(STAMP) ## Pipeline vs plain pyarrow vs DuckDB, whole processes, inputs (a) (b) (c) of N events (default 1M)
 	$(PY) -m bench.batch_throughput --events $(N)
 
 bench-backfill: $(STAMP) ## Backfill events/min through a 120 requests/min limit (about 8 minutes)

@@ -12,6 +12,7 @@ RUNTIME = [
     "apache-beam[gcp,aws]==2.77.0",  # gcp: GCS, Pub/Sub, BigQuery, Dataflow; aws: s3://
     "pyarrow==25.0.1",
     "orjson==3.13.0",
+    "msgspec==0.19.0",  # the decoder's envelope-only skim of unselected events
     "requests==2.34.2",
     "urllib3==2.8.0",
     "PyJWT==2.15.1",

@@ -1,13 +1,17 @@
-"""Batch benchmark: the pipeline against plain Python + pyarrow on the same export.
+"""Batch benchmark: the pipeline against plain Python + pyarrow and against DuckDB, same file, same run.
 
-    python -m bench.batch_throughput --events 200000 [--repeat 3] [--rss 100000,1000000]
+    python -m bench.batch_throughput [--events 1000000] [--days 28] [--runs a,b,c] [--repeat 2]
 
-Generates a realistic export (cached in bench/.data/), then, each in a fresh
-process, runs (a) bench/plain_pyarrow.py, the same flattening in one plain
-loop, and (b) the pipeline on Beam's local runner, ``--repeat`` times each,
-and prints the best events/s, the peak RSS and their ratio. With ``--rss``
-it also runs the pipeline at each size given and compares peak RSS (the
-memory target: 1M events within 1.5x of 100k).
+For each input it generates (cached in bench/.data/):
+  (a) ``--events`` events over ``--days`` days in random ``published`` order, 25% personal;
+  (b) the same events sorted by ``published``;
+  (c) ``--types`` event types (default 60) in random order, every type kept (``--event_types=*``);
+it runs three whole processes (interpreter start to exit, as subprocesses), each
+``--repeat`` times, and prints the best seconds, events/s and peak RSS of each and the ratios:
+  - pipeline: ``python -m pipeline --source=file --input=FILE --output=TMP --quiet``;
+  - plain: ``python -m bench.plain_pyarrow`` (one loop, orjson + pyarrow, one core);
+  - duckdb: ``python -m bench.duckdb_copy`` (one ``COPY ... PARTITION_BY`` statement, all cores).
+The load average is printed with every run: the numbers mean little on a busy machine.
 """
 
 from __future__ import annotations
@@ -15,83 +19,121 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.machine import describe
-from eventgen import export_lines
 
 DATA = Path(__file__).resolve().parent / ".data"
 REPO = Path(__file__).resolve().parent.parent
 
+INPUTS = {
+    "a": dict(random_order=True, types=0, keep="personal."),
+    "b": dict(random_order=False, types=0, keep="personal."),
+    "c": dict(random_order=True, types=60, keep=""),
+}
 
-def export(events: int, seed: int = 7) -> Path:
-    path = DATA / f"export-{events}-seed{seed}.jsonl"
+
+def export(events: int, days: float, random_order: bool, types: int, seed: int = 7) -> Path:
+    """The generated export for these settings (written once, then reused)."""
+    name = f"export-{events}-{days:g}d-{'random' if random_order else 'sorted'}-{types or 12}types-seed{seed}.jsonl"
+    path = DATA / name
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as out:
-            for line in export_lines(events, seed=seed):
-                out.write(line + b"\n")
+        args = [sys.executable, "-m", "eventgen", "--events", str(events), "--days", str(days),
+                "--seed", str(seed), "--output", str(tmp)]
+        if random_order:
+            args.append("--random_order")
+        if types:
+            args += ["--types", str(types)]
+        subprocess.run(args, cwd=REPO, check=True, env=_env())
         tmp.rename(path)
     return path
 
 
-def measure(kind: str, input_path: Path, extra: list[str]) -> dict:
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def commands(kind: str, path: Path, out: str, keep: str, extra: list[str]) -> list[str]:
+    if kind == "pipeline":
+        types = [] if keep == "personal." else [f"--event_types={keep or '*'}{'*' if keep else ''}"]
+        return [sys.executable, "-m", "pipeline", "--source=file", f"--input={path}", f"--output={out}",
+                "--quiet", *types, *extra]
+    module = {"plain": "bench.plain_pyarrow", "duckdb": "bench.duckdb_copy"}[kind]
+    return [sys.executable, "-m", module, str(path), out, keep]
+
+
+def run_once(argv: list[str], out: str) -> dict:
+    """Run one whole process; its wall seconds and peak RSS (the finished children's ``ru_maxrss``)."""
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    shutil.rmtree(out, ignore_errors=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[2]} failed:\n{stderr.decode()[-3000:]}")
+    return {"seconds": seconds, "peak_rss_mb": peak, "load": load, "stdout": stdout.decode()}
+
+
+def measure(kind: str, path: Path, keep: str, extra: list[str]) -> dict:
     out = tempfile.mkdtemp(prefix=f"bench-{kind}-")
-    try:
-        proc = subprocess.run([sys.executable, "-m", "bench.measure", kind, str(input_path), out, *extra],
-                              cwd=REPO, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def best(kind: str, input_path: Path, repeat: int, extra: list[str]) -> dict:
-    runs = [measure(kind, input_path, extra) for _ in range(repeat)]
-    fastest = min(runs, key=lambda r: r["seconds"])
-    fastest["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    fastest["all_seconds"] = [round(r["seconds"], 2) for r in runs]
-    return fastest
+    shutil.rmtree(out)
+    # A fresh interpreter per measurement, so RUSAGE_CHILDREN is this child's peak alone.
+    code = ("import json,sys; from bench.batch_throughput import run_once; "
+            "r = run_once(json.loads(sys.argv[1]), sys.argv[2]); r.pop('stdout'); print(json.dumps(r))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(commands(kind, path, out, keep, extra)), out],
+                          cwd=REPO, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.batch_throughput", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rss", default="", help="comma-separated sizes for the memory comparison")
+    parser = argparse.ArgumentParser(prog="python -m bench.batch_throughput",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=28)
+    parser.add_argument("--types", type=int, default=60, help="event types in input (c)")
+    parser.add_argument("--runs", default="a,b,c", help="which inputs: a, b, c (comma-separated)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each process; the best counts")
+    parser.add_argument("--only", default="pipeline,plain,duckdb", help="which implementations")
     parser.add_argument("--pipeline_args", default="", help="extra pipeline flags, space separated")
     args = parser.parse_args(argv)
     extra = args.pipeline_args.split()
+    kinds = args.only.split(",")
 
     print(f"machine: {describe()}")
-    path = export(args.events)
-    size_mb = os.path.getsize(path) / 1e6
-    print(f"input: {path.name} ({args.events:,} events, {size_mb:,.0f} MB, ~25% personal, 0-3 targets)")
-    plain = best("plain", path, args.repeat, [])
-    beam = best("pipeline", path, args.repeat, extra)
-    print(f"{'':24}{'events/s':>12}{'seconds':>10}{'peak RSS MB':>14}   runs (s)")
-    for name, r in (("plain pyarrow", plain), ("pipeline " + " ".join(extra), beam)):
-        print(f"{name:24}{r['read'] / r['seconds']:>12,.0f}{r['seconds']:>10.2f}{r['peak_rss_mb']:>14,.0f}"
-              f"   {r['all_seconds']}")
-    ratio = (beam["read"] / beam["seconds"]) / (plain["read"] / plain["seconds"])
-    print(f"pipeline / plain events/s: {ratio:.2f}x (target >= 0.80)")
-
-    if args.rss:
-        sizes = [int(s) for s in args.rss.split(",")]
-        peaks = {}
-        for size in sizes:
-            r = measure("pipeline", export(size), extra)
-            peaks[size] = r["peak_rss_mb"]
-            print(f"pipeline at {size:>9,} events: peak RSS {r['peak_rss_mb']:,.0f} MB "
-                  f"({r['read'] / r['seconds']:,.0f} events/s)")
-        low, high = min(sizes), max(sizes)
-        print(f"peak RSS {high:,} / {low:,}: {peaks[high] / peaks[low]:.2f}x (target <= 1.50)")
+    for run in args.runs.split(","):
+        spec = INPUTS[run]
+        path = export(args.events, args.days, spec["random_order"], args.types if spec["types"] else 0)
+        size_mb = os.path.getsize(path) / 1e6
+        order = "random order" if spec["random_order"] else "sorted by published"
+        kept = f"types starting {spec['keep']!r}" if spec["keep"] else "every type (--event_types=*)"
+        print(f"\n({run}) {path.name}: {args.events:,} events over {args.days:g} days, {order}, "
+              f"{args.types if spec['types'] else 12} event types, {size_mb:,.0f} MB; keeps {kept}")
+        results = {}
+        for kind in kinds:
+            runs = [measure(kind, path, spec["keep"], extra) for _ in range(args.repeat)]
+            bestrun = min(runs, key=lambda r: r["seconds"])
+            results[kind] = bestrun
+            print(f"  {kind:9}{args.events / bestrun['seconds']:>10,.0f} events/s{bestrun['seconds']:>8.1f} s"
+                  f"{bestrun['peak_rss_mb']:>8,.0f} MB peak RSS   runs: "
+                  + ", ".join(f"{r['seconds']:.1f} s (load {r['load']:.2f})" for r in runs), flush=True)
+        if "pipeline" in results:
+            for other in ("plain", "duckdb"):
+                if other in results:
+                    print(f"  pipeline / {other}: {results[other]['seconds'] / results['pipeline']['seconds']:.2f}x "
+                          f"speed, {results['pipeline']['peak_rss_mb'] / results[other]['peak_rss_mb']:.2f}x "
+                          "peak RSS")
     return 0
 
 

@@ -56,8 +56,11 @@ def _get(obj, keys, type_):
     return value
 
 
-def run(input_path: str, output_dir: str, raw_event: bool = True) -> dict:
-    """Flatten one JSON Lines file into a partitioned lake; return the counts."""
+def run(input_path: str, output_dir: str, raw_event: bool = True, prefix: str = "personal.") -> dict:
+    """Flatten one JSON Lines file into a partitioned lake; return the counts.
+
+    ``prefix`` is the kept event types' prefix ("" keeps every type).
+    """
     schema = file_schema(raw_event)
     event_cols = [c for c in COLUMNS if c.origin == "event" and c.name not in ("uuid", "published")]
     target_cols = [c for c in COLUMNS if c.origin == "target"]
@@ -83,7 +86,7 @@ def run(input_path: str, output_dir: str, raw_event: bool = True) -> dict:
                     or published is None:
                 counts["dead"] += 1
                 continue
-            if not etype.startswith("personal."):
+            if not etype.startswith(prefix):
                 counts["filtered"] += 1
                 continue
             try:
@@ -124,3 +127,10 @@ def run(input_path: str, output_dir: str, raw_event: bool = True) -> dict:
         table = pa.Table.from_arrays([pa.array(cols[f.name], f.type) for f in schema], schema=schema)
         pq.write_table(table, os.path.join(folder, "part-0.parquet"), compression="zstd")
     return counts
+
+
+if __name__ == "__main__":  # python -m bench.plain_pyarrow INPUT OUTPUT [PREFIX]
+    import json
+    import sys
+
+    print(json.dumps(run(sys.argv[1], sys.argv[2], prefix=sys.argv[3] if len(sys.argv) > 3 else "personal.")))

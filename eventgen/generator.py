@@ -35,6 +35,36 @@ OTHER_TYPES = (
     "application.user_membership.add",
 )
 
+# More real System Log types, for exports that hold many (``types=`` > 12): a page
+# from a real org holds dozens.
+MORE_TYPES = (
+    "user.authentication.verify", "user.authentication.sso", "user.mfa.factor.activate",
+    "user.mfa.factor.deactivate", "user.mfa.okta_verify.deny_push", "user.lifecycle.create",
+    "user.lifecycle.activate", "user.lifecycle.deactivate", "user.lifecycle.suspend",
+    "user.lifecycle.unsuspend", "user.lifecycle.delete.initiated", "user.account.lock",
+    "user.account.unlock", "user.account.reset_password", "user.account.update_password",
+    "user.account.privilege.grant", "user.account.privilege.revoke", "user.session.clear",
+    "user.session.access_admin_app", "user.authentication.authenticate",
+    "user.authentication.slo", "user.authentication.auth_via_radius",
+    "user.authentication.auth_via_social", "user.credential.enroll",
+    "group.user_membership.remove", "group.lifecycle.create", "group.lifecycle.delete",
+    "group.profile.update", "group.application_assignment.add",
+    "application.user_membership.remove", "application.user_membership.update",
+    "application.lifecycle.create", "application.lifecycle.update",
+    "application.lifecycle.activate", "application.lifecycle.deactivate",
+    "application.provision.user.push", "application.provision.user.sync",
+    "app.oauth2.as.authorize", "app.oauth2.as.authorize.code",
+    "app.oauth2.as.token.grant.id_token", "app.oauth2.as.token.grant.refresh_token",
+    "app.oauth2.token.revoke", "app.saml.sso.request", "app.inbound_del_auth.login_success",
+    "policy.lifecycle.update", "policy.rule.update", "policy.evaluate_sign_on",
+    "system.org.rate_limit.warning", "system.org.rate_limit.violation",
+    "system.email.send_factor_verify_message.sent_message",
+    "system.sms.send_factor_verify_message", "system.push.send_factor_verify_push",
+    "system.api_token.revoke", "system.import.user.create", "zone.update", "zone.make_blacklist",
+    "security.threat.detected", "security.request.blocked", "device.enrollment.create",
+    "device.lifecycle.activate", "directory.app_user_profile.update", "iam.role.create",
+)
+
 _BROWSERS = (
     ("CHROME", "Mac OS X", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
      "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
@@ -67,8 +97,17 @@ class EventGenerator:
 
     def __init__(self, seed: int = 7, start: str = "2026-11-17T00:00:00Z",
                  end: str = "2026-11-20T00:00:00Z", personal_share: float = 0.25,
-                 max_targets: int = 3, domain: str = "acme.example.com"):
+                 max_targets: int = 3, domain: str = "acme.example.com", types: int = 0):
+        """``types`` > 0: draw the other (non-personal) types from that many distinct
+        System Log types (2 personal + ``types - 2`` others, at most 2 + 71)."""
         self.rng = random.Random(seed)
+        if types:
+            pool = tuple(dict.fromkeys(OTHER_TYPES + MORE_TYPES))
+            if not 3 <= types <= len(pool) + 2:
+                raise ValueError(f"types must be between 3 and {len(pool) + 2}")
+            self.other_types = pool[: types - 2]
+        else:
+            self.other_types = OTHER_TYPES
         self.start_us = _to_us(start)
         self.end_us = _to_us(end)
         if self.end_us <= self.start_us:
@@ -104,7 +143,7 @@ class EventGenerator:
         rng = self.rng
         if event_type is None:
             personal = rng.random() < self.personal_share
-            event_type = rng.choice(PERSONAL_TYPES if personal else OTHER_TYPES)
+            event_type = rng.choice(PERSONAL_TYPES if personal else self.other_types)
         user_id, login, name = rng.choice(self.users)
         browser, os_name, raw_ua = rng.choice(_BROWSERS)
         country, state, city, postal, lat, lon = rng.choice(_PLACES)
@@ -217,12 +256,16 @@ def _drop_missing_targets(event: dict) -> dict:
 
 
 def export_lines(n: int, seed: int = 7, duplicate_rate: float = 0.005, bad_line_rate: float = 0.0005,
-                 **kwargs) -> Iterator[bytes]:
-    """JSON Lines of an export: ``n`` events, some re-sent (at-least-once), a few bad lines."""
+                 published_sorted: bool = True, **kwargs) -> Iterator[bytes]:
+    """JSON Lines of an export: ``n`` events, some re-sent (at-least-once), a few bad lines.
+
+    ``published_sorted=False`` writes them in random ``published`` order, like an
+    export merged from several sources (each batch then touches many partitions).
+    """
     generator = EventGenerator(seed=seed, **kwargs)
     rng = random.Random(seed + 1)
     recent: list[bytes] = []
-    for event in generator.events(n):
+    for event in generator.events(n, published_sorted=published_sorted):
         line = orjson.dumps(_drop_missing_targets(event))
         yield line
         recent.append(line)

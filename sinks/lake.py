@@ -58,8 +58,7 @@ class StageRows(beam.DoFn):
             self._duplicates.inc(dups)
             self._duplicates_in_run.inc(dups)
         progress.record(rows=batch.table.num_rows)
-        yield from self._stager.finished
-        self._stager.finished = []
+        yield from self._stager.take_finished()
 
     def finish_bundle(self):
         for staged in self._stager.close():

@@ -102,7 +102,11 @@ class _ReadRangeFn(beam.DoFn):
         yield from self._lines(path, start, end)
 
     def _lines(self, path, start, end):
-        """Yield batches of the lines that start inside [start, end)."""
+        """Yield batches of the lines that start inside [start, end).
+
+        Reads blocks of ``_BLOCK`` bytes and splits them (a ``readline`` per
+        line cost a tenth of a replay, measured).
+        """
         kind = "line" if start == 0 else "byte"
         positions, payloads, size = [], [], 0
         batch_size, batch_bytes = self.batch_size, self.batch_bytes
@@ -112,26 +116,42 @@ class _ReadRangeFn(beam.DoFn):
                 handle.seek(start - 1)
                 offset = start - 1 + len(handle.readline())  # finish the line before us
             number = 0
-            readline = handle.readline
-            while end is None or offset < end:
-                line = readline()
-                if not line:
-                    break
-                number += 1
-                line_start = offset
-                offset += len(line)
-                if line.isspace():
+            pending: list[bytes] = []  # the start of a line longer than a block, in pieces
+            done = False
+            while not done and (end is None or offset < end):
+                block = handle.read(_BLOCK)
+                if block and b"\n" not in block:
+                    pending.append(block)
                     continue
-                if number == 1 and start == 0 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                positions.append(number if start == 0 else line_start)
-                payloads.append(line.rstrip(b"\r\n"))
-                size += len(line)
-                if len(payloads) >= batch_size or size >= batch_bytes:
-                    yield RawBatch(path, kind, positions, payloads)
-                    positions, payloads, size = [], [], 0
+                if block:
+                    lines = (b"".join(pending) + block if pending else block).split(b"\n")
+                    pending = [lines.pop()]
+                else:  # end of file: the last line may have no newline
+                    tail = b"".join(pending)
+                    lines, pending, done = ([tail] if tail else []), [], True
+                last = len(lines) - 1
+                for i, line in enumerate(lines):
+                    if end is not None and offset >= end:
+                        done = True
+                        break
+                    number += 1
+                    line_start = offset
+                    offset += len(line) + (0 if done and i == last else 1)
+                    if not line or line.isspace():
+                        continue
+                    if number == 1 and start == 0 and line.startswith(b"\xef\xbb\xbf"):
+                        line = line[3:]
+                    positions.append(number if start == 0 else line_start)
+                    payloads.append(line.rstrip(b"\r"))
+                    size += len(line)
+                    if len(payloads) >= batch_size or size >= batch_bytes:
+                        yield RawBatch(path, kind, positions, payloads)
+                        positions, payloads, size = [], [], 0
         if payloads:
             yield RawBatch(path, kind, positions, payloads)
+
+
+_BLOCK = 4 * 1024 * 1024
 
 
 class ReadExportedFiles(beam.PTransform):

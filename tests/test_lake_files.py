@@ -1,5 +1,6 @@
 """The lake's write protocol: bounded staging, then insert-if-absent commits per partition."""
 
+import json
 import os
 
 import pyarrow.parquet as pq
@@ -106,3 +107,61 @@ def test_dead_letters_are_staged_then_committed_once(tmp_path):
     final = commit_dead_letters(str(tmp_path / "dlq"), staged, "run")
     assert commit_dead_letters(str(tmp_path / "dlq"), staged, "run") == final  # idempotent
     assert len(fs.read_bytes(final).splitlines()) == 3
+
+
+def _stage_batches(tmp_path, name, batches, **kwargs):
+    """Decode, flatten and stage each batch of lines; the staged rows read back, per partition."""
+    from transforms.decode import decode_batch
+    from transforms.flatten import Flattener
+    from transforms.records import RawBatch
+
+    flattener = Flattener()
+    stager = PartitionStager(str(tmp_path / name), file_schema(), **kwargs)
+    for lines in batches:
+        decoded = decode_batch(RawBatch("t", "line", list(range(len(lines))), lines),
+                               prepare=flattener.prepare)
+        for key, table in flattener.flatten(decoded.events).tables.items():
+            stager.add(key, table)
+    out = {}
+    for staged in stager.close():
+        table = pq.read_table(staged.path)
+        assert table.num_rows == staged.rows
+        rows = sorted(table.to_pylist(), key=lambda r: (r["uuid"], r["target_index"] or 0))
+        out.setdefault(staged.partition, []).extend(rows)
+    return {key: sorted(rows, key=lambda r: (r["uuid"], r["target_index"] or 0)) for key, rows in out.items()}
+
+
+@pytest.mark.parametrize("budget", [256 * 1024, 64 * 1024 * 1024])
+def test_a_many_partition_batch_writes_the_same_rows_as_one_partition_batches(tmp_path, budget):
+    from eventgen import export_lines
+
+    lines = list(export_lines(1500, seed=21, duplicate_rate=0.02, bad_line_rate=0.01,
+                              published_sorted=False, start="2026-03-01T00:00:00Z", end="2026-03-15T00:00:00Z",
+                              types=30, personal_share=0.5))
+    # One batch of everything: ~50 partitions in one batch (one table, many slices).
+    many = _stage_batches(tmp_path, "many", [lines[i:i + 1000] for i in range(0, len(lines), 1000)],
+                          max_buffer_bytes=budget)
+    # The same lines, regrouped so each batch holds one partition only (first copies first).
+    by_partition: dict = {}
+    for raw in lines:
+        try:
+            event = json.loads(raw)
+            key = (event["published"][:10], event["eventType"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        by_partition.setdefault(key, []).append(raw)
+    one = _stage_batches(tmp_path, "one", list(by_partition.values()), max_buffer_bytes=budget)
+    assert len(many) > 40
+    assert many == one
+    assert sum(len(r) for r in many.values()) > 1000
+
+
+def test_small_pieces_are_spilled_then_written_as_one_row_group(tmp_path):
+    tables = [table_of([f"e{i}-{j}" for j in range(20)]) for i in range(12)]
+    staged, _ = stage(tmp_path, *tables, max_buffer_bytes=1)  # a flush per table, each piece small
+    assert len(staged) == 1 and staged[0].rows == staged[0].events == 240
+    meta = pq.ParquetFile(staged[0].path).metadata
+    assert meta.num_row_groups == 1
+    assert sorted(pq.read_table(staged[0].path).column("uuid").to_pylist()) == sorted(
+        f"e{i}-{j}" for i in range(12) for j in range(20))
+    assert not [p for p in os.listdir(tmp_path / "_staging" / "run") if not p.endswith(".parquet")]

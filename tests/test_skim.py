@@ -1,0 +1,117 @@
+"""The decoder's skim (msgspec, envelope only) is exact: same counts and dead letters as a full decode.
+
+A payload the selection does not keep is judged without building it; these
+tests decode tricky payloads both ways and require identical results.
+"""
+
+import json
+
+import pytest
+
+from transforms.decode import decode_batch, surely_filtered
+from transforms.records import RawBatch
+from transforms.selection import EventTypeSelection
+
+PUBLISHED = "2026-03-01T10:05:12.345Z"
+P = PUBLISHED.encode()
+SELECTION = EventTypeSelection.parse("personal.*")
+
+
+def line(**fields) -> bytes:
+    return json.dumps({"uuid": "u-1", "eventType": "user.session.start", "published": PUBLISHED,
+                       **fields}).encode()
+
+
+TRICKY = {
+    "unselected": line(),
+    "selected": line(eventType="personal.user.app_migration.export"),
+    "selected, escaped dot": b'{"uuid":"u-1","eventType":"personal\\u002euser.x","published":"' + P + b'"}',
+    "selected, escaped key": b'{"uuid":"u-1","event\\u0054ype":"personal.user.x","published":"' + P + b'"}',
+    "unselected, escaped": b'{"uuid":"u-1","eventType":"user\\u002esession.start","published":"' + P + b'"}',
+    "selected type inside another field": line(displayMessage='"eventType":"personal.user.x"',
+                                               debugContext={"eventType": "personal.user.x"}),
+    "selected type only in a nested object": b'{"uuid":"u-1","published":"' + P
+                                             + b'","actor":{"eventType":"personal.user.x"}}',
+    "unselected top-level, selected nested": line(actor={"eventType": "personal.user.x"}),
+    "selected top-level, unselected nested": line(eventType="personal.user.x",
+                                                  actor={"eventType": "user.session.start"}),
+    "duplicate key, last selected": line()[:-1] + b',"eventType":"personal.user.x"}',
+    "duplicate key, last unselected": line(eventType="personal.user.x")[:-1] + b',"eventType":"user.y"}',
+    "bad published, unselected": line(published="yesterday"),
+    "bad published, selected": line(eventType="personal.user.x", published="2017-09-31T22:23:07.777Z"),
+    "missing uuid, unselected": json.dumps({"eventType": "user.y", "published": PUBLISHED}).encode(),
+    "empty uuid, unselected": line(uuid=" "),
+    "numeric uuid, unselected": line(uuid=5),
+    "empty eventType": line(eventType=""),
+    "truncated, unselected": line()[:-10],
+    "truncated, selected": line(eventType="personal.user.x")[:-10],
+    "invalid UTF-8 in a skipped field": line()[:-1] + b',"x":"\xff"}',
+    "overlong UTF-8 in a skipped field": line()[:-1] + b',"x":"\xc0\xaf"}',
+    "encoded surrogate in a skipped field": line()[:-1] + b',"x":"\xed\xa0\x80"}',
+    "valid UTF-8, unselected": line(displayMessage="São Paulo ✓"),
+    "lone surrogate escape in a skipped field": line()[:-1] + b',"x":"\\ud800"}',
+    "NaN in a skipped field": line()[:-1] + b',"x":NaN}',
+    "big integer": line()[:-1] + b',"x":123456789012345678901234567890}',
+    "nested too deeply": line()[:-1] + b',"x":' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "control character in a string": line()[:-1] + b',"x":"a\x01b"}',
+    "trailing garbage": line() + b" x",
+    "trailing comma": line()[:-1] + b",}",
+    "byte-order mark": b"\xef\xbb\xbf" + line(),
+    "leading space": b"  " + line(),
+    "an array": b"[" + line() + b"]",
+    "an event hook envelope": json.dumps({"eventType": "com.okta.event_hook", "data": {"events": [
+        json.loads(line()), json.loads(line(uuid="u-2", eventType="personal.user.x"))]}}).encode(),
+    "not JSON": b"this is not json",
+    "uuid null": line(uuid=None),
+    "published null": line(published=None),
+    "published number": line(published=5),
+}
+
+
+def summary(decoded):
+    return (decoded.read, decoded.filtered, [e.uuid for e in decoded.events],
+            [(d["stage"], d["error"], d["position"], d["payload"]) for d in decoded.dead_letters])
+
+
+@pytest.mark.parametrize("name", list(TRICKY))
+def test_skim_agrees_with_the_full_decode(name):
+    payload = TRICKY[name]
+    batch = RawBatch("t.jsonl", "line", [1], [payload])
+    full = decode_batch(batch, selection=SELECTION, skim=False)
+    skimmed = decode_batch(batch, selection=SELECTION)
+    assert summary(skimmed) == summary(full)
+
+
+def test_every_tricky_line_together_and_bad_ones_are_dead_letters():
+    payloads = list(TRICKY.values())
+    batch = RawBatch("t.jsonl", "line", list(range(1, len(payloads) + 1)), payloads)
+    full = decode_batch(batch, selection=SELECTION, skim=False)
+    skimmed = decode_batch(batch, selection=SELECTION)
+    assert summary(skimmed) == summary(full)
+    assert skimmed.read == len(skimmed.events) + len(skimmed.dead_letters) + skimmed.filtered
+    dead = {d["position"] for d in skimmed.dead_letters}
+    names = list(TRICKY)
+    for bad in ("bad published, unselected", "invalid UTF-8 in a skipped field", "truncated, unselected",
+                "missing uuid, unselected", "nested too deeply", "trailing garbage", "encoded surrogate in a "
+                "skipped field", "overlong UTF-8 in a skipped field", "control character in a string"):
+        assert f"line {names.index(bad) + 1}" in dead, bad
+    kept = {e.event_type for e in skimmed.events}
+    assert kept == {"personal.user.x", "personal.user.app_migration.export"}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("unselected", True), ("unselected, escaped", True), ("selected type inside another field", True),
+    ("unselected top-level, selected nested", True), ("big integer", True), ("valid UTF-8, unselected", True),
+    ("selected", False), ("selected, escaped dot", False), ("selected, escaped key", False),
+    ("bad published, unselected", False), ("invalid UTF-8 in a skipped field", False),
+    ("NaN in a skipped field", False), ("an array", False), ("duplicate key, last selected", False),
+    ("duplicate key, last unselected", True),
+])
+def test_surely_filtered_says_true_only_for_valid_unselected_events(name, expected):
+    assert surely_filtered(TRICKY[name], SELECTION) is expected
+
+
+def test_the_skim_is_off_when_every_type_is_kept():
+    payload = TRICKY["invalid UTF-8 in a skipped field"]
+    decoded = decode_batch(RawBatch("t", "line", [1], [payload]), selection=EventTypeSelection.parse("*"))
+    assert [d["stage"] for d in decoded.dead_letters] == ["decode"]
