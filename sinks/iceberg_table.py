@@ -244,50 +244,69 @@ class CommitResult:
         return dict(self.__dict__)
 
 
-def commit_rows(catalog, target: IcebergTarget, rows: pa.Table, summary: dict | None = None,
+def commit_rows(catalog, target: IcebergTarget, rows, summary: dict | None = None,
                 columns: tuple[Column, ...] | None = None, max_attempts: int = MAX_ATTEMPTS) -> CommitResult:
-    """Insert-if-absent ``rows`` on (uuid, target_index) as one snapshot; safe with concurrent writers.
+    """Insert-if-absent rows on (uuid, target_index) as one snapshot; safe with concurrent writers.
 
-    ``rows`` carry the lake's columns plus ``event_type``. ``summary`` goes into the snapshot
-    summary under ``okta-lake.`` (run id, source, cursor, ...), with the counts added.
-    Nothing is committed when no row is new.
+    ``rows`` is a ``pyarrow.Table`` with the lake's columns plus ``event_type``, or, to keep
+    memory to one piece at a time, a function returning an iterable of such tables, called
+    again on each attempt, whose pieces never share a partition. ``summary`` goes into the
+    snapshot summary under ``okta-lake.`` (run id, source, cursor, ...), with the counts
+    added. Nothing is committed when no row is new.
     """
+    from pyiceberg.expressions import Or
     from pyiceberg.exceptions import CommitFailedException, ValidationException
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
     from pyiceberg.table.refs import MAIN_BRANCH
     from pyiceberg.table.snapshots import Operation
 
+    pieces = (lambda: [rows]) if isinstance(rows, pa.Table) else rows
     checked_append = _checked_append_class()
-    rows = _dedupe(rows)
     table = open_table(catalog, target, columns)
     for attempt in range(1, max_attempts + 1):
         if attempt > 1:
             table = catalog.load_table(target.table)
         base = table.current_snapshot()
-        ready = to_table_rows(rows, table)
-        fresh, present = absent_rows(table, ready, base.snapshot_id if base else None)
-        result = CommitResult(None, rows.num_rows, fresh.num_rows, len(set(fresh.column("uuid").to_pylist())),
-                              present, attempt, 0)
-        if fresh.num_rows == 0:
-            result.snapshot_id = base.snapshot_id if base else None
-            return result
-        properties = {f"{SUMMARY_PREFIX}{k}": v if isinstance(v, str) else json.dumps(v)
-                      for k, v in (summary or {}).items()}
-        properties.update({f"{SUMMARY_PREFIX}rows-offered": str(rows.num_rows),
-                           f"{SUMMARY_PREFIX}rows-added": str(fresh.num_rows),
-                           f"{SUMMARY_PREFIX}events-added": str(result.events_added),
-                           f"{SUMMARY_PREFIX}rows-already-present": str(present)})
         transaction = table.transaction()
         append = checked_append(operation=Operation.APPEND, transaction=transaction, io=table.io,
-                                snapshot_properties=properties, branch=MAIN_BRANCH)
-        append.conflict_filter = touched_filter(ready)
-        files = list(_dataframe_to_data_files(table_metadata=transaction.table_metadata,
-                                              write_uuid=append.commit_uuid, df=fresh, io=table.io))
-        for data_file in files:
-            append.append_data_file(data_file)
+                                branch=MAIN_BRANCH)
+        result = CommitResult(None, 0, 0, 0, 0, attempt, 0)
+        files, conflict_filter = [], None
+        try:
+            for piece in pieces():
+                piece = _dedupe(piece)
+                if piece.num_rows == 0:
+                    continue
+                ready = to_table_rows(piece, table)
+                fresh, present = absent_rows(table, ready, base.snapshot_id if base else None)
+                result.rows_offered += piece.num_rows
+                result.rows_present += present
+                if fresh.num_rows == 0:
+                    continue
+                result.rows_added += fresh.num_rows
+                result.events_added += len(set(fresh.column("uuid").to_pylist()))
+                touched = touched_filter(ready)
+                conflict_filter = touched if conflict_filter is None else Or(conflict_filter, touched)
+                for data_file in _dataframe_to_data_files(table_metadata=transaction.table_metadata,
+                                                          write_uuid=append.commit_uuid, df=fresh, io=table.io):
+                    files.append(data_file)
+                    append.append_data_file(data_file)
+        except BaseException:
+            _delete_quietly(table.io, [f.file_path for f in files])
+            raise
+        if not files:
+            result.snapshot_id = base.snapshot_id if base else None
+            return result
+        append.conflict_filter = conflict_filter
+        append.snapshot_properties = {f"{SUMMARY_PREFIX}{k}": v if isinstance(v, str) else json.dumps(v)
+                                      for k, v in (summary or {}).items()}
+        append.snapshot_properties.update({f"{SUMMARY_PREFIX}rows-offered": str(result.rows_offered),
+                                           f"{SUMMARY_PREFIX}rows-added": str(result.rows_added),
+                                           f"{SUMMARY_PREFIX}events-added": str(result.events_added),
+                                           f"{SUMMARY_PREFIX}rows-already-present": str(result.rows_present)})
         try:
             append.commit()
-            table = transaction.commit_transaction()
+            transaction.commit_transaction()
         except (CommitFailedException, ValidationException) as exc:
             _delete_quietly(table.io, [f.file_path for f in files])
             LOG.info("Iceberg commit attempt %s of %s lost to a concurrent writer (%s); re-checking",
