@@ -55,6 +55,7 @@ TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "write.target-file-size-bytes": str(128 * 1024 * 1024),
     "format-version": "2",
+    "commit.manifest-merge.enabled": "true",
 }
 MAX_ATTEMPTS = 50
 
@@ -211,11 +212,15 @@ def absent_rows(table, rows: pa.Table, snapshot_id: int | None) -> tuple[pa.Tabl
 
 def _checked_append_class():
     from pyiceberg.exceptions import ValidationException
-    from pyiceberg.table.update.snapshot import _FastAppendFiles
+    from pyiceberg.table.update.snapshot import _MergeAppendFiles
     from pyiceberg.table.update.validate import _added_data_files
 
-    class _CheckedAppend(_FastAppendFiles):
-        """A fast append that, on pyiceberg's retry, refuses when new data landed where it checked keys."""
+    class _CheckedAppend(_MergeAppendFiles):
+        """An append that, on pyiceberg's retry, refuses when new data landed where it checked keys.
+
+        (A merge append: with ``commit.manifest-merge.enabled`` the table keeps a few manifests
+        instead of one per commit, so a commit's planning does not grow with the commit count.)
+        """
 
         conflict_filter = None
 
@@ -287,7 +292,8 @@ def commit_rows(catalog, target: IcebergTarget, rows, summary: dict | None = Non
                 result.events_added += len(set(fresh.column("uuid").to_pylist()))
                 touched = touched_filter(ready)
                 conflict_filter = touched if conflict_filter is None else Or(conflict_filter, touched)
-                for data_file in _dataframe_to_data_files(table_metadata=transaction.table_metadata,
+                # table.metadata, not transaction.table_metadata: the latter deep-copies the whole metadata.
+                for data_file in _dataframe_to_data_files(table_metadata=table.metadata,
                                                           write_uuid=append.commit_uuid, df=fresh, io=table.io):
                     files.append(data_file)
                     append.append_data_file(data_file)
