@@ -20,7 +20,7 @@ import json
 import apache_beam as beam
 
 from sinks.iceberg_catalog import IcebergConfigError, target_from_options
-from sinks.iceberg_table import IcebergCommitError, commit_rows, connect, open_table
+from sinks.iceberg_table import IcebergCommitError, commit_lake_files, connect, open_table
 from transforms.metrics import counter
 
 
@@ -57,21 +57,6 @@ def _cursor_text(cursors) -> str | None:
                        "updated_at": getattr(state, "updated_at", None)})
 
 
-def _commit_partitions(target, lake: str, partitions: list[str], raw_event: bool, summary: dict):
-    from sinks.bigquery import partition_table
-
-    def pieces():
-        for partition in partitions:
-            table = partition_table(lake, partition, raw_event=True)
-            if table is not None:
-                table = table.drop_columns(["event_date"])
-                if not raw_event and "raw_event" in table.column_names:
-                    table = table.drop_columns(["raw_event"])
-                yield table
-
-    return commit_rows(connect(target), target, pieces, summary)
-
-
 class _CommitFn(beam.DoFn):
     """Commit the partitions the run touched to Iceberg, as one snapshot (runs once, after the lake)."""
 
@@ -86,7 +71,8 @@ class _CommitFn(beam.DoFn):
         cursor = _cursor_text(cursors)
         if cursor:
             summary["cursor"] = cursor
-        result = _commit_partitions(self.target, self.lake, partitions, self.raw_event, summary)
+        result = commit_lake_files(connect(self.target), self.target, self.lake,
+                                   [(p, None) for p in partitions], summary, self.raw_event)
         counter("iceberg_rows_added").inc(result.rows_added)
         counter("iceberg_rows_present").inc(result.rows_present)
         yield {**manifest, "iceberg": {"table": self.target.table, **result.as_dict()}}

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.fields import COLUMNS, PARTITION_COLUMNS, Column
+from sinks import fs
 from sinks.iceberg_catalog import IcebergConfigError, IcebergTarget, load_catalog
 
 LOG = logging.getLogger(__name__)
@@ -345,6 +346,36 @@ def _delete_quietly(io, paths: list[str]) -> None:
             io.delete(path)
         except Exception:  # noqa: BLE001 - a leftover is an orphan file; maintenance removes it
             pass
+
+
+def commit_lake_files(catalog, target: IcebergTarget, lake: str, files: list[tuple[str, str | None]],
+                      summary: dict | None = None, raw_event: bool = True) -> CommitResult:
+    """Commit committed lake files as one snapshot: ``(partition path, file name)`` pairs, a ``None``
+    name meaning every file of that partition (a batch run), a list of names one window's files.
+
+    Read one partition at a time, so memory holds one partition, not the run.
+    """
+    from collections import defaultdict
+
+    by_partition: dict[str, list] = defaultdict(list)
+    for partition, name in files:
+        by_partition[partition].append(name)
+
+    def pieces():
+        for partition in sorted(by_partition):
+            names = by_partition[partition]
+            paths = (fs.list_files(fs.join(lake, partition, "*.parquet")) if None in names
+                     else [fs.join(lake, partition, n) for n in sorted(names)])
+            tables = [fs.read_parquet(path) for path in paths]
+            if not tables:
+                continue
+            table = pa.concat_tables(tables, promote_options="default")
+            if not raw_event and "raw_event" in table.column_names:
+                table = table.drop_columns(["raw_event"])
+            event_type = dict(part.split("=", 1) for part in partition.split("/"))["event_type"]
+            yield table.append_column("event_type", pa.array([event_type] * table.num_rows, pa.string()))
+
+    return commit_rows(catalog, target, pieces, summary)
 
 
 def snapshot_summaries(table) -> list[dict]:
