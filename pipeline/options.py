@@ -214,8 +214,12 @@ def iceberg_problems(options: LakeOptions) -> list[str]:
     target = target_from_options(options)
     if target is None:
         return []
-    if options.view_as(StandardOptions).streaming:
+    standard = options.view_as(StandardOptions)
+    if standard.streaming:
         return ["--iceberg_table is written by batch runs only so far (not with --streaming)"]
+    runner = str(standard.runner or "").lower()
+    if target.catalog == "sqlite" and "dataflow" in runner:
+        return ["--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]
     return problems(target)
 
 

@@ -97,3 +97,10 @@ def test_an_iceberg_run_translates_with_one_commit_step_and_no_catalog_credentia
         assert sum(1 for n in names if n.endswith("CommitToIceberg")) == 1
         text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
         assert "rest-secret-00abc" not in text
+
+
+def test_the_embedded_sqlite_catalog_is_refused_on_dataflow():
+    options = PipelineOptions(DATAFLOW + ["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl.gz",
+                                          "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events"])
+    assert validate(options.view_as(LakeOptions)) == [
+        "--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]
