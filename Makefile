@@ -16,7 +16,7 @@ REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-streaming run-files backfill template test lint format bench bench-backfill clean
+.PHONY: help venv run run-streaming run-files backfill maintain template test lint format bench bench-backfill clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ run-files: $(STAMP) ## Generate a sample export file and replay it into ./lake (
 backfill: $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
 	@test -n "$(ORG)" -a -n "$(SINCE)" -a -n "$(UNTIL)" || { echo "usage: make backfill ORG=https://acme.okta.com SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [LAKE=lake]"; exit 2; }
 	$(PY) -m pipeline --source=okta --okta_org_url=$(ORG) --since=$(SINCE) --until=$(UNTIL) --output=$(LAKE)
+
+maintain: $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
+	$(PY) -m pipeline.maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)
 
 template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUCKET=b [REGION=r])
 	@test -n "$(PROJECT)" -a -n "$(BUCKET)" || { echo "usage: make template PROJECT=my-project BUCKET=my-bucket [REGION=us-central1]"; exit 2; }

@@ -17,6 +17,9 @@ RUNTIME = [
     "urllib3==2.8.0",
     "PyJWT==2.15.1",
     "cryptography==50.0.2",
+    # The Iceberg output (--iceberg_table): SQL catalog on SQLite / PostgreSQL, Arrow writes, day() transform.
+    # Runtime, not an extra: the commit step runs on a Dataflow worker.
+    "pyiceberg[sql-sqlite,sql-postgres,pyarrow,pyiceberg-core]==0.12.0",
 ]
 
 EXTRAS = {
@@ -32,6 +35,8 @@ EXTRAS = {
         "okta==3.4.6",
         "gcp-storage-emulator==2026.7.19",
         "moto[server]==5.2.5",
+        "pgserver==0.1.4",  # a real PostgreSQL for the Iceberg SQL catalog tests
+        "polars==2.1.0",  # scan_iceberg, tested as a reader of the table
     ],
 }
 

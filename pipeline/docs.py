@@ -37,6 +37,10 @@ _REGEXES = {
     "subscription": r"^projects/[^/]+/subscriptions/[^/]+$",
     "event_types": r"^[A-Za-z0-9_.*]+(,[A-Za-z0-9_.*]+)*$",
     "run_id": r"^[A-Za-z0-9_.-]+$",
+    "iceberg_table": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+    "iceberg_catalog_uri": r"^(sqlite:///|postgres(ql)?(\+psycopg2)?://|https?://).+$",
+    "iceberg_warehouse": r"^(gs|s3)://.+$",
+    "iceberg_credential_file": _SECRET,
     "bigquery_table": r"^[a-z][-a-z0-9.:]{4,61}[a-z0-9]:[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$",
 }
 

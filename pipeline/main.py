@@ -28,6 +28,7 @@ from apache_beam.options.pipeline_options import (
     _BeamArgumentParser,
 )
 
+from pipeline import iceberg_output
 from pipeline.options import LakeOptions, input_patterns, validate
 from pipeline.quiet import beam_tracebacks_hidden
 from pipeline.summary import RunSummary
@@ -141,6 +142,8 @@ def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at
     if options.bigquery_table:
         # After the lake commit; the cursor below then waits for BigQuery too.
         manifest = manifest | "MergeIntoBigQuery" >> merge_step(bigquery_target(options), lake, run_id)
+    # After the lake (and BigQuery): one Iceberg snapshot; the cursor below waits for it too.
+    manifest = iceberg_output.commit_after_lake(manifest, options, lake, run_id, cursors)
     if cursors is not None:
         cursors | "StoreCursor" >> StoreCursor(options.state, manifest)
     return manifest
@@ -218,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             direct.direct_running_mode = "multi_threading"
             direct.direct_num_workers = 4
     fs_options_set(pipeline_options)
+    if (reason := iceberg_output.preflight(options)) is not None:
+        print(f"error: {reason} (nothing was read or written)", file=sys.stderr)
+        return 1
 
     started = _dt.datetime.now(_dt.timezone.utc)
     run_id = options.run_id or new_run_id(started)

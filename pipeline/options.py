@@ -142,6 +142,8 @@ class LakeOptions(PipelineOptions):
             "--bigquery_endpoint",
             help="Base URL of a BigQuery emulator (tests, local trials); default: BigQuery itself.")
 
+        _add_iceberg_args(parser)
+
         stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
         stream.add_argument(
             "--subscription",
@@ -176,6 +178,51 @@ class LakeOptions(PipelineOptions):
                  "read again by the next run. Default: run until stopped.")
 
 
+def _add_iceberg_args(parser) -> None:
+    iceberg = parser.add_argument_group("Apache Iceberg (optional, next to the Hive lake)")
+    iceberg.add_argument(
+        "--iceberg_table",
+        help="Also commit the rows to this Apache Iceberg table, NAMESPACE.TABLE (created if missing from the "
+             "schema module: day(published) + identity(event_type) partitions, sorted by published; a newly "
+             "documented field becomes a new optional column). Each batch run is one snapshot, insert-if-absent "
+             "on (uuid, target_index), safe with concurrent runs.")
+    iceberg.add_argument(
+        "--iceberg_catalog", choices=("sqlite", "sql", "rest"), default="sqlite",
+        help="The Iceberg catalog: sqlite (embedded, no server; catalog file WAREHOUSE/catalog.db), sql (a SQL "
+             "catalog on PostgreSQL, password from PGPASSWORD or ~/.pgpass) or rest (an Iceberg REST catalog: "
+             "BigLake metastore, Polaris, Glue, Nessie; credential from ICEBERG_REST_CREDENTIAL, "
+             "ICEBERG_REST_TOKEN or --iceberg_credential_file).")
+    iceberg.add_argument(
+        "--iceberg_catalog_uri",
+        help="The catalog's URI: sqlite:///PATH.db (optional with sqlite), postgresql://USER@HOST:PORT/DB (sql) "
+             "or https://HOST/PATH (rest). Never holds a password.")
+    iceberg.add_argument(
+        "--iceberg_warehouse",
+        help="Where the table's data and metadata files go (local folder, gs:// or s3://); default with "
+             "--iceberg_catalog=sqlite: OUTPUT/_iceberg. REST catalogs may choose it themselves.")
+    iceberg.add_argument(
+        "--iceberg_credential_file",
+        help="Where the REST catalog's credential is (client_id:secret or a token): a file (local, gs://, "
+             "s3://) or a Secret Manager secret (projects/P/secrets/S[/versions/V]). Never an option value.")
+
+
+def iceberg_problems(options: LakeOptions) -> list[str]:
+    from sinks.iceberg_catalog import problems, target_from_options
+
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    target = target_from_options(options)
+    if target is None:
+        return []
+    standard = options.view_as(StandardOptions)
+    if standard.streaming:
+        return ["--iceberg_table is written by batch runs only so far (not with --streaming)"]
+    runner = str(standard.runner or "").lower()
+    if target.catalog == "sqlite" and "dataflow" in runner:
+        return ["--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]
+    return problems(target)
+
+
 def input_patterns(options: LakeOptions) -> list[str]:
     patterns: list[str] = []
     for value in options.input or []:
@@ -200,6 +247,7 @@ def validate(options: LakeOptions) -> list[str]:
     if options.source == "okta":
         errors += validate_okta(options, streaming=streaming)
     errors += _local_location_problems(options)
+    errors += iceberg_problems(options)
     if options.bigquery_table:
         from sinks.bigquery import parse_table_spec
 

@@ -10,7 +10,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from sinks import fs
 from sinks.lake_files import RUNS_DIR
 from transforms import jsonio
-from transforms.metrics import API_COUNTERS, BIGQUERY_COUNTERS, COUNTERS, NAMESPACE
+from transforms.metrics import API_COUNTERS, BIGQUERY_COUNTERS, COUNTERS, ICEBERG_COUNTERS, NAMESPACE
 
 
 def counter_totals(result) -> dict[str, int]:
@@ -69,6 +69,10 @@ class RunSummary:
             lines.append("  bigquery:")
             for name, meaning in BIGQUERY_COUNTERS.items():
                 lines.append(f"    {name[9:]:<20}{self.get(name):>12,}   {meaning}")
+        if any(name in self.counts for name in ICEBERG_COUNTERS):
+            lines.append("  iceberg:")
+            for name, meaning in ICEBERG_COUNTERS.items():
+                lines.append(f"    {name[8:]:<20}{self.get(name):>12,}   {meaning}")
         verdict = "OK" if self.balanced else "MISMATCH"
         lines.append(
             f"  check: read {read:,} = written {self.get('events_written'):,} + filtered "

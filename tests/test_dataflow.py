@@ -83,3 +83,24 @@ def test_the_okta_token_is_not_in_the_job_even_when_read_from_a_file(tmp_path):
     # What the DoFns carry to the workers: where the secret is, not the secret.
     settings = pickle.dumps(okta_settings(job.options.view_as(LakeOptions)))
     assert str(secret).encode() in settings and b"file-secret-00abc" not in settings
+
+
+def test_an_iceberg_run_translates_with_one_commit_step_and_no_catalog_credential(monkeypatch):
+    monkeypatch.setenv("ICEBERG_REST_CREDENTIAL", "client:rest-secret-00abc")
+    for catalog in (["--iceberg_catalog=sql", "--iceberg_catalog_uri=postgresql://lake@db.internal:5432/okta",
+                     "--iceberg_warehouse=gs://okta-lake-test/iceberg"],
+                    ["--iceberg_catalog=rest", "--iceberg_catalog_uri=https://biglake.googleapis.com/iceberg/v1"]):
+        job, proto = translate(["--source=okta", "--okta_org_url=https://acme.okta.com",
+                                "--state=gs://okta-lake-test/state/cursor.json", "--output=gs://okta-lake-test/lake",
+                                "--iceberg_table=okta.events", *catalog], False)
+        names = [t.unique_name for t in proto.components.transforms.values()]
+        assert sum(1 for n in names if n.endswith("CommitToIceberg")) == 1
+        text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
+        assert "rest-secret-00abc" not in text
+
+
+def test_the_embedded_sqlite_catalog_is_refused_on_dataflow():
+    options = PipelineOptions(DATAFLOW + ["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl.gz",
+                                          "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events"])
+    assert validate(options.view_as(LakeOptions)) == [
+        "--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]

@@ -39,6 +39,11 @@ BIGQUERY_COUNTERS = {
     "bigquery_rows_streamed": "rows sent with streaming inserts",
 }
 
+ICEBERG_COUNTERS = {
+    "iceberg_rows_added": "rows the Iceberg snapshot added",
+    "iceberg_rows_present": "rows the Iceberg table held already (insert-if-absent)",
+}
+
 
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)

@@ -1,0 +1,149 @@
+"""Commit cost per streaming window as one day's partition grows: the Iceberg table against the Hive lake.
+
+``python -m bench.iceberg_commit [--windows 1440] [--events 100]``: commits WINDOWS windows of
+EVENTS events (two rows each, one event type, window w published in minute w of one day) one
+after the other, each as one Iceberg snapshot (insert-if-absent, :func:`sinks.iceberg_table.commit_rows`),
+and prints the commit time at windows 1, 100 and 1,440 (median of the 5 commits ending there).
+For the Hive lake it builds the partition with k window files directly and times one
+:func:`sinks.lake_files.commit_partition` of the next window (which reads every uuid of the
+partition). Then it compacts the Iceberg partition and prints file counts and the time of a
+query over the day's partition before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+import uuid as uuidlib
+
+import pyarrow as pa
+
+from bench.machine import describe
+from schemas.arrow import file_schema
+
+EVENT_TYPE = "personal.user.app_migration.export"
+DAY = dt.datetime(2026, 11, 5, tzinfo=dt.timezone.utc)
+
+
+def window_rows(window: int, events: int, with_type: bool) -> pa.Table:
+    names = [f.name for f in file_schema()]
+    data = {name: [] for name in names}
+    for i in range(events):
+        uid = str(uuidlib.UUID(int=window * 1_000_000 + i + 1))
+        published = DAY + dt.timedelta(minutes=window, seconds=i * 60 / events)
+        for target in (0, 1):
+            row = {"uuid": uid, "published": published, "target_index": target, "actor_id": f"a{i}",
+                   "target_id": f"t{i}-{target}", "severity": "INFO", "raw_event": '{"uuid": "' + uid + '"}'}
+            for name in names:
+                data[name].append(row.get(name))
+    table = pa.table(data, schema=file_schema())
+    if with_type:
+        table = table.append_column("event_type", pa.array([EVENT_TYPE] * table.num_rows))
+    return table
+
+
+def at_points(times: list[float], points: list[int]) -> dict[int, float]:
+    return {p: statistics.median(times[max(0, p - 5):p]) for p in points if p <= len(times)}
+
+
+def iceberg(windows: int, events: int, root: str, points: list[int], keep: int = 0) -> dict:
+    import duckdb
+
+    from sinks.iceberg_catalog import IcebergTarget, load_catalog
+    from sinks.iceberg_maintenance import compact, expire_snapshots, file_count
+    from sinks.iceberg_table import commit_rows
+
+    target = IcebergTarget("okta.events", "sqlite", None, os.path.join(root, "iceberg"))
+    catalog = load_catalog(target)
+    times = []
+    for w in range(windows):
+        rows = window_rows(w, events, True)
+        started = time.perf_counter()
+        commit_rows(catalog, target, rows, {"run-id": f"w{w}"})
+        times.append(time.perf_counter() - started)
+        if keep and (w + 1) % 100 == 0:  # what `pipeline.maintain --retention` does, by count here
+            snapshots = sorted(catalog.load_table(target.table).snapshots(), key=lambda s: s.timestamp_ms)
+            if len(snapshots) > keep:
+                cutoff = snapshots[-keep].timestamp_ms / 1000
+                expire_snapshots(catalog, target.table, dt.datetime.fromtimestamp(cutoff, dt.timezone.utc))
+
+    def query() -> float:
+        started = time.perf_counter()
+        table = catalog.load_table(target.table)
+        day = table.scan(row_filter=f"event_type == '{EVENT_TYPE}' and published >= '{DAY.isoformat()}'"
+                         ).to_arrow()
+        duckdb.sql("SELECT count(DISTINCT uuid), count(*) FROM day").fetchall()
+        del day
+        return time.perf_counter() - started
+
+    table = catalog.load_table(target.table)
+    before = {"files": file_count(table), "query_s": query()}
+    started = time.perf_counter()
+    compact(catalog, target.table)
+    compact_s = time.perf_counter() - started
+    after = {"files": file_count(catalog.load_table(target.table)), "query_s": query()}
+    started = time.perf_counter()
+    commit_rows(catalog, target, window_rows(windows, events, True), {"run-id": "after-compaction"})
+    after["next_commit_s"] = time.perf_counter() - started
+    return {"commit_s": at_points(times, points), "before": before, "after": after, "compact_s": compact_s}
+
+
+def hive(windows: int, events: int, root: str, points: list[int]) -> dict:
+    from sinks import fs
+    from sinks.lake_files import StagedFile, commit_partition
+    from transforms.records import PartitionKey
+
+    lake = os.path.join(root, "hive")
+    key = PartitionKey(DAY.date().isoformat(), EVENT_TYPE)
+    directory = os.path.join(lake, key.path())
+    os.makedirs(directory, exist_ok=True)
+    out, made = {}, 0
+    for point in points:
+        if point > windows:
+            continue
+        while made < point - 1:  # the partition as it is before window `point` commits
+            fs.write_parquet(os.path.join(directory, f"part-w{made}.parquet"), window_rows(made, events, False))
+            made += 1
+        samples = []
+        for repeat in range(3):
+            staged = os.path.join(lake, "_staging", f"s{point}-{repeat}.parquet")
+            fs.write_parquet(staged, window_rows(10_000 + point * 10 + repeat, events, False))
+            started = time.perf_counter()
+            result = commit_partition(lake, key, [StagedFile(key, staged, events * 2, events)], f"r{point}-{repeat}")
+            samples.append(time.perf_counter() - started)
+            os.remove(os.path.join(directory, result.files[0]))  # keep the partition at point - 1 files
+        out[point] = statistics.median(samples)
+    return {"commit_s": out}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=1440)
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--keep_snapshots", type=int, default=0,
+                        help="Every 100 windows expire all but this many newest snapshots (0: never)")
+    parser.add_argument("--skip_hive", action="store_true")
+    args = parser.parse_args(argv)
+    points = [p for p in (1, 100, 1440) if p <= args.windows] or [args.windows]
+    print(describe())
+    with tempfile.TemporaryDirectory() as root:
+        if not args.skip_hive:
+            hive_result = hive(args.windows, args.events, root, points)
+            print("hive lake commit_partition, s:", {p: round(v, 4) for p, v in hive_result["commit_s"].items()},
+                  flush=True)
+        result = iceberg(args.windows, args.events, root, points, args.keep_snapshots)
+    print(f"iceberg commit_rows (keep_snapshots={args.keep_snapshots}), s:",
+          {p: round(v, 4) for p, v in result["commit_s"].items()})
+    print(f"iceberg before compaction: {result['before']['files']} files, day query "
+          f"{result['before']['query_s']:.3f} s")
+    print(f"iceberg compaction: {result['compact_s']:.2f} s; after: {result['after']['files']} files, day query "
+          f"{result['after']['query_s']:.3f} s, next window's commit {result['after']['next_commit_s']:.4f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
