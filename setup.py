@@ -40,7 +40,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
                                     "schemas", "schemas.*", "sources", "sources.*",
-                                    "sinks", "sinks.*", "eventgen", "eventgen.*",
+                                    "sinks", "sinks.*", "streaming", "streaming.*", "eventgen", "eventgen.*",
                                     "okta_client", "okta_client.*", "emulator", "emulator.*"]),
     install_requires=RUNTIME,
     extras_require=EXTRAS,

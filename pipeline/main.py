@@ -41,12 +41,12 @@ from pipeline.options import parse_duration, parse_time
 from sources.files import ReadExportedFiles
 from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
 from sources.okta_config import OktaSettings
-from sources.okta_stream import TailSettings, TailSystemLogToLake
+from sources.okta_stream import TailSystemLogToLake
 from sources.okta_stream import run_locally as run_tail_locally
-from sources.pubsub_local import PubSubSettings
 from sources.pubsub_local import run_locally as run_pubsub_locally
 from sources.pubsub import ReadPubSubBatches
 from sinks.stream_lake import WriteLakeWindows
+from streaming.settings import PubSubSettings, TailSettings, WindowSettings
 from transforms.personal_rows import PersonalEventsToRows
 from transforms.selection import EventTypeSelection
 
@@ -250,12 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def tail_settings(options: LakeOptions, job: str) -> TailSettings:
+def window_settings(options: LakeOptions, job: str) -> WindowSettings:
     lake = options.output.rstrip("/")
-    return TailSettings(
-        state_uri=options.state, lookback=parse_duration(options.lookback, "--lookback"),
-        poll_interval=parse_duration(options.poll_interval, "--poll_interval").total_seconds(),
-        window=parse_duration(options.window, "--window").total_seconds(),
+    return WindowSettings(
+        length=parse_duration(options.window, "--window").total_seconds(),
         dedupe_horizon=parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds(),
         lake=lake, dead_letter=(options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/"),
         job=job, event_types=options.event_types, raw_event=options.raw_event, compression=options.compression,
@@ -263,13 +261,15 @@ def tail_settings(options: LakeOptions, job: str) -> TailSettings:
         bigquery=bigquery_target(options))
 
 
+def tail_settings(options: LakeOptions, job: str) -> TailSettings:
+    return TailSettings(
+        state_uri=options.state, lookback=parse_duration(options.lookback, "--lookback"),
+        poll_interval=parse_duration(options.poll_interval, "--poll_interval").total_seconds(),
+        window=window_settings(options, job))
+
+
 def pubsub_settings(options: LakeOptions, job: str) -> PubSubSettings:
-    tail = tail_settings(options, job)
-    return PubSubSettings(
-        subscription=options.subscription, window=tail.window, dedupe_horizon=tail.dedupe_horizon, lake=tail.lake,
-        dead_letter=tail.dead_letter, job=job, event_types=tail.event_types, raw_event=tail.raw_event,
-        compression=tail.compression, max_payload_bytes=tail.max_payload_bytes, quiet=tail.quiet,
-        bigquery=tail.bigquery)
+    return PubSubSettings(subscription=options.subscription, window=window_settings(options, job))
 
 
 def tail_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
@@ -303,10 +303,6 @@ def _run_loop(loop, job: str, options: LakeOptions, resume: str) -> int:
 
 def build_streaming(pipeline: beam.Pipeline, options: LakeOptions, job: str) -> None:
     """Wire a streaming job: the Okta tail (commits inside the tail) or Pub/Sub -> windowed lake writes."""
-    lake = options.output.rstrip("/")
-    dead_letter = (options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/")
-    window = parse_duration(options.window, "--window").total_seconds()
-    horizon = parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds()
     if options.source == "okta":
         tail = tail_settings(options, job)
         pipeline | "TailSystemLog" >> TailSystemLogToLake(okta_settings(options), tail)
@@ -315,10 +311,7 @@ def build_streaming(pipeline: beam.Pipeline, options: LakeOptions, job: str) -> 
         options.subscription, options.id_label, options.timestamp_attribute)
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
         options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0)
-    (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(
-        lake, dead_letter, job, file_schema(options.raw_event), window_seconds=window,
-        dedupe_horizon_seconds=horizon, compression=options.compression, quiet=options.quiet,
-        bigquery=bigquery_target(options))
+    (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(window_settings(options, job))
 
 
 def run_streaming(pipeline_options: PipelineOptions, options: LakeOptions) -> int:

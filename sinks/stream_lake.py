@@ -29,18 +29,18 @@ import time
 import apache_beam as beam
 from apache_beam.transforms import window as beam_window
 
+from schemas.arrow import file_schema
 from sinks.window_commit import commit_window, window_id
+from streaming.settings import WindowSettings
 from transforms.dedupe import DropRecentDuplicates
 from transforms.metrics import counter
 from transforms.records import RowBatch
 
 
-def finish_window(target, window: str, schema, result) -> None:
+def finish_window(settings: WindowSettings, window: str, schema, result) -> None:
     """After a window's rows are committed: count them, then stream them to BigQuery if asked.
 
-    ``target`` carries lake, dead_letter, job, compression and bigquery (the
-    settings of :class:`sinks.window_buffer.WindowBuffer`, or the Pub/Sub commit
-    DoFn of Beam's graph). Every streaming path ends here.
+    Every streaming path ends here (:class:`sinks.window_buffer.WindowBuffer`, or the Pub/Sub commit DoFn).
     """
     counter("rows_written").inc(result.rows)
     counter("events_written").inc(result.events)
@@ -48,14 +48,15 @@ def finish_window(target, window: str, schema, result) -> None:
     counter("duplicates").inc(result.duplicates_in_lake + result.duplicates_in_window)
     counter("duplicates_in_lake").inc(result.duplicates_in_lake)
     counter("duplicates_in_run").inc(result.duplicates_in_window)
-    if target.bigquery is None or not result.written:
+    if settings.bigquery is None or not result.written:
         return
     from sinks.bigquery import stream_files
 
-    sent, refused = stream_files(target.bigquery, target.lake, result.written)
+    sent, refused = stream_files(settings.bigquery, settings.lake, result.written)
     counter("bigquery_rows_streamed").inc(sent)
     if refused:  # rows BigQuery refuses become the window's dead letters
-        commit_window(target.lake, target.dead_letter, window, target.job, schema, (), refused, target.compression)
+        commit_window(settings.lake, settings.dead_letter, window, settings.job, schema, (), refused,
+                      settings.compression)
         counter("dead_letters").inc(len(refused))
         result.dead_letters += len(refused)
 
@@ -65,21 +66,19 @@ def _stamp_arrival(element):
 
 
 class _CommitFn(beam.DoFn):
-    def __init__(self, lake: str, dead_letter: str, job: str, schema, compression: str, bigquery=None):
-        self.lake, self.dead_letter, self.job, self.schema, self.compression = (
-            lake, dead_letter, job, schema, compression)
-        self.bigquery = bigquery
+    def __init__(self, settings: WindowSettings, schema):
+        self.settings, self.schema = settings, schema
 
     def process(self, element, window=beam.DoFn.WindowParam):
         key, items = element
-        start = float(window.start)
+        settings, name = self.settings, window_id(float(window.start))
         if key == "dead":
-            result = commit_window(self.lake, self.dead_letter, window_id(start), self.job, self.schema,
-                                   (), items, self.compression)
+            result = commit_window(settings.lake, settings.dead_letter, name, settings.job, self.schema,
+                                   (), items, settings.compression)
         else:
-            result = commit_window(self.lake, self.dead_letter, window_id(start), self.job, self.schema,
-                                   ((batch.partition, batch.table) for batch in items), (), self.compression)
-            finish_window(self, window_id(start), self.schema, result)
+            result = commit_window(settings.lake, settings.dead_letter, name, settings.job, self.schema,
+                                   ((batch.partition, batch.table) for batch in items), (), settings.compression)
+            finish_window(settings, name, self.schema, result)
         yield result
 
 
@@ -112,21 +111,18 @@ class _ReportFn(beam.DoFn):
 class WriteLakeWindows(beam.PTransform):
     """(rows, dead letters) of a stream -> per-window lake commits; returns the commit results."""
 
-    def __init__(self, lake: str, dead_letter: str, job: str, schema, *, window_seconds: float,
-                 dedupe_horizon_seconds: float, compression: str, quiet: bool = False, bigquery=None):
+    def __init__(self, settings: WindowSettings):
         super().__init__()
-        self.lake, self.dead_letter, self.job, self.schema = lake, dead_letter, job, schema
-        self.window_seconds, self.horizon, self.compression, self.quiet = (
-            window_seconds, dedupe_horizon_seconds, compression, quiet)
-        self.bigquery = bigquery
+        self.settings = settings
 
     def expand(self, pcolls):
         rows, dead = pcolls
-        windows = beam_window.FixedWindows(self.window_seconds)
+        settings = self.settings
+        windows = beam_window.FixedWindows(settings.length)
         keyed_rows = (
             rows
             | "StampArrival" >> beam.Map(_stamp_arrival).with_output_types(RowBatch)
-            | "Dedupe" >> DropRecentDuplicates(self.horizon)
+            | "Dedupe" >> DropRecentDuplicates(settings.dedupe_horizon)
             | "WindowRows" >> beam.WindowInto(windows)
             | "ByPartition" >> beam.Map(lambda batch: (batch.partition.path(), batch))
         )
@@ -136,7 +132,7 @@ class WriteLakeWindows(beam.PTransform):
             | "WindowDeadLetters" >> beam.WindowInto(windows)
             | "DeadKey" >> beam.Map(lambda record: ("dead", record))
         )
-        commit = _CommitFn(self.lake, self.dead_letter, self.job, self.schema, self.compression, self.bigquery)
+        commit = _CommitFn(settings, file_schema(settings.raw_event))
         committed_rows = keyed_rows | "GroupRows" >> beam.GroupByKey() | "CommitRows" >> beam.ParDo(commit)
         committed_dead = keyed_dead | "GroupDeadLetters" >> beam.GroupByKey() | "CommitDeadLetters" >> beam.ParDo(
             commit)
@@ -145,5 +141,5 @@ class WriteLakeWindows(beam.PTransform):
             | "AllCommits" >> beam.Flatten()
             | "OneKey" >> beam.Map(lambda result: ("window", result))
             | "GroupWindow" >> beam.GroupByKey()
-            | "Report" >> beam.ParDo(_ReportFn(self.quiet))
+            | "Report" >> beam.ParDo(_ReportFn(settings.quiet))
         )

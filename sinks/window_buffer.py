@@ -28,6 +28,7 @@ from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener
 from transforms.metrics import counter
 from transforms.records import RawBatch
+from streaming.settings import WindowSettings
 from transforms.selection import EventTypeSelection
 
 
@@ -35,19 +36,14 @@ MAX_BUFFERED_ROWS = 50_000  # a backlog is committed in pieces of about this siz
 
 
 class WindowBuffer:
-    """Rows and dead letters of one processing-time window at a time.
+    """Rows and dead letters of one processing-time window at a time, as ``settings`` says."""
 
-    ``target`` carries the stream's settings: window, dedupe_horizon, lake,
-    dead_letter, job, event_types, raw_event, compression, max_payload_bytes,
-    quiet and bigquery (a ``TailSettings`` or ``PubSubSettings``).
-    """
-
-    def __init__(self, target, clock=time.time):
-        self.target, self._clock = target, clock
-        self._selection = EventTypeSelection.parse(target.event_types)
-        self._flattener = Flattener(target.raw_event, target.max_payload_bytes)
-        self._schema = file_schema(target.raw_event)
-        self._recent = RecentUuids(target.dedupe_horizon)
+    def __init__(self, settings: WindowSettings, clock=time.time):
+        self.settings, self._clock = settings, clock
+        self._selection = EventTypeSelection.parse(settings.event_types)
+        self._flattener = Flattener(settings.raw_event, settings.max_payload_bytes)
+        self._schema = file_schema(settings.raw_event)
+        self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
             "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "windows_committed")}
         self.reset(None)
@@ -63,13 +59,13 @@ class WindowBuffer:
 
     def ended(self, now: float) -> bool:
         """Whether the buffered window is over at ``now`` (time to commit it)."""
-        return self.window is not None and window_start(now, self.target.window) != self.window
+        return self.window is not None and window_start(now, self.settings.length) != self.window
 
     def open(self, now: float) -> float:
         """Buffer the window ``now`` falls in, unless one is open; returns the open window's end."""
         if self.window is None:
-            self.window = window_start(now, self.target.window)
-        return self.window + self.target.window
+            self.window = window_start(now, self.settings.length)
+        return self.window + self.settings.length
 
     @property
     def empty(self) -> bool:
@@ -84,7 +80,7 @@ class WindowBuffer:
         """Decode each batch (its own dead-letter context), then flatten and dedupe their events together."""
         events, dead = [], []
         for batch in batches:
-            decoded = decode_batch(batch, self.target.max_payload_bytes, self._selection, self._flattener.prepare)
+            decoded = decode_batch(batch, self.settings.max_payload_bytes, self._selection, self._flattener.prepare)
             self._counters["events_read"].inc(decoded.read)
             self._counters["filtered_out"].inc(decoded.filtered)
             self._read += decoded.read
@@ -110,14 +106,14 @@ class WindowBuffer:
         """Commit the buffered window (None when it holds nothing) and print its progress line."""
         if self.empty:
             return None
-        target, window = self.target, self.window
-        result = commit_window(target.lake, target.dead_letter, window_id(window), target.job, self._schema,
-                               self._rows, self._dead, target.compression)
-        finish_window(target, window_id(window), self._schema, result)
+        settings, window = self.settings, self.window
+        result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
+                               self._rows, self._dead, settings.compression)
+        finish_window(settings, window_id(window), self._schema, result)
         self._counters["windows_committed"].inc()
-        if not target.quiet:
+        if not settings.quiet:
             start = _dt.datetime.fromtimestamp(window, _dt.timezone.utc)
-            end = start + _dt.timedelta(seconds=target.window)
+            end = start + _dt.timedelta(seconds=settings.length)
             lag = self._clock() - (self._oldest or self._clock())
             print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: read {self._read:,}, wrote {result.rows:,} "
                   f"rows ({result.events:,} events) in {len(result.partitions)} partition(s), "

@@ -26,7 +26,6 @@ polled in and land in the partition of their own ``published`` date.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import sys
 import time
@@ -41,25 +40,13 @@ from sinks.window_buffer import WindowBuffer
 from sources import okta_state
 from sources.okta import _ApiMetrics, starting_url
 from sources.okta_config import OktaSettings, build_client
+from streaming.settings import TailSettings
 from transforms.metrics import counter
 from transforms.records import RawBatch
 
 LOG = logging.getLogger("okta_personal.tail")
 TICK_SECONDS = 1.0
 MAX_PAGES_PER_TICK = 50  # a backlog is read over several ticks, so a window can close on time
-
-
-class TailSettings:
-    """What the tail needs besides the org (plain values: it travels inside the graph)."""
-
-    def __init__(self, *, state_uri: str, lookback: _dt.timedelta, poll_interval: float, window: float,
-                 dedupe_horizon: float, lake: str, dead_letter: str, job: str, event_types: str,
-                 raw_event: bool, compression: str, max_payload_bytes: int, quiet: bool, bigquery=None):
-        self.state_uri, self.lookback, self.poll_interval, self.window = state_uri, lookback, poll_interval, window
-        self.dedupe_horizon, self.lake, self.dead_letter, self.job = dedupe_horizon, lake, dead_letter, job
-        self.event_types, self.raw_event, self.compression = event_types, raw_event, compression
-        self.max_payload_bytes, self.quiet = max_payload_bytes, quiet
-        self.bigquery = bigquery  # sinks.bigquery.BigQueryTarget or None
 
 
 class OktaTail:
@@ -69,7 +56,7 @@ class OktaTail:
         self.settings, self.tail, self._clock = settings, tail, clock
         self._client = build_client(self.settings)
         self._metrics = _ApiMetrics()
-        self._buffer = WindowBuffer(tail, clock)
+        self._buffer = WindowBuffer(tail.window, clock)
         self._cursor_stored = counter("cursor_stored")
         self._cursor: str | None = None
         self._stored_cursor: str | None = None
@@ -113,7 +100,7 @@ class OktaTail:
         self._buffer.commit("poll")
         if cursor and cursor != self._stored_cursor:
             okta_state.store(self.tail.state_uri, okta_state.CursorState(
-                self.settings.org_url, self.settings.filter, cursor, run_id=self.tail.job))
+                self.settings.org_url, self.settings.filter, cursor, run_id=self.tail.window.job))
             self._stored_cursor = cursor
             self._cursor_stored.inc()
         self._buffer.reset(None)

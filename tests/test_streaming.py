@@ -184,11 +184,11 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
 
 def loop_settings(subscription: str, lake: Path, window: float):
     """Settings for driving the local Pub/Sub loop (sources/pubsub_local.py) in this process."""
-    from sources.pubsub_local import PubSubSettings
+    from streaming.settings import PubSubSettings, WindowSettings
 
-    return PubSubSettings(subscription=subscription, window=window, dedupe_horizon=3600, lake=str(lake),
-                          dead_letter=str(lake / "_dead_letter"), job="loop-test", event_types="personal.*",
-                          raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+    return PubSubSettings(subscription=subscription, window=WindowSettings(
+        length=window, dedupe_horizon=3600, lake=str(lake), dead_letter=str(lake / "_dead_letter"), job="loop-test",
+        event_types="personal.*", raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True))
 
 
 def publish_events(pubsub_emulator, name: str, count: int):
@@ -276,7 +276,7 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
     subscription, events = publish_events(pubsub_emulator, "okta-renew", 40)
     lake = tmp_path / "lake"
     settings = loop_settings(subscription, lake, 30)
-    left = settings.window - time.time() % settings.window
+    left = settings.window.length - time.time() % settings.window.length
     if left < 24:  # start early in a window, so the messages are held for more than two leases
         time.sleep(left + 0.1)
     tail = PubSubTail(settings)
@@ -284,7 +284,7 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
     while pulled < len(events) and time.monotonic() < deadline:
         pulled += tail.tick()
     assert pulled == len(events)
-    held_since, window_end = time.monotonic(), (time.time() // settings.window + 1) * settings.window
+    held_since, window_end = time.monotonic(), (time.time() // settings.window.length + 1) * settings.window.length
     other = pubsub_v1.SubscriberClient()
     stolen = 0
     deadline = time.monotonic() + 60
