@@ -42,8 +42,8 @@ from sources.files import ReadExportedFiles
 from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
 from sources.okta_config import OktaSettings
 from sources.okta_stream import TailSystemLogToLake
-from sources.okta_stream import run_locally as run_tail_locally
-from sources.pubsub_local import run_locally as run_pubsub_locally
+from streaming.okta_tail import run_locally as run_tail_locally
+from streaming.pubsub_loop import run_locally as run_pubsub_locally
 from sources.pubsub import ReadPubSubBatches
 from sinks.stream_lake import WriteLakeWindows
 from streaming.settings import PubSubSettings, TailSettings, WindowSettings
@@ -279,7 +279,7 @@ def tail_locally(options: LakeOptions, job: str, stop_after: float | None) -> in
 
 
 def pubsub_locally(options: LakeOptions, job: str, stop_after: float | None) -> int:
-    """Pub/Sub on this machine: pull, commit each window, then acknowledge it (:mod:`sources.pubsub_local`)."""
+    """Pub/Sub on this machine: pull, commit each window, then acknowledge it (:mod:`streaming.pubsub_loop`)."""
     if options.id_label:
         print("note: --id_label is used by Dataflow's ReadFromPubSub; the local loop dedupes on the events' uuid",
               file=sys.stderr, flush=True)

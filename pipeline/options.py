@@ -276,7 +276,7 @@ def parse_time(text: str, name: str) -> _dt.datetime:
 
 
 def validate_streaming(options: LakeOptions) -> list[str]:
-    from sources.pubsub import SUBSCRIPTION_FORMAT, parse_subscription
+    from sources.pubsub_messages import SUBSCRIPTION_FORMAT, parse_subscription
 
     errors: list[str] = []
     if options.source == "file":

@@ -1,8 +1,9 @@
 """``WriteLakeWindows``: the streaming Beam sink for Pub/Sub input, one commit per window and partition.
 
 It serves Beam's Pub/Sub graph (Dataflow, or ``--pubsub_reader=beam`` locally);
-the local runner's default Pub/Sub loop (:mod:`sources.pubsub_local`) and the
-Okta tail commit through :mod:`sinks.window_buffer` instead.
+the local runner's default Pub/Sub loop (:mod:`streaming.pubsub_loop`) and the
+Okta tail commit through :mod:`streaming.window_buffer` instead; all of them
+count and report a window with :mod:`streaming.commit`.
 
     rows ─ DropRecentDuplicates (state per uuid) ─ FixedWindows ─ GBK(partition) ─ commit
     dead letters ─ FixedWindows ─ GBK ─ commit
@@ -22,8 +23,6 @@ event that arrives late lands in its own ``event_date`` partition.
 
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 import time
 
 import apache_beam as beam
@@ -31,34 +30,10 @@ from apache_beam.transforms import window as beam_window
 
 from schemas.arrow import file_schema
 from sinks.window_commit import commit_window, window_id
+from streaming.commit import finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.dedupe import DropRecentDuplicates
-from transforms.metrics import counter
 from transforms.records import RowBatch
-
-
-def finish_window(settings: WindowSettings, window: str, schema, result) -> None:
-    """After a window's rows are committed: count them, then stream them to BigQuery if asked.
-
-    Every streaming path ends here (:class:`sinks.window_buffer.WindowBuffer`, or the Pub/Sub commit DoFn).
-    """
-    counter("rows_written").inc(result.rows)
-    counter("events_written").inc(result.events)
-    counter("files_written").inc(result.files)
-    counter("duplicates").inc(result.duplicates_in_lake + result.duplicates_in_window)
-    counter("duplicates_in_lake").inc(result.duplicates_in_lake)
-    counter("duplicates_in_run").inc(result.duplicates_in_window)
-    if settings.bigquery is None or not result.written:
-        return
-    from sinks.bigquery import stream_files
-
-    sent, refused = stream_files(settings.bigquery, settings.lake, result.written)
-    counter("bigquery_rows_streamed").inc(sent)
-    if refused:  # rows BigQuery refuses become the window's dead letters
-        commit_window(settings.lake, settings.dead_letter, window, settings.job, schema, (), refused,
-                      settings.compression)
-        counter("dead_letters").inc(len(refused))
-        result.dead_letters += len(refused)
 
 
 def _stamp_arrival(element):
@@ -83,29 +58,14 @@ class _CommitFn(beam.DoFn):
 
 
 class _ReportFn(beam.DoFn):
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def setup(self):
-        self._windows = counter("windows_committed")
+    def __init__(self, settings: WindowSettings):
+        self.settings = settings
 
     def process(self, element, window=beam.DoFn.WindowParam):
         _, results = element
-        results = list(results)
-        self._windows.inc()
-        if self.quiet:
-            return
-        start = _dt.datetime.fromtimestamp(float(window.start), _dt.timezone.utc)
-        end = _dt.datetime.fromtimestamp(float(window.end), _dt.timezone.utc)
-        rows = sum(r.rows for r in results)
-        events = sum(r.events for r in results)
-        partitions = sorted({p for r in results for p in r.partitions})
-        dead = sum(r.dead_letters for r in results)
-        duplicates = sum(r.duplicates_in_lake + r.duplicates_in_window for r in results)
         lag = time.time() - float(window.end)
-        print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: wrote {rows:,} rows ({events:,} events) in "
-              f"{len(partitions)} partition(s), {dead} dead letters, {duplicates} duplicates; committed "
-              f"{lag:.1f} s after the window closed", file=sys.stderr, flush=True)
+        report_window(self.settings, float(window.start), list(results),
+                      f"committed {lag:.1f} s after the window closed")
 
 
 class WriteLakeWindows(beam.PTransform):
@@ -141,5 +101,5 @@ class WriteLakeWindows(beam.PTransform):
             | "AllCommits" >> beam.Flatten()
             | "OneKey" >> beam.Map(lambda result: ("window", result))
             | "GroupWindow" >> beam.GroupByKey()
-            | "Report" >> beam.ParDo(_ReportFn(settings.quiet))
+            | "Report" >> beam.ParDo(_ReportFn(settings))
         )

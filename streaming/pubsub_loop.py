@@ -30,8 +30,8 @@ from __future__ import annotations
 import sys
 import time
 
-from sinks.window_buffer import WindowBuffer
-from sources.pubsub import message_batch
+from streaming.window_buffer import WindowBuffer
+from sources.pubsub_messages import message_batch
 from streaming.settings import PubSubSettings
 from transforms.metrics import counter
 

@@ -1,13 +1,14 @@
 """The open window of a streaming loop: decode, dedupe and buffer batches, then commit and report.
 
 Both loops that run without Beam's streaming machinery use it: the Okta tail
-(:mod:`sources.okta_stream`, on every runner) and the local Pub/Sub loop
-(:mod:`sources.pubsub_local`). ``take`` runs the batch path's decode,
+(:mod:`streaming.okta_tail`, on every runner) and the local Pub/Sub loop
+(:mod:`streaming.pubsub_loop`). ``take`` runs the batch path's decode,
 validate, select and flatten functions on a :class:`RawBatch`, drops uuids
 kept within ``--dedupe_horizon`` (:class:`transforms.dedupe.RecentUuids`)
 and buffers rows and dead letters; ``commit`` writes them as the window's
-files (:func:`sinks.window_commit.commit_window`), counts them, streams them
-to BigQuery if asked, and prints the window's progress line. While a backlog
+files (:func:`sinks.window_commit.commit_window`), then counts them, streams
+them to BigQuery if asked and prints the window's progress line
+(:mod:`streaming.commit`). While a backlog
 is read, a window is committed in pieces of ``MAX_BUFFERED_ROWS`` (``full``),
 so memory stays bounded whatever the window length. What the caller
 does after a commit (store the Okta cursor, acknowledge the Pub/Sub messages)
@@ -16,18 +17,16 @@ is what makes the loop safe to kill at any point.
 
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 import time
 
 from schemas.arrow import file_schema
-from sinks.stream_lake import finish_window
 from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener
 from transforms.metrics import counter
 from transforms.records import RawBatch
+from streaming.commit import finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.selection import EventTypeSelection
 
@@ -45,7 +44,7 @@ class WindowBuffer:
         self._schema = file_schema(settings.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "windows_committed")}
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run")}
         self.reset(None)
 
     def reset(self, window: float | None) -> None:
@@ -110,13 +109,6 @@ class WindowBuffer:
         result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
                                self._rows, self._dead, settings.compression)
         finish_window(settings, window_id(window), self._schema, result)
-        self._counters["windows_committed"].inc()
-        if not settings.quiet:
-            start = _dt.datetime.fromtimestamp(window, _dt.timezone.utc)
-            end = start + _dt.timedelta(seconds=settings.length)
-            lag = self._clock() - (self._oldest or self._clock())
-            print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: read {self._read:,}, wrote {result.rows:,} "
-                  f"rows ({result.events:,} events) in {len(result.partitions)} partition(s), "
-                  f"{result.dead_letters} dead letters, {result.duplicates_in_lake + result.duplicates_in_window} "
-                  f"duplicates; oldest {what} committed after {lag:.1f} s", file=sys.stderr, flush=True)
+        lag = self._clock() - (self._oldest or self._clock())
+        report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read)
         return result
