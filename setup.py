@@ -37,7 +37,7 @@ setup(
     name="okta-personal-lake",
     version="0.1.0",
     description="Apache Beam pipeline: Okta System Log personal.* events -> Parquet lake / BigQuery",
-    python_requires=">=3.10,<3.13",
+    python_requires=">=3.10,<3.15",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
                                     "schemas", "schemas.*", "sources", "sources.*",
                                     "sinks", "sinks.*", "streaming", "streaming.*", "eventgen", "eventgen.*",

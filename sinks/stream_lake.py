@@ -10,8 +10,8 @@ count and report a window with :mod:`streaming.commit`.
     commits of a window ─ GBK ─ one progress line per window
 
 Windows are in *arrival* time: every element is re-stamped with the time the
-pipeline received it before windowing. Measured here: the local runner moves
-the Pub/Sub watermark to the newest message it pulled, so a backlog pulled in
+pipeline received it before windowing (:func:`transforms.local_runner.stamp_arrival`).
+Measured here: the local runner moves the Pub/Sub watermark to the newest message it pulled, so a backlog pulled in
 several batches made most messages "late" to their publish-time windows, and
 Beam dropped them without a trace (65 of 151 rows written). Stamped on
 arrival, no element is ever behind the watermark, so nothing can be dropped
@@ -33,11 +33,8 @@ from sinks.window_commit import commit_window, window_id
 from streaming.commit import finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.dedupe import DropRecentDuplicates
+from transforms.local_runner import stamp_arrival
 from transforms.records import RowBatch
-
-
-def _stamp_arrival(element):
-    return beam_window.TimestampedValue(element, time.time())
 
 
 class _CommitFn(beam.DoFn):
@@ -81,14 +78,14 @@ class WriteLakeWindows(beam.PTransform):
         windows = beam_window.FixedWindows(settings.length)
         keyed_rows = (
             rows
-            | "StampArrival" >> beam.Map(_stamp_arrival).with_output_types(RowBatch)
+            | "StampArrival" >> beam.Map(stamp_arrival).with_output_types(RowBatch)
             | "Dedupe" >> DropRecentDuplicates(settings.dedupe_horizon)
             | "WindowRows" >> beam.WindowInto(windows)
             | "ByPartition" >> beam.Map(lambda batch: (batch.partition.path(), batch))
         )
         keyed_dead = (
             dead
-            | "StampDeadLetterArrival" >> beam.Map(_stamp_arrival)
+            | "StampDeadLetterArrival" >> beam.Map(stamp_arrival)
             | "WindowDeadLetters" >> beam.WindowInto(windows)
             | "DeadKey" >> beam.Map(lambda record: ("dead", record))
         )
