@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas.fields import COLUMNS, Column, PARTITION_COLUMNS
+from schemas.fields import COLUMNS, PARTITION_COLUMNS, Column
 
 ARROW_TYPES = {
     "string": pa.string(),

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 import uuid as _uuid
-from typing import NamedTuple
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc

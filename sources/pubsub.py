@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from transforms import coders  # noqa: F401  (registers the batch coders)
 from sources.pubsub_messages import message_batch
+from transforms import coders  # noqa: F401  (registers the batch coders)
 from transforms.records import RawBatch
+
 
 class ReadPubSubBatches(beam.PTransform):
     def __init__(self, subscription: str, id_label: str | None = None, timestamp_attribute: str | None = None):

@@ -30,9 +30,9 @@ from __future__ import annotations
 import sys
 import time
 
-from streaming.window_buffer import WindowBuffer
 from sources.pubsub_messages import message_batch
 from streaming.settings import PubSubSettings
+from streaming.window_buffer import WindowBuffer
 from transforms.metrics import counter
 
 MAX_MESSAGES = 1000

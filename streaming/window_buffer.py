@@ -21,15 +21,14 @@ import time
 
 from schemas.arrow import file_schema
 from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
+from streaming.commit import finish_window, report_window
+from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener
 from transforms.metrics import counter
 from transforms.records import RawBatch
-from streaming.commit import finish_window, report_window
-from streaming.settings import WindowSettings
 from transforms.selection import EventTypeSelection
-
 
 MAX_BUFFERED_ROWS = 50_000  # a backlog is committed in pieces of about this size, not held in memory whole
 

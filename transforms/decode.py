@@ -15,8 +15,8 @@ dead-letter record with a clear reason; nothing raises.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, NamedTuple
 from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from transforms import jsonio
 from transforms.jsonio import json_type as _json_type

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, NamedTuple
 from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 

@@ -18,6 +18,9 @@ from pipeline import batch
 from pipeline import streaming as streaming_job
 from pipeline.config import resolve
 from pipeline.options import LakeOptions, validate
+from tests.okta_helpers import TOKEN
+
+pytestmark = pytest.mark.usefixtures("okta_token_env")
 
 DATAFLOW = ["--runner=DataflowRunner", "--dry_run=True", "--project=okta-lake-test", "--region=us-central1",
             "--temp_location=gs://okta-lake-test/tmp", "--staging_location=gs://okta-lake-test/staging"]
@@ -39,11 +42,6 @@ def translate(args: list[str], streaming: bool):
 def environments(proto) -> set[str]:
     used = {t.environment_id for t in proto.components.transforms.values() if t.environment_id}
     return {proto.components.environments[e].urn for e in used}
-
-
-@pytest.fixture(autouse=True)
-def token(monkeypatch):
-    monkeypatch.setenv("OKTA_API_TOKEN", "dry-run-token")
 
 
 CASES = {
@@ -71,7 +69,7 @@ def test_pipeline_translates_to_a_dataflow_job(case):
     assert job.proto.type_.name == job_type
     assert len(environments(proto)) == 1, environments(proto)
     text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
-    assert "dry-run-token" not in text  # options and the graph travel to Dataflow; credentials never do
+    assert TOKEN not in text  # options and the graph travel to Dataflow; credentials never do
 
 
 def test_the_okta_token_is_not_in_the_job_even_when_read_from_a_file(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("schemas", "okta_client", "transforms", "sinks", "sources", "streaming", "pipeline")
 
 # The Beam-free modules of sources/ and sinks/ that the streaming core may use.

@@ -40,9 +40,8 @@ def cloud_dead_letters(lake: str) -> list[dict]:
     return records
 
 
-def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud, okta_server, monkeypatch, request):
+def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud, okta_server, okta_token_env, request):
     base, extra = cloud
-    monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
     prefix = f"{base}/{request.node.callspec.id}-{dt.datetime.now().strftime('%H%M%S%f')}"
     lake, state = f"{prefix}/lake", f"{prefix}/state/cursor.json"
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=2)
