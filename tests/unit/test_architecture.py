@@ -85,3 +85,13 @@ def test_no_source_imports_a_sinks_beam_module():
             for module, names in imports(tree):
                 full = {module} | {f"{module}.{n}" for n in names}
                 assert not full & {"sinks.lake", "sinks.stream_lake"}, f"{name} imports {module}"
+
+
+def test_the_image_and_the_package_carry_every_package():
+    import re
+
+    setup = (ROOT / "setup.py").read_text()
+    docker = (ROOT / "Dockerfile").read_text()
+    for package in PACKAGES:
+        assert f'"{package}"' in setup, f"setup.py does not package {package}/"
+        assert re.search(rf"^COPY {package} {package}$", docker, re.M), f"the Dockerfile does not copy {package}/"
