@@ -127,7 +127,9 @@ def worker_error(exc: BaseException, classes: tuple[type, ...]) -> tuple[type, s
     """Workaround 7: (class, message) of a worker's exception of one of ``classes``, from the text Beam kept."""
     if not isinstance(exc, RuntimeError):
         return None
-    names = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
+    # A traceback names a class by module and name, a built-in one by its name alone.
+    names = {cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}": cls
+             for cls in classes}
     for line in reversed(str(exc).splitlines()):
         name, sep, message = line.partition(": ")
         if sep and name in names:

@@ -50,3 +50,9 @@ def test_every_client_error_class_is_known(error):
 def test_the_one_line_says_what_the_run_left_behind():
     line = str(RunFailed(Failure("UnsafeUrl", "refusing x"), "rerunning is safe: the lake keeps each uuid once"))
     assert line == "the run failed (rerunning is safe: the lake keeps each uuid once): UnsafeUrl: refusing x"
+
+
+def test_a_builtin_error_in_a_worker_traceback_is_typed_too():
+    found = failure(RuntimeError("Traceback (most recent call last):\n  File \"x\", line 1\n"
+                                 "FileNotFoundError: [Errno 2] No such file: 'gs://b/x' [while running 'Read']"))
+    assert found.error is FileNotFoundError and found.line() == "FileNotFoundError: [Errno 2] No such file: 'gs://b/x'"
