@@ -18,12 +18,7 @@ import os
 import re
 import sys
 
-from apache_beam.options.pipeline_options import (
-    GoogleCloudOptions,
-    PipelineOptions,
-    StandardOptions,
-    _BeamArgumentParser,
-)
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from pipeline import batch, streaming
 from pipeline.config import resolve
@@ -37,9 +32,20 @@ PROJECT_ID = re.compile(r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z
 BUCKET = re.compile(r"[a-z0-9][-_a-z0-9.]{1,61}[a-z0-9]")
 
 
+class _EveryFlag(argparse.ArgumentParser):
+    """Every flag of every options class (Beam's and ours), to find the ones nobody declares."""
+
+    def add_value_provider_argument(self, *args, **kwargs):  # how Beam's options declare templatable flags
+        self.add_argument(*args, **kwargs)
+
+    def error(self, message):
+        if not message.startswith("ambiguous option: "):  # a prefix of two flags: reported as unknown instead
+            super().error(message)
+
+
 def unknown_flags(argv: list[str]) -> list[str]:
     """Flags no Beam or pipeline option knows, each with a suggestion when one is close."""
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    parser = _EveryFlag(allow_abbrev=False)
     seen = {}
     for cls in PipelineOptions.__subclasses__():
         seen.setdefault(str(cls), cls)
