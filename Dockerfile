@@ -14,11 +14,12 @@ COPY transforms transforms
 COPY schemas schemas
 COPY sources sources
 COPY sinks sinks
+COPY streaming streaming
 COPY okta_client okta_client
 COPY eventgen eventgen
 COPY emulator emulator
 COPY dataflow dataflow
-RUN pip install --no-cache-dir . && python -c "import pipeline.main, sources.okta, sinks.lake"
+RUN pip install --no-cache-dir . && python -c "import pipeline.main, sources.okta, sinks.lake, streaming.okta_tail"
 
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/template/dataflow/launch.py
 ENV FLEX_TEMPLATE_PYTHON_SETUP_FILE=/template/setup.py

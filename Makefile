@@ -1,8 +1,10 @@
 # Okta Personal lake: `make help` lists the targets.
 # Only Python 3, git and make are needed; everything else lands in .venv.
 
+# PYTHON picks the interpreter (3.10-3.14). VENV defaults to .venv; give another one per interpreter,
+# e.g. `make test PYTHON=python3.13 VENV=.venv313`: a venv built with another Python is refused, not reused.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
@@ -16,12 +18,12 @@ REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-streaming run-files backfill maintain template test lint format bench bench-backfill clean
+.PHONY: help venv venv-check run run-streaming run-files backfill maintain template test test-fast lint format bench bench-backfill clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): setup.py
+$(STAMP): setup.py | venv-check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[local,test]'
@@ -35,24 +37,31 @@ $(BQSTAMP):
 	$(BQVENV)/bin/python -c "import duckdb, duckdb_extension_spatial, os; duckdb.connect().execute(\"INSTALL '\" + os.path.join(os.path.dirname(duckdb_extension_spatial.__file__), 'extensions', 'v1.5.5', 'spatial.duckdb_extension') + \"'\")"
 	touch $(BQSTAMP)
 
-venv: $(STAMP) ## Create .venv and install the package with its test tools
+venv: $(STAMP) ## Create .venv (or VENV) and install the package with its test tools
 
-run: $(STAMP) ## Start the local System Log server, backfill 3 days from it into ./lake, show the summary and DuckDB
+venv-check: # Refuse a VENV built with another Python than PYTHON (e.g. a 3.11 .venv when PYTHON=python3.13)
+	@want=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])') || { echo "error: PYTHON=$(PYTHON) does not run"; exit 2; }; \
+	if [ -x $(PY) ]; then have=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  if [ "$$have" != "$$want" ]; then \
+	    echo "error: $(VENV) runs Python $$have but PYTHON=$(PYTHON) is $$want: give VENV=.venv$$(echo $$want | tr -d .) (or remove $(VENV))"; exit 2; \
+	  fi; fi
+
+run: venv-check $(STAMP) ## Start the local System Log server, backfill 3 days from it into ./lake, show the summary and DuckDB
 	$(PY) -m pipeline.demo --events $(EVENTS) --output $(LAKE)
 
-run-streaming: $(STAMP) ## Tail the local System Log server for 2 minutes while it appends events, a line per window
+run-streaming: venv-check $(STAMP) ## Tail the local System Log server for 2 minutes while it appends events, a line per window
 	$(PY) -m pipeline.demo --streaming --minutes 2 --output $(LAKE)-streaming
 
-run-files: $(STAMP) ## Generate a sample export file and replay it into ./lake (the file source)
+run-files: venv-check $(STAMP) ## Generate a sample export file and replay it into ./lake (the file source)
 	$(PY) -m eventgen --events $(EVENTS) --output $(SAMPLE)
 	$(PY) -m pipeline --source=file --input=$(SAMPLE) --output=$(LAKE)
 	$(PY) -m pipeline.lake_report $(LAKE)
 
-backfill: $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
+backfill: venv-check $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
 	@test -n "$(ORG)" -a -n "$(SINCE)" -a -n "$(UNTIL)" || { echo "usage: make backfill ORG=https://acme.okta.com SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [LAKE=lake]"; exit 2; }
 	$(PY) -m pipeline --source=okta --okta_org_url=$(ORG) --since=$(SINCE) --until=$(UNTIL) --output=$(LAKE)
 
-maintain: $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
+maintain: venv-check $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
 	$(PY) -m pipeline.maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)
 
 template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUCKET=b [REGION=r])
@@ -61,19 +70,22 @@ template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUC
 	gcloud dataflow flex-template build gs://$(BUCKET)/templates/okta-personal-lake.json \
 	    --project=$(PROJECT) --image=$(IMAGE) --sdk-language=PYTHON --metadata-file=dataflow/metadata.json
 
-test: $(STAMP) $(BQSTAMP) ## Run the whole test suite (offline)
+test: venv-check $(STAMP) $(BQSTAMP) ## Run the whole test suite, unit and integration (offline)
 	$(PY) -m pytest -n 2
 
-lint: $(STAMP) ## Static checks (ruff)
+test-fast: venv-check $(STAMP) ## Run the unit tests only (no servers, no subprocesses; well under a minute)
+	$(PY) -m pytest tests/unit -q
+
+lint: venv-check $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check .
 
-format: $(STAMP) ## Format the code (ruff)
+format: venv-check $(STAMP) ## Format the code (ruff)
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Pipeline vs plain pyarrow vs DuckDB, whole processes, inputs (a) (b) (c) of N events (default 1M)
+bench: venv-check $(STAMP) ## Pipeline vs plain pyarrow vs DuckDB, whole processes, inputs (a) (b) (c) of N events (default 1M)
 	$(PY) -m bench.batch_throughput --events $(N)
 
-bench-backfill: $(STAMP) ## Backfill events/min through a 120 requests/min limit (about 8 minutes)
+bench-backfill: venv-check $(STAMP) ## Backfill events/min through a 120 requests/min limit (about 8 minutes)
 	$(PY) -m bench.backfill_throughput
 
 clean: ## Remove the sample, the lake and build leftovers (keeps .venv)

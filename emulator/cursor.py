@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import orjson
 
+
 class CursorError(ValueError):
     """The cursor is malformed, forged, or from another server."""
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from eventgen import EventGenerator
 from emulator.store import EventRecord, EventStore, record_from_event, record_from_line
 from emulator.timestamps import DAY_US, format_us, now_us
+from eventgen import EventGenerator
 
 _TICK_SECONDS = 0.05
 

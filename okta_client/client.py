@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import orjson

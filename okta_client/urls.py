@@ -45,8 +45,8 @@ def same_origin(url: str, org_url: str) -> bool:
 def check_next_link(url: str, org_url: str) -> str:
     """A ``next`` link must point back at the org's own logs endpoint."""
     if not same_origin(url, org_url):
-        raise UnsafeUrl(f"refusing a next link to another origin ({urlsplit(url).netloc!r}); "
-                        f"credentials are only ever sent to {org_url}")
+        raise UnsafeUrl(f"refusing the next link {url}: it points at another origin ({urlsplit(url).netloc!r}) "
+                        f"and credentials are only ever sent to {org_url}")
     if urlsplit(url).path != "/api/v1/logs":
         raise UnsafeUrl(f"refusing a next link outside /api/v1/logs: {urlsplit(url).path!r}")
     return url

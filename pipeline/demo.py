@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from pipeline.lake_report import report
-from sources.okta import rfc3339
+from sources.okta_polling import rfc3339
 
 
 def start_server(events: int, days: int, token_file: Path, ready_file: Path, rate_limit: int,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from pipeline.options import LakeOptions
-from schemas.arrow import _ARROW_TYPES
+from schemas.arrow import ARROW_TYPES
 from schemas.fields import COLUMNS, PARTITION_COLUMNS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -73,12 +73,12 @@ def schema_table() -> str:
     for column in COLUMNS:
         source = {"derived": "(computed)", "event": f"`{column.path}`",
                   "target": f"`{column.path}`"}[column.origin]
-        kind = str(_ARROW_TYPES[column.type]).replace("[us, tz=UTC]", "(us, UTC)")
+        kind = str(ARROW_TYPES[column.type]).replace("[us, tz=UTC]", "(us, UTC)")
         if column.required:
             kind += ", not null"
         lines.append(f"| `{column.name}` | {kind} | {source} | {_cell(column.description)} |")
     for column in PARTITION_COLUMNS:
-        lines.append(f"| `{column.name}` | {_ARROW_TYPES[column.type]} | path | {_cell(column.description)} |")
+        lines.append(f"| `{column.name}` | {ARROW_TYPES[column.type]} | path | {_cell(column.description)} |")
     return "\n".join(lines)
 
 

@@ -34,8 +34,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from sinks.iceberg_catalog import IcebergConfigError, problems, target_from_options
-    from sinks.iceberg_maintenance import (MaintenanceReport, compact, expire_snapshots,
-                                           remove_orphan_files)
+    from sinks.iceberg_maintenance import MaintenanceReport, compact, expire_snapshots, remove_orphan_files
     from sinks.iceberg_table import connect
 
     args = parser().parse_args(argv)

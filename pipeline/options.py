@@ -207,9 +207,9 @@ def _add_iceberg_args(parser) -> None:
 
 
 def iceberg_problems(options: LakeOptions) -> list[str]:
-    from sinks.iceberg_catalog import problems, target_from_options
-
     from apache_beam.options.pipeline_options import StandardOptions
+
+    from sinks.iceberg_catalog import problems, target_from_options
 
     target = target_from_options(options)
     if target is None:
@@ -324,7 +324,7 @@ def parse_time(text: str, name: str) -> _dt.datetime:
 
 
 def validate_streaming(options: LakeOptions) -> list[str]:
-    from sources.pubsub import SUBSCRIPTION_FORMAT, parse_subscription
+    from sources.pubsub_messages import SUBSCRIPTION_FORMAT, parse_subscription
 
     errors: list[str] = []
     if options.source == "file":

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from apache_beam.metrics.metric import MetricsFilter
 
 from sinks import fs
-from sinks.lake_files import RUNS_DIR
 from transforms import jsonio
 from transforms.metrics import API_COUNTERS, BIGQUERY_COUNTERS, COUNTERS, ICEBERG_COUNTERS, NAMESPACE
 
@@ -32,9 +31,8 @@ class RunSummary:
     seconds: float = 0.0
 
     @classmethod
-    def collect(cls, result, lake: str, run_id: str, started: _dt.datetime) -> RunSummary:
+    def collect(cls, result, lake: str, run_id: str, started: _dt.datetime, manifest_path: str) -> RunSummary:
         seconds = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
-        manifest_path = fs.join(lake, RUNS_DIR, f"{run_id}.json")
         manifest = jsonio.loads(fs.read_bytes(manifest_path)) if fs.exists(manifest_path) else {}
         return cls(run_id, lake, counter_totals(result), manifest, seconds)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas.fields import COLUMNS, Column, PARTITION_COLUMNS
+from schemas.fields import COLUMNS, PARTITION_COLUMNS, Column
 
-_ARROW_TYPES = {
+ARROW_TYPES = {
     "string": pa.string(),
     "bool": pa.bool_(),
     "int32": pa.int32(),
@@ -18,7 +18,7 @@ _ARROW_TYPES = {
 def arrow_field(column: Column) -> pa.Field:
     return pa.field(
         column.name,
-        _ARROW_TYPES[column.type],
+        ARROW_TYPES[column.type],
         nullable=not column.required,
         metadata={"description": column.description, "json_path": column.path},
     )
@@ -33,7 +33,7 @@ def file_schema(raw_event: bool = True) -> pa.Schema:
 
 def partition_schema() -> pa.Schema:
     """Schema of the Hive partition keys, for readers (``pyarrow.dataset``)."""
-    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in PARTITION_COLUMNS])
+    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in PARTITION_COLUMNS])
 
 
 FILE_SCHEMA = file_schema(raw_event=True)

@@ -1,7 +1,7 @@
 """Small, explicit file operations over Beam's FileSystems (local, ``gs://``, ``s3://``).
 
 Beam's filesystems hide the differences that matter here, and a few traps
-(measured in ../shared/notes/beam-2.77.md): a local rename into a missing
+(measured in docs/beam-2.77.md): a local rename into a missing
 folder fails quietly inside fileio, so every write here creates its folder
 first and every rename is checked.
 """

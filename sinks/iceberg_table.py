@@ -260,8 +260,8 @@ def commit_rows(catalog, target: IcebergTarget, rows, summary: dict | None = Non
     snapshot summary under ``okta-lake.`` (run id, source, cursor, ...), with the counts
     added. Nothing is committed when no row is new.
     """
-    from pyiceberg.expressions import Or
     from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.expressions import Or
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
     from pyiceberg.table.refs import MAIN_BRANCH
     from pyiceberg.table.snapshots import Operation

@@ -28,8 +28,8 @@ import queue
 import shutil
 import tempfile
 import threading
-from typing import NamedTuple
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc

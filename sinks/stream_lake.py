@@ -1,16 +1,17 @@
 """``WriteLakeWindows``: the streaming Beam sink for Pub/Sub input, one commit per window and partition.
 
 It serves Beam's Pub/Sub graph (Dataflow, or ``--pubsub_reader=beam`` locally);
-the local runner's default Pub/Sub loop (:mod:`sources.pubsub_local`) and the
-Okta tail commit through :mod:`sinks.window_buffer` instead.
+the local runner's default Pub/Sub loop (:mod:`streaming.pubsub_loop`) and the
+Okta tail commit through :mod:`streaming.window_buffer` instead; all of them
+count and report a window with :mod:`streaming.commit`.
 
     rows ─ DropRecentDuplicates (state per uuid) ─ FixedWindows ─ GBK(partition) ─ commit
     dead letters ─ FixedWindows ─ GBK ─ commit
     commits of a window ─ GBK ─ one progress line per window
 
 Windows are in *arrival* time: every element is re-stamped with the time the
-pipeline received it before windowing. Measured here: the local runner moves
-the Pub/Sub watermark to the newest message it pulled, so a backlog pulled in
+pipeline received it before windowing (:func:`transforms.local_runner.stamp_arrival`).
+Measured here: the local runner moves the Pub/Sub watermark to the newest message it pulled, so a backlog pulled in
 several batches made most messages "late" to their publish-time windows, and
 Beam dropped them without a trace (65 of 151 rows written). Stamped on
 arrival, no element is ever behind the watermark, so nothing can be dropped
@@ -22,121 +23,73 @@ event that arrives late lands in its own ``event_date`` partition.
 
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 import time
 
 import apache_beam as beam
 from apache_beam.transforms import window as beam_window
 
+from schemas.arrow import file_schema
 from sinks.window_commit import commit_window, window_id
+from streaming.commit import finish_window, report_window
+from streaming.settings import WindowSettings
 from transforms.dedupe import DropRecentDuplicates
-from transforms.metrics import counter
+from transforms.local_runner import stamp_arrival
 from transforms.records import RowBatch
 
 
-def finish_window(target, window: str, schema, result) -> None:
-    """After a window's rows are committed: count them, then stream them to BigQuery if asked.
-
-    ``target`` carries lake, dead_letter, job, compression and bigquery (the
-    settings of :class:`sinks.window_buffer.WindowBuffer`, or the Pub/Sub commit
-    DoFn of Beam's graph). Every streaming path ends here.
-    """
-    counter("rows_written").inc(result.rows)
-    counter("events_written").inc(result.events)
-    counter("files_written").inc(result.files)
-    counter("duplicates").inc(result.duplicates_in_lake + result.duplicates_in_window)
-    counter("duplicates_in_lake").inc(result.duplicates_in_lake)
-    counter("duplicates_in_run").inc(result.duplicates_in_window)
-    if target.bigquery is None or not result.written:
-        return
-    from sinks.bigquery import stream_files
-
-    sent, refused = stream_files(target.bigquery, target.lake, result.written)
-    counter("bigquery_rows_streamed").inc(sent)
-    if refused:  # rows BigQuery refuses become the window's dead letters
-        commit_window(target.lake, target.dead_letter, window, target.job, schema, (), refused, target.compression)
-        counter("dead_letters").inc(len(refused))
-        result.dead_letters += len(refused)
-
-
-def _stamp_arrival(element):
-    return beam_window.TimestampedValue(element, time.time())
-
-
 class _CommitFn(beam.DoFn):
-    def __init__(self, lake: str, dead_letter: str, job: str, schema, compression: str, bigquery=None):
-        self.lake, self.dead_letter, self.job, self.schema, self.compression = (
-            lake, dead_letter, job, schema, compression)
-        self.bigquery = bigquery
+    def __init__(self, settings: WindowSettings, schema):
+        self.settings, self.schema = settings, schema
 
     def process(self, element, window=beam.DoFn.WindowParam):
         key, items = element
-        start = float(window.start)
+        settings, name = self.settings, window_id(float(window.start))
         if key == "dead":
-            result = commit_window(self.lake, self.dead_letter, window_id(start), self.job, self.schema,
-                                   (), items, self.compression)
+            result = commit_window(settings.lake, settings.dead_letter, name, settings.job, self.schema,
+                                   (), items, settings.compression)
         else:
-            result = commit_window(self.lake, self.dead_letter, window_id(start), self.job, self.schema,
-                                   ((batch.partition, batch.table) for batch in items), (), self.compression)
-            finish_window(self, window_id(start), self.schema, result)
+            result = commit_window(settings.lake, settings.dead_letter, name, settings.job, self.schema,
+                                   ((batch.partition, batch.table) for batch in items), (), settings.compression)
+            finish_window(settings, name, self.schema, result)
         yield result
 
 
 class _ReportFn(beam.DoFn):
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def setup(self):
-        self._windows = counter("windows_committed")
+    def __init__(self, settings: WindowSettings):
+        self.settings = settings
 
     def process(self, element, window=beam.DoFn.WindowParam):
         _, results = element
-        results = list(results)
-        self._windows.inc()
-        if self.quiet:
-            return
-        start = _dt.datetime.fromtimestamp(float(window.start), _dt.timezone.utc)
-        end = _dt.datetime.fromtimestamp(float(window.end), _dt.timezone.utc)
-        rows = sum(r.rows for r in results)
-        events = sum(r.events for r in results)
-        partitions = sorted({p for r in results for p in r.partitions})
-        dead = sum(r.dead_letters for r in results)
-        duplicates = sum(r.duplicates_in_lake + r.duplicates_in_window for r in results)
         lag = time.time() - float(window.end)
-        print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: wrote {rows:,} rows ({events:,} events) in "
-              f"{len(partitions)} partition(s), {dead} dead letters, {duplicates} duplicates; committed "
-              f"{lag:.1f} s after the window closed", file=sys.stderr, flush=True)
+        report_window(self.settings, float(window.start), list(results),
+                      f"committed {lag:.1f} s after the window closed")
 
 
 class WriteLakeWindows(beam.PTransform):
     """(rows, dead letters) of a stream -> per-window lake commits; returns the commit results."""
 
-    def __init__(self, lake: str, dead_letter: str, job: str, schema, *, window_seconds: float,
-                 dedupe_horizon_seconds: float, compression: str, quiet: bool = False, bigquery=None):
+    def __init__(self, settings: WindowSettings):
         super().__init__()
-        self.lake, self.dead_letter, self.job, self.schema = lake, dead_letter, job, schema
-        self.window_seconds, self.horizon, self.compression, self.quiet = (
-            window_seconds, dedupe_horizon_seconds, compression, quiet)
-        self.bigquery = bigquery
+        self.settings = settings
 
     def expand(self, pcolls):
         rows, dead = pcolls
-        windows = beam_window.FixedWindows(self.window_seconds)
+        settings = self.settings
+        windows = beam_window.FixedWindows(settings.length)
         keyed_rows = (
             rows
-            | "StampArrival" >> beam.Map(_stamp_arrival).with_output_types(RowBatch)
-            | "Dedupe" >> DropRecentDuplicates(self.horizon)
+            | "StampArrival" >> beam.Map(stamp_arrival).with_output_types(RowBatch)
+            | "Dedupe" >> DropRecentDuplicates(settings.dedupe_horizon)
             | "WindowRows" >> beam.WindowInto(windows)
             | "ByPartition" >> beam.Map(lambda batch: (batch.partition.path(), batch))
         )
         keyed_dead = (
             dead
-            | "StampDeadLetterArrival" >> beam.Map(_stamp_arrival)
+            | "StampDeadLetterArrival" >> beam.Map(stamp_arrival)
             | "WindowDeadLetters" >> beam.WindowInto(windows)
             | "DeadKey" >> beam.Map(lambda record: ("dead", record))
         )
-        commit = _CommitFn(self.lake, self.dead_letter, self.job, self.schema, self.compression, self.bigquery)
+        commit = _CommitFn(settings, file_schema(settings.raw_event))
         committed_rows = keyed_rows | "GroupRows" >> beam.GroupByKey() | "CommitRows" >> beam.ParDo(commit)
         committed_dead = keyed_dead | "GroupDeadLetters" >> beam.GroupByKey() | "CommitDeadLetters" >> beam.ParDo(
             commit)
@@ -145,5 +98,5 @@ class WriteLakeWindows(beam.PTransform):
             | "AllCommits" >> beam.Flatten()
             | "OneKey" >> beam.Map(lambda result: ("window", result))
             | "GroupWindow" >> beam.GroupByKey()
-            | "Report" >> beam.ParDo(_ReportFn(self.quiet))
+            | "Report" >> beam.ParDo(_ReportFn(settings))
         )

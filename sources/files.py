@@ -21,8 +21,10 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import coders  # noqa: F401  (registers the batch coders)
-from transforms import jsonio
+from transforms import (
+    coders,  # noqa: F401  (registers the batch coders)
+    jsonio,
+)
 from transforms.records import RawBatch
 
 #: Files larger than this are never tried as one pretty-printed JSON document.

@@ -23,20 +23,14 @@ import apache_beam as beam
 from okta_client.errors import OktaApiError, QueryTimeout
 from sources import okta_state
 from sources.okta_config import OktaSettings, build_client
+from sources.okta_polling import ApiMetrics, rfc3339, starting_url
 from transforms import coders  # noqa: F401  (registers the batch coders)
 from transforms.decode import InvalidEvent, published_datetime
 from transforms.metrics import counter
 from transforms.records import RawBatch
 
-UTC = _dt.timezone.utc
 CURSOR = "cursor"
 MIN_SLICE = _dt.timedelta(seconds=1)
-
-
-def rfc3339(moment: _dt.datetime) -> str:
-    """UTC, millisecond precision (Okta's own), e.g. ``2026-11-25T10:00:00.000Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def time_slices(since: _dt.datetime, until: _dt.datetime, length: _dt.timedelta):
@@ -48,30 +42,13 @@ def time_slices(since: _dt.datetime, until: _dt.datetime, length: _dt.timedelta)
         start = end
 
 
-class _ApiMetrics:
-    """Beam counters fed from the client's own statistics."""
-
-    def __init__(self):
-        self.pages = counter("okta_pages")
-        self.retries = counter("okta_retries")
-        self.throttled = counter("okta_throttled")
-        self.splits = counter("okta_slice_splits")
-        self._seen = (0, 0)
-
-    def update(self, client) -> None:
-        retries, throttled = client.stats.retries, client.stats.throttled
-        self.retries.inc(retries - self._seen[0])
-        self.throttled.inc(throttled - self._seen[1])
-        self._seen = (retries, throttled)
-
-
 class _FetchSlicesFn(beam.DoFn):
     def __init__(self, settings: OktaSettings):
         self.settings = settings
 
     def setup(self):
         self._client = build_client(self.settings)
-        self._metrics = _ApiMetrics()
+        self._metrics = ApiMetrics()
 
     def process(self, time_slice):
         pending = [tuple(time_slice)]
@@ -133,23 +110,13 @@ class ReadSystemLogRange(beam.PTransform):
         )
 
 
-def starting_url(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> str:
-    """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run."""
-    state = okta_state.load(state_uri)
-    if state is not None:
-        state.check_matches(settings.org_url, settings.filter, state_uri)
-        return state.next_url
-    since = _dt.datetime.now(UTC) - lookback
-    return client.first_url(since=rfc3339(since), filter=settings.filter or None, limit=settings.page_limit)
-
-
 class _PollUntilCaughtUpFn(beam.DoFn):
     def __init__(self, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta, run_id: str):
         self.settings, self.state_uri, self.lookback, self.run_id = settings, state_uri, lookback, run_id
 
     def setup(self):
         self._client = build_client(self.settings)
-        self._metrics = _ApiMetrics()
+        self._metrics = ApiMetrics()
 
     def process(self, _):
         url = starting_url(self._client, self.settings, self.state_uri, self.lookback)

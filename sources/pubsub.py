@@ -1,7 +1,7 @@
 """Read a Pub/Sub subscription (Beam's ``ReadFromPubSub``) as ``RawBatch`` elements, one per message.
 
 This is the Dataflow reader (and ``--pubsub_reader=beam`` locally); the local
-runner's default is the loop in :mod:`sources.pubsub_local`, which shares
+runner's default is the loop in :mod:`streaming.pubsub_loop`, which shares
 :func:`message_batch` with it.
 
 A message may hold one LogEvent, a JSON array of them, an Okta Event Hook
@@ -16,28 +16,9 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from sources.pubsub_messages import message_batch
 from transforms import coders  # noqa: F401  (registers the batch coders)
 from transforms.records import RawBatch
-
-SUBSCRIPTION_FORMAT = "projects/PROJECT/subscriptions/NAME"
-
-
-def parse_subscription(value: str) -> tuple[str, str] | None:
-    parts = (value or "").split("/")
-    if len(parts) == 4 and parts[0] == "projects" and parts[2] == "subscriptions" and parts[1] and parts[3]:
-        return parts[1], parts[3]
-    return None
-
-
-def message_batch(message, subscription: str) -> RawBatch:
-    """One Pub/Sub message as a batch of one payload, positioned by its message id."""
-    message_id = getattr(message, "message_id", None) or ""
-    attributes = dict(getattr(message, "attributes", None) or {})
-    context = {"message_id": message_id, "attributes": attributes}
-    publish_time = getattr(message, "publish_time", None)
-    if publish_time is not None:
-        context["publish_time"] = str(publish_time)
-    return RawBatch(subscription, "message", [message_id], [message.data or b""], context)
 
 
 class ReadPubSubBatches(beam.PTransform):

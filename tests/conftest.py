@@ -1,4 +1,4 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by every test module, unit and integration (the one place they are defined)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,29 @@ from emulator import EmulatorConfig, SystemLogServer
 from tests.helpers import write_jsonl
 from tests.okta_helpers import TOKEN
 from tests.pubsub_stand_in import pubsub_emulator_command, started_pubsub_emulator, topic_and_subscription
+
+
+@pytest.fixture
+def okta_token_env(monkeypatch):
+    """OKTA_API_TOKEN set to the test token (the one the local System Log server accepts)."""
+    monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
+    return TOKEN
+
+
+@pytest.fixture
+def token_file(tmp_path):
+    """A file holding an Okta API token (what --okta_token_file points at)."""
+    path = tmp_path / "okta-token"
+    path.write_text("file-token-0123")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rsa_private_key():
+    """One 2048-bit RSA key for every OAuth test (generating one takes a while)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture

@@ -81,3 +81,10 @@ def assert_lake_exact(lake: Path, events: list[dict]) -> None:
         for column in ("event_type", "published", "actor_id", "target_id", "client_ip_address", "outcome_result"):
             if column in expected:
                 assert row[column] == expected[column], (column, row["uuid"], row[column], expected[column])
+
+
+def backfill_args(*extra: str, org: str = "https://acme.okta.com", output: str = "gs://okta-lake-test/lake"):
+    """Options of a one-hour backfill that ended an hour ago (valid against --since's 180-day limit)."""
+    until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
+    return ["--source=okta", f"--okta_org_url={org}", f"--since={iso(until - dt.timedelta(hours=1))}",
+            f"--until={iso(until)}", f"--output={output}", *extra]

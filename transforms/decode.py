@@ -25,12 +25,13 @@ every broken payload is still a dead letter whatever its type.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, NamedTuple
 from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import msgspec
 
 from transforms import jsonio
+from transforms.jsonio import json_type as _json_type
 from transforms.records import ParsedEvent, RawBatch, dead_letter
 
 UTC = _dt.timezone.utc
@@ -131,22 +132,6 @@ def published_datetime(value: Any) -> _dt.datetime:
         return parsed.astimezone(UTC)
     except OverflowError:
         raise InvalidEvent(f"'published' is out of range: {value[:40]!r}") from None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def unwrap(document: Any) -> Iterator[tuple[Any, bool]]:

@@ -11,15 +11,15 @@ nested object is not an error: its columns are null.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
 from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from schemas.arrow import file_schema
 from schemas.fields import EVENT_COLUMNS, TARGET_COLUMNS, Column
 from transforms import jsonio
-from transforms.decode import _json_type
+from transforms.jsonio import json_type
 from transforms.records import ParsedEvent, PartitionKey, dead_letter
 
 STAGE_FLATTEN = "flatten"
@@ -37,7 +37,7 @@ class WrongType(ValueError):
 
     def __init__(self, path: str, expected: str, value: Any, nullable: bool = True):
         super().__init__(path, expected, value, nullable)
-        self.path, self.expected, self.got = path, expected, _json_type(value)
+        self.path, self.expected, self.got = path, expected, json_type(value)
         self.nullable = nullable
 
     def at(self, prefix: str) -> WrongType:

@@ -60,3 +60,20 @@ def payload_text(payload: bytes | bytearray | memoryview | str) -> tuple[str, bo
         return data.decode("utf-8"), False
     except UnicodeDecodeError:
         return data.decode("utf-8", "backslashreplace"), True
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (``object``, ``array``, ``string``, ...), for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from transforms import coders  # noqa: F401  (registers the batch coders)
-from transforms import progress
-from transforms.gc_pause import PausedCollector
-from transforms.records import EventBatch, RawBatch, RowBatch
+from transforms import (
+    coders,  # noqa: F401  (registers the batch coders)
+    progress,
+)
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
 from transforms.flatten import STAGE_FLATTEN, Flattener
+from transforms.gc_pause import PausedCollector
 from transforms.metrics import counter, dead_letter_counter
+from transforms.records import EventBatch, RawBatch, RowBatch
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
 DEAD_LETTER = "dead_letter"

@@ -167,9 +167,9 @@ def test_responses_over_the_size_limit_are_refused(okta_server):
         list(client_for(server, max_response_bytes=100_000).bounded_pages(iso(start), iso(start + 1000 * STEP)))
 
 
-@pytest.fixture(scope="module")
-def service_key():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@pytest.fixture
+def service_key(rsa_private_key):
+    key = rsa_private_key
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,

@@ -27,9 +27,7 @@ from tests.okta_helpers import (
 STEP = dt.timedelta(seconds=1)
 
 
-@pytest.fixture(autouse=True)
-def okta_token(monkeypatch):
-    monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
+pytestmark = pytest.mark.usefixtures("okta_token_env")
 
 
 def backfill(server, lake: Path, since: dt.datetime, until: dt.datetime, *extra: str):

@@ -7,14 +7,20 @@ credentials. Each test checks the job's type and that every transform runs in th
 
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.main import build, build_streaming, okta_settings
+from pipeline import batch
+from pipeline import streaming as streaming_job
+from pipeline.config import resolve
 from pipeline.options import LakeOptions, validate
+from tests.okta_helpers import TOKEN
+
+pytestmark = pytest.mark.usefixtures("okta_token_env")
 
 DATAFLOW = ["--runner=DataflowRunner", "--dry_run=True", "--project=okta-lake-test", "--region=us-central1",
             "--temp_location=gs://okta-lake-test/tmp", "--staging_location=gs://okta-lake-test/staging"]
@@ -25,10 +31,9 @@ def translate(args: list[str], streaming: bool):
     lake = options.view_as(LakeOptions)
     assert validate(lake) == []
     pipeline = beam.Pipeline(options=options)
-    if streaming:
-        build_streaming(pipeline, lake, "job1")
-    else:
-        build(pipeline, lake, "run1", "2026-11-25T00:00:00Z")
+    lake.run_id = "job1" if streaming else "run1"
+    config = resolve(lake, local=False, started=dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc))
+    (streaming_job.build if streaming else batch.build)(pipeline, config)
     proto = pipeline.to_runner_api()
     result = pipeline.run()
     return result.job, proto
@@ -37,11 +42,6 @@ def translate(args: list[str], streaming: bool):
 def environments(proto) -> set[str]:
     used = {t.environment_id for t in proto.components.transforms.values() if t.environment_id}
     return {proto.components.environments[e].urn for e in used}
-
-
-@pytest.fixture(autouse=True)
-def token(monkeypatch):
-    monkeypatch.setenv("OKTA_API_TOKEN", "dry-run-token")
 
 
 CASES = {
@@ -69,7 +69,7 @@ def test_pipeline_translates_to_a_dataflow_job(case):
     assert job.proto.type_.name == job_type
     assert len(environments(proto)) == 1, environments(proto)
     text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
-    assert "dry-run-token" not in text  # options and the graph travel to Dataflow; credentials never do
+    assert TOKEN not in text  # options and the graph travel to Dataflow; credentials never do
 
 
 def test_the_okta_token_is_not_in_the_job_even_when_read_from_a_file(tmp_path):
@@ -81,7 +81,7 @@ def test_the_okta_token_is_not_in_the_job_even_when_read_from_a_file(tmp_path):
     options = str(job.options.get_all_options(drop_default=True))
     assert str(secret) in options and "file-secret-00abc" not in options + str(job.proto_pipeline)
     # What the DoFns carry to the workers: where the secret is, not the secret.
-    settings = pickle.dumps(okta_settings(job.options.view_as(LakeOptions)))
+    settings = pickle.dumps(resolve(job.options.view_as(LakeOptions), local=False).okta())
     assert str(secret).encode() in settings and b"file-secret-00abc" not in settings
 
 

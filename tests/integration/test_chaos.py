@@ -25,9 +25,7 @@ CHAOS = dict(fault_5xx=0.08, fault_reset=0.05, fault_truncate=0.05, fault_timeou
              slow_seconds=0.3, rate_limit=15, rate_window_seconds=1, late_fraction=0.1, late_seconds=30)
 
 
-@pytest.fixture(autouse=True)
-def token(monkeypatch):
-    monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
+pytestmark = pytest.mark.usefixtures("okta_token_env")
 
 
 def history(hours_back: float = 3, count: int = 2400) -> tuple[dt.datetime, list[dict]]:

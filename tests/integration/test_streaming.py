@@ -151,7 +151,7 @@ def envelope_messages(events: list[dict]) -> list[tuple[bytes, dict]]:
 
 @pytest.mark.parametrize("reader", ["client", "beam"])
 def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pubsub_emulator, tmp_path, reader):
-    """``client`` is the local loop (sources/pubsub_local.py); ``beam`` is the ReadFromPubSub graph Dataflow runs."""
+    """``client`` is the local loop (sources/pubsub_loop.py); ``beam`` is the ReadFromPubSub graph Dataflow runs."""
     publisher, subscription = pubsub_emulator.topic_and_subscription(f"okta-stream-{reader}")
     now = dt.datetime.now(UTC)
     events = make_events(240, now - dt.timedelta(hours=30), dt.timedelta(minutes=7))  # spans two event dates
@@ -183,12 +183,12 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
 
 
 def loop_settings(subscription: str, lake: Path, window: float):
-    """Settings for driving the local Pub/Sub loop (sources/pubsub_local.py) in this process."""
-    from sources.pubsub_local import PubSubSettings
+    """Settings for driving the local Pub/Sub loop (sources/pubsub_loop.py) in this process."""
+    from streaming.settings import PubSubSettings, WindowSettings
 
-    return PubSubSettings(subscription=subscription, window=window, dedupe_horizon=3600, lake=str(lake),
-                          dead_letter=str(lake / "_dead_letter"), job="loop-test", event_types="personal.*",
-                          raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True)
+    return PubSubSettings(subscription=subscription, window=WindowSettings(
+        length=window, dedupe_horizon=3600, lake=str(lake), dead_letter=str(lake / "_dead_letter"), job="loop-test",
+        event_types="personal.*", raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True))
 
 
 def publish_events(pubsub_emulator, name: str, count: int):
@@ -202,10 +202,10 @@ def publish_events(pubsub_emulator, name: str, count: int):
 
 def test_pubsub_loop_acknowledges_only_committed_windows(pubsub_emulator, tmp_path, monkeypatch):
     """Pulled but uncommitted messages come back to the next reader; committed ones are acknowledged."""
-    from sources import pubsub_local
-    from sources.pubsub_local import PubSubTail
+    from streaming import pubsub_loop
+    from streaming.pubsub_loop import PubSubTail
 
-    monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
+    monkeypatch.setattr(pubsub_loop, "LEASE_SECONDS", 10)
     subscription, events = publish_events(pubsub_emulator, "okta-lease", 60)
     lake = tmp_path / "lake"
 
@@ -225,7 +225,7 @@ def test_pubsub_loop_acknowledges_only_committed_windows(pubsub_emulator, tmp_pa
     while time.monotonic() < deadline and set(lake_row_keys(lake)) != set(expected_row_keys(events)):
         survivor.tick()  # the lake is complete only after a commit, and a commit is acknowledged at once
     assert_lake_exact(lake, events)
-    time.sleep(pubsub_local.LEASE_SECONDS + 2)  # an unacknowledged message would be delivered again by now
+    time.sleep(pubsub_loop.LEASE_SECONDS + 2)  # an unacknowledged message would be delivered again by now
     assert PubSubTail(settings(3600)).tick() == 0
 
 
@@ -267,16 +267,16 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
     """Messages held longer than one lease are not delivered to anyone else, then committed once."""
     from google.cloud import pubsub_v1
 
-    from sources import pubsub_local
-    from sources.pubsub_local import PubSubTail
+    from streaming import pubsub_loop
+    from streaming.pubsub_loop import PubSubTail
 
-    monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
-    monkeypatch.setattr(pubsub_local, "RENEW_BEFORE", 6)
-    monkeypatch.setattr(pubsub_local, "LONGEST_PULL", 1.0)
+    monkeypatch.setattr(pubsub_loop, "LEASE_SECONDS", 10)
+    monkeypatch.setattr(pubsub_loop, "RENEW_BEFORE", 6)
+    monkeypatch.setattr(pubsub_loop, "LONGEST_PULL", 1.0)
     subscription, events = publish_events(pubsub_emulator, "okta-renew", 40)
     lake = tmp_path / "lake"
     settings = loop_settings(subscription, lake, 30)
-    left = settings.window - time.time() % settings.window
+    left = settings.window.length - time.time() % settings.window.length
     if left < 24:  # start early in a window, so the messages are held for more than two leases
         time.sleep(left + 0.1)
     tail = PubSubTail(settings)
@@ -284,7 +284,7 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
     while pulled < len(events) and time.monotonic() < deadline:
         pulled += tail.tick()
     assert pulled == len(events)
-    held_since, window_end = time.monotonic(), (time.time() // settings.window + 1) * settings.window
+    held_since, window_end = time.monotonic(), (time.time() // settings.window.length + 1) * settings.window.length
     other = pubsub_v1.SubscriberClient()
     stolen = 0
     deadline = time.monotonic() + 60
@@ -295,7 +295,7 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
                                      timeout=1, retry=None).received_messages)
         except Exception:  # noqa: BLE001 - DeadlineExceeded: nothing to deliver, as it should be
             pass
-    assert time.monotonic() - held_since > 2 * pubsub_local.LEASE_SECONDS - 2
+    assert time.monotonic() - held_since > 2 * pubsub_loop.LEASE_SECONDS - 2
     assert stolen == 0
     while not lake_row_keys(lake) and time.monotonic() < deadline + 30:
         tail.tick()
@@ -304,13 +304,12 @@ def test_pubsub_loop_keeps_renewing_the_lease_of_a_long_window(pubsub_emulator, 
 
 def test_pubsub_loop_commits_a_backlog_in_pieces_before_the_window_ends(pubsub_emulator, tmp_path, monkeypatch):
     """A window that cannot hold the backlog commits (and acknowledges) it in pieces; the rest comes back later."""
-    from sinks import window_buffer
-    from sources import pubsub_local
-    from sources.pubsub_local import PubSubTail
+    from streaming import pubsub_loop, window_buffer
+    from streaming.pubsub_loop import PubSubTail
 
     monkeypatch.setattr(window_buffer, "MAX_BUFFERED_ROWS", 25)
-    monkeypatch.setattr(pubsub_local, "LEASE_SECONDS", 10)
-    monkeypatch.setattr(pubsub_local, "MAX_MESSAGES", 20)
+    monkeypatch.setattr(pubsub_loop, "LEASE_SECONDS", 10)
+    monkeypatch.setattr(pubsub_loop, "MAX_MESSAGES", 20)
     subscription, events = publish_events(pubsub_emulator, "okta-backlog", 120)
     lake = tmp_path / "lake"
 

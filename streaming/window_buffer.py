@@ -1,13 +1,14 @@
 """The open window of a streaming loop: decode, dedupe and buffer batches, then commit and report.
 
 Both loops that run without Beam's streaming machinery use it: the Okta tail
-(:mod:`sources.okta_stream`, on every runner) and the local Pub/Sub loop
-(:mod:`sources.pubsub_local`). ``take`` runs the batch path's decode,
+(:mod:`streaming.okta_tail`, on every runner) and the local Pub/Sub loop
+(:mod:`streaming.pubsub_loop`). ``take`` runs the batch path's decode,
 validate, select and flatten functions on a :class:`RawBatch`, drops uuids
 kept within ``--dedupe_horizon`` (:class:`transforms.dedupe.RecentUuids`)
 and buffers rows and dead letters; ``commit`` writes them as the window's
-files (:func:`sinks.window_commit.commit_window`), counts them, streams them
-to BigQuery if asked, and prints the window's progress line. While a backlog
+files (:func:`sinks.window_commit.commit_window`), then counts them, streams
+them to BigQuery if asked and prints the window's progress line
+(:mod:`streaming.commit`). While a backlog
 is read, a window is committed in pieces of ``MAX_BUFFERED_ROWS`` (``full``),
 so memory stays bounded whatever the window length. What the caller
 does after a commit (store the Okta cursor, acknowledge the Pub/Sub messages)
@@ -16,13 +17,12 @@ is what makes the loop safe to kill at any point.
 
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 import time
 
 from schemas.arrow import file_schema
-from sinks.stream_lake import finish_window
 from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
+from streaming.commit import finish_window, report_window
+from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener
@@ -30,26 +30,20 @@ from transforms.metrics import counter
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
 
-
 MAX_BUFFERED_ROWS = 50_000  # a backlog is committed in pieces of about this size, not held in memory whole
 
 
 class WindowBuffer:
-    """Rows and dead letters of one processing-time window at a time.
+    """Rows and dead letters of one processing-time window at a time, as ``settings`` says."""
 
-    ``target`` carries the stream's settings: window, dedupe_horizon, lake,
-    dead_letter, job, event_types, raw_event, compression, max_payload_bytes,
-    quiet and bigquery (a ``TailSettings`` or ``PubSubSettings``).
-    """
-
-    def __init__(self, target, clock=time.time):
-        self.target, self._clock = target, clock
-        self._selection = EventTypeSelection.parse(target.event_types)
-        self._flattener = Flattener(target.raw_event, target.max_payload_bytes)
-        self._schema = file_schema(target.raw_event)
-        self._recent = RecentUuids(target.dedupe_horizon)
+    def __init__(self, settings: WindowSettings, clock=time.time):
+        self.settings, self._clock = settings, clock
+        self._selection = EventTypeSelection.parse(settings.event_types)
+        self._flattener = Flattener(settings.raw_event, settings.max_payload_bytes)
+        self._schema = file_schema(settings.raw_event)
+        self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "windows_committed")}
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run")}
         self.reset(None)
 
     def reset(self, window: float | None) -> None:
@@ -63,13 +57,13 @@ class WindowBuffer:
 
     def ended(self, now: float) -> bool:
         """Whether the buffered window is over at ``now`` (time to commit it)."""
-        return self.window is not None and window_start(now, self.target.window) != self.window
+        return self.window is not None and window_start(now, self.settings.length) != self.window
 
     def open(self, now: float) -> float:
         """Buffer the window ``now`` falls in, unless one is open; returns the open window's end."""
         if self.window is None:
-            self.window = window_start(now, self.target.window)
-        return self.window + self.target.window
+            self.window = window_start(now, self.settings.length)
+        return self.window + self.settings.length
 
     @property
     def empty(self) -> bool:
@@ -84,7 +78,7 @@ class WindowBuffer:
         """Decode each batch (its own dead-letter context), then flatten and dedupe their events together."""
         events, dead = [], []
         for batch in batches:
-            decoded = decode_batch(batch, self.target.max_payload_bytes, self._selection, self._flattener.prepare)
+            decoded = decode_batch(batch, self.settings.max_payload_bytes, self._selection, self._flattener.prepare)
             self._counters["events_read"].inc(decoded.read)
             self._counters["filtered_out"].inc(decoded.filtered)
             self._read += decoded.read
@@ -110,17 +104,10 @@ class WindowBuffer:
         """Commit the buffered window (None when it holds nothing) and print its progress line."""
         if self.empty:
             return None
-        target, window = self.target, self.window
-        result = commit_window(target.lake, target.dead_letter, window_id(window), target.job, self._schema,
-                               self._rows, self._dead, target.compression)
-        finish_window(target, window_id(window), self._schema, result)
-        self._counters["windows_committed"].inc()
-        if not target.quiet:
-            start = _dt.datetime.fromtimestamp(window, _dt.timezone.utc)
-            end = start + _dt.timedelta(seconds=target.window)
-            lag = self._clock() - (self._oldest or self._clock())
-            print(f"window {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: read {self._read:,}, wrote {result.rows:,} "
-                  f"rows ({result.events:,} events) in {len(result.partitions)} partition(s), "
-                  f"{result.dead_letters} dead letters, {result.duplicates_in_lake + result.duplicates_in_window} "
-                  f"duplicates; oldest {what} committed after {lag:.1f} s", file=sys.stderr, flush=True)
+        settings, window = self.settings, self.window
+        result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
+                               self._rows, self._dead, settings.compression)
+        finish_window(settings, window_id(window), self._schema, result)
+        lag = self._clock() - (self._oldest or self._clock())
+        report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read)
         return result

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from sinks.window_commit import window_id, window_start
-from sources.pubsub import parse_subscription
+from sources.pubsub_messages import parse_subscription
 from tests.helpers import run_pipeline
 from transforms.dedupe import RecentUuids
 

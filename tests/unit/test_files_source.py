@@ -9,7 +9,6 @@ from apache_beam.testing.util import assert_that
 
 from sources.files import ReadExportedFiles, _ReadRangeFn, _SplitFilesFn
 
-
 _FOUND: list = []
 
 

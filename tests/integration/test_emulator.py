@@ -97,9 +97,9 @@ def pem_public(key) -> str:
                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-@pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@pytest.fixture
+def rsa_key(rsa_private_key):
+    return rsa_private_key
 
 
 def assertion(server: SystemLogServer, key, algorithm: str = "RS256", **overrides) -> str:

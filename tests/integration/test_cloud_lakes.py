@@ -63,9 +63,8 @@ def assert_only_committed_files(lake: str) -> None:
                                                                         if not COMMITTED.fullmatch(n)]
 
 
-def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud, okta_server, monkeypatch, request):
+def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud, okta_server, okta_token_env, request):
     base, extra = cloud
-    monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
     prefix = f"{base}/{request.node.callspec.id}-{dt.datetime.now().strftime('%H%M%S%f')}"
     lake, state = f"{prefix}/lake", f"{prefix}/state/cursor.json"
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=2)

@@ -30,8 +30,9 @@ from __future__ import annotations
 import sys
 import time
 
-from sinks.window_buffer import WindowBuffer
-from sources.pubsub import message_batch
+from sources.pubsub_messages import message_batch
+from streaming.settings import PubSubSettings
+from streaming.window_buffer import WindowBuffer
 from transforms.metrics import counter
 
 MAX_MESSAGES = 1000
@@ -39,18 +40,6 @@ ACK_BATCH = 1000  # ack ids per acknowledge/modify request (well under the 512 K
 LEASE_SECONDS = 30  # ack deadline given to held messages, renewed while their window is open
 RENEW_BEFORE = 15  # renew when a lease has less than this left (a tick takes at most LONGEST_PULL)
 LONGEST_PULL = 5.0  # seconds one pull may wait for messages
-
-
-class PubSubSettings:
-    """What the loop needs (the fields :class:`WindowBuffer` reads, plus the subscription)."""
-
-    def __init__(self, *, subscription: str, window: float, dedupe_horizon: float, lake: str, dead_letter: str,
-                 job: str, event_types: str, raw_event: bool, compression: str, max_payload_bytes: int,
-                 quiet: bool, bigquery=None):
-        self.subscription, self.window, self.dedupe_horizon = subscription, window, dedupe_horizon
-        self.lake, self.dead_letter, self.job = lake, dead_letter, job
-        self.event_types, self.raw_event, self.compression = event_types, raw_event, compression
-        self.max_payload_bytes, self.quiet, self.bigquery = max_payload_bytes, quiet, bigquery
 
 
 class PubSubTail:
@@ -62,7 +51,7 @@ class PubSubTail:
 
             client = pubsub_v1.SubscriberClient()
         self.settings, self._client, self._clock = settings, client, clock
-        self._buffer = WindowBuffer(settings, clock)
+        self._buffer = WindowBuffer(settings.window, clock)
         self._held: list[str] = []  # ack ids of the open window's messages
         self._leased_until = 0.0
         self._acked = counter("pubsub_messages_acked")

@@ -1,0 +1,114 @@
+"""The batch pipeline: source -> PersonalEventsToRows -> WriteLake (-> BigQuery) (-> cursor), and its run.
+
+Three paths, one graph shape (docs/ARCHITECTURE.md):
+
+- ``file``: exported files (:class:`~sources.files.ReadExportedFiles`);
+- ``backfill``: ``--since``/``--until`` of the System Log, sliced (:class:`~sources.okta.ReadSystemLogRange`);
+- ``incremental``: from the cursor in ``--state`` (:class:`~sources.okta.ReadSystemLogTail`), whose new
+  cursor is stored only after the lake (and BigQuery) commit (:class:`~sources.okta.StoreCursor`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+
+from pipeline import iceberg_output
+from pipeline.config import RunConfig
+from pipeline.summary import RunSummary
+from schemas.arrow import file_schema
+from sinks.bigquery import merge_step
+from sinks.lake import WriteLake
+from sources.files import ReadExportedFiles
+from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
+from transforms.local_runner import beam_tracebacks_hidden
+from transforms.personal_rows import PersonalEventsToRows
+
+
+def read_source(pipeline: beam.Pipeline, config: RunConfig):
+    """(RawBatch pages, cursor PCollection or None, manifest description)."""
+    options = config.options
+    if config.mode == "file":
+        batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(config.inputs, batch_size=options.batch_size)
+        return batches, None, {"input": config.inputs}
+    settings = config.okta()
+    described = {"okta": settings.describe(), "filter": settings.filter}
+    if config.mode == "backfill":
+        since, until = config.since_until()
+        batches = pipeline | "ReadSystemLogRange" >> ReadSystemLogRange(settings, since, until, config.slice_length())
+        return batches, None, {**described, "since": options.since, "until": options.until}
+    tail = pipeline | "ReadSystemLogTail" >> ReadSystemLogTail(settings, options.state, config.lookback(),
+                                                                config.run_id)
+    return tail.pages, tail[CURSOR], {**described, "state": options.state}
+
+
+def build(pipeline: beam.Pipeline, config: RunConfig):
+    """Wire the batch pipeline; returns the PCollection holding the run manifest."""
+    options = config.options
+    batches, cursors, described = read_source(pipeline, config)
+    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
+        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, config.progress_interval)
+    manifest = (rows, dead) | "WriteLake" >> WriteLake(
+        config.lake, config.dead_letter, config.run_id, file_schema(options.raw_event),
+        compression=options.compression, started_at=config.started.isoformat(),
+        description={"source": options.source, **described,
+                     "event_types": options.event_types, "dead_letter": config.dead_letter},
+    )
+    if options.bigquery_table:
+        # After the lake commit; the cursor below then waits for BigQuery too.
+        manifest = manifest | "MergeIntoBigQuery" >> merge_step(config.bigquery(), config.lake, config.run_id)
+    # After the lake (and BigQuery): one Iceberg snapshot; the cursor below waits for it too.
+    manifest = iceberg_output.commit_after_lake(manifest, options, config.lake, config.run_id, cursors)
+    if cursors is not None:
+        cursors | "StoreCursor" >> StoreCursor(options.state, manifest)
+    return manifest
+
+
+def run(pipeline_options, config: RunConfig) -> int:
+    """Run (locally: wait, print the summary and check it balances) or submit (a service: return at once)."""
+    from pipeline.failures import RunFailed, failure
+
+    pipeline = beam.Pipeline(options=pipeline_options)
+    build(pipeline, config)
+    if not config.local:
+        return submit(pipeline, config)
+    try:
+        with beam_tracebacks_hidden(not config.options.verbose):
+            result = pipeline.run()
+            result.wait_until_finish()
+    except Exception as exc:  # noqa: BLE001 - a failed run is reported as one line, not a Beam traceback
+        raise RunFailed(failure(exc), batch_outcome(config)) from exc
+
+    summary = RunSummary.collect(result, config.lake, config.run_id, config.started, config.manifest)
+    print(summary.render())
+    if not summary.balanced:
+        print("error: the run's counts do not balance (see above); please report this", file=sys.stderr)
+        return 1
+    return 0
+
+
+def batch_outcome(config: RunConfig) -> str:
+    """What a failed batch run leaves behind, for the error line."""
+    if config.mode == "incremental":
+        return "no cursor was stored; rerunning is safe"
+    return "rerunning is safe: the lake keeps each uuid once"
+
+
+def submit(pipeline: beam.Pipeline, config: RunConfig) -> int:
+    """Dataflow and other services: submit and return (a Flex Template launcher must not wait)."""
+    result = pipeline.run()
+    if dry_run(config):
+        print(f"dry run {config.run_id}: the pipeline was translated into a job request; nothing was submitted "
+              "and nothing was written", file=sys.stderr)
+        return 0
+    job = getattr(result, "job_id", None)
+    # The job's own counters are in the Dataflow UI, namespace okta_personal.
+    print(f"submitted run {config.run_id}" + (f" as job {job()}" if callable(job) else ""), file=sys.stderr)
+    return 0
+
+
+def dry_run(config: RunConfig) -> bool:
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(config.options.view_as(TestOptions).dry_run)

@@ -1,0 +1,48 @@
+"""What every reader of the System Log shares, without Beam: timestamps, where a chain starts, API counters.
+
+Used by the batch reader (:mod:`sources.okta`) and the streaming tail
+(:mod:`streaming.okta_tail`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from sources import okta_state
+from sources.okta_config import OktaSettings
+from transforms.metrics import counter
+
+UTC = _dt.timezone.utc
+
+
+def rfc3339(moment: _dt.datetime) -> str:
+    """UTC, millisecond precision (Okta's own), e.g. ``2026-11-25T10:00:00.000Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class ApiMetrics:
+    """Beam counters fed from the client's own statistics."""
+
+    def __init__(self):
+        self.pages = counter("okta_pages")
+        self.retries = counter("okta_retries")
+        self.throttled = counter("okta_throttled")
+        self.splits = counter("okta_slice_splits")
+        self._seen = (0, 0)
+
+    def update(self, client) -> None:
+        retries, throttled = client.stats.retries, client.stats.throttled
+        self.retries.inc(retries - self._seen[0])
+        self.throttled.inc(throttled - self._seen[1])
+        self._seen = (retries, throttled)
+
+
+def starting_url(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> str:
+    """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run."""
+    state = okta_state.load(state_uri)
+    if state is not None:
+        state.check_matches(settings.org_url, settings.filter, state_uri)
+        return state.next_url
+    since = _dt.datetime.now(UTC) - lookback
+    return client.first_url(since=rfc3339(since), filter=settings.filter or None, limit=settings.page_limit)

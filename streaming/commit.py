@@ -1,0 +1,59 @@
+"""After a window is committed to the lake: its counters, its BigQuery rows, its one progress line.
+
+Every streaming path ends here, whichever runner: the window buffer of the
+local loops and the Okta tail (:mod:`streaming.window_buffer`) and the
+commit DoFns of Beam's Pub/Sub graph (:mod:`sinks.stream_lake`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from collections.abc import Sequence
+
+from sinks.window_commit import WindowCommit, commit_window
+from streaming.settings import WindowSettings
+from transforms.metrics import counter
+
+
+def finish_window(settings: WindowSettings, window: str, schema, result) -> None:
+    """After a window's rows are committed: count them, then stream them to BigQuery if asked.
+
+    Every streaming path ends here (:class:`streaming.window_buffer.WindowBuffer`, or the Pub/Sub commit DoFn).
+    """
+    counter("rows_written").inc(result.rows)
+    counter("events_written").inc(result.events)
+    counter("files_written").inc(result.files)
+    counter("duplicates").inc(result.duplicates_in_lake + result.duplicates_in_window)
+    counter("duplicates_in_lake").inc(result.duplicates_in_lake)
+    counter("duplicates_in_run").inc(result.duplicates_in_window)
+    if settings.bigquery is None or not result.written:
+        return
+    from sinks.bigquery import stream_files
+
+    sent, refused = stream_files(settings.bigquery, settings.lake, result.written)
+    counter("bigquery_rows_streamed").inc(sent)
+    if refused:  # rows BigQuery refuses become the window's dead letters
+        commit_window(settings.lake, settings.dead_letter, window, settings.job, schema, (), refused,
+                      settings.compression)
+        counter("dead_letters").inc(len(refused))
+        result.dead_letters += len(refused)
+
+
+def report_window(settings: WindowSettings, start: float, results: Sequence[WindowCommit], latency: str,
+                  read: int | None = None) -> None:
+    """Count one committed window and print its progress line (unless quiet); ``latency`` ends the line."""
+    counter("windows_committed").inc()
+    if settings.quiet:
+        return
+    begin = _dt.datetime.fromtimestamp(start, _dt.timezone.utc)
+    end = begin + _dt.timedelta(seconds=settings.length)
+    rows = sum(r.rows for r in results)
+    events = sum(r.events for r in results)
+    partitions = {p for r in results for p in r.partitions}
+    dead = sum(r.dead_letters for r in results)
+    duplicates = sum(r.duplicates_in_lake + r.duplicates_in_window for r in results)
+    read_text = "" if read is None else f"read {read:,}, "
+    print(f"window {begin:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: {read_text}wrote {rows:,} rows ({events:,} events) in "
+          f"{len(partitions)} partition(s), {dead} dead letters, {duplicates} duplicates; {latency}",
+          file=sys.stderr, flush=True)

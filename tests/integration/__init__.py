@@ -1,0 +1,1 @@
+"""Integration tests: real stand-in servers and subprocesses."""

@@ -1,0 +1,1 @@
+"""Unit tests: no servers, no subprocesses (`make test-fast`)."""
