@@ -11,14 +11,14 @@ import argparse
 import datetime as _dt
 import sys
 
-from pipeline.options import _add_iceberg_args, parse_duration
+from pipeline.options import add_iceberg_args, parse_duration
 
 
 def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="python -m pipeline.maintain", description=__doc__.splitlines()[0])
     out.add_argument("--output", help="The lake, beside which the default sqlite catalog's warehouse is "
                                       "(OUTPUT/_iceberg); not needed with --iceberg_warehouse.")
-    _add_iceberg_args(out)
+    add_iceberg_args(out)
     out.add_argument("--target_file_mb", type=int, default=128,
                      help="Compact partitions with more than one file smaller than this into files of about "
                           "this size (default 128).")

@@ -142,7 +142,7 @@ class LakeOptions(PipelineOptions):
             "--bigquery_endpoint",
             help="Base URL of a BigQuery emulator (tests, local trials); default: BigQuery itself.")
 
-        _add_iceberg_args(parser)
+        add_iceberg_args(parser)
 
         stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
         stream.add_argument(
@@ -178,7 +178,7 @@ class LakeOptions(PipelineOptions):
                  "read again by the next run. Default: run until stopped.")
 
 
-def _add_iceberg_args(parser) -> None:
+def add_iceberg_args(parser) -> None:
     iceberg = parser.add_argument_group("Apache Iceberg (optional, next to the Hive lake)")
     iceberg.add_argument(
         "--iceberg_table",

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sinks import secrets
+
 CATALOGS = ("sqlite", "sql", "rest")
 CATALOG_NAME = "okta"  # pyiceberg's catalog name: PYICEBERG_CATALOG__OKTA__* variables configure it further
 REST_CREDENTIAL_ENV = "ICEBERG_REST_CREDENTIAL"
@@ -145,10 +147,8 @@ def load_catalog(target: IcebergTarget):
 def rest_credential(target: IcebergTarget) -> dict[str, str]:
     """The REST catalog's credential as pyiceberg properties: from a file / Secret Manager or the environment."""
     if target.credential_file:
-        from sources.okta_config import read_secret_file
-
         try:
-            secret = read_secret_file(target.credential_file)
+            secret = secrets.read_secret(target.credential_file)
         except Exception as exc:  # noqa: BLE001 - the message names the place, never the content
             raise IcebergConfigError(f"--iceberg_credential_file: {exc}") from None
         return {"credential": secret} if ":" in secret else {"token": secret}

@@ -10,13 +10,13 @@ worker reads the secret when its DoFn starts (:func:`build_client`).
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass
 
 from okta_client import OAuthPrivateKeyJwtAuth, SswsAuth, SystemLogClient
 from okta_client.errors import ConfigurationError
 from okta_client.ratelimit import RateGovernor
+from sinks import secrets
 
 TOKEN_ENV = "OKTA_API_TOKEN"
 PRIVATE_KEY_ENV = "OKTA_OAUTH_PRIVATE_KEY"
@@ -45,51 +45,12 @@ class OktaSettings:
         return f"{self.org_url} ({how}, rate share {self.rate_share:g})"
 
 
-SECRET_MANAGER_ENDPOINT = "https://secretmanager.googleapis.com"
-_SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
-
-
-def is_secret_manager_name(path: str) -> bool:
-    return bool(_SECRET_VERSION.match(path or ""))
-
-
-def read_secret_manager(name: str) -> str:
-    """``projects/P/secrets/S[/versions/V]`` from Google Secret Manager, with the worker's own credentials."""
-    import base64
-
-    import google.auth
-    from google.auth.transport.requests import AuthorizedSession
-
-    if "/versions/" not in name:
-        name += "/versions/latest"
-    endpoint = os.environ.get("SECRET_MANAGER_ENDPOINT", SECRET_MANAGER_ENDPOINT).rstrip("/")
-    try:
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        response = AuthorizedSession(credentials).get(f"{endpoint}/v1/{name}:access", timeout=30)
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigurationError(f"cannot read the secret {name} ({exc.__class__.__name__})") from None
-    if response.status_code != 200:
-        raise ConfigurationError(f"cannot read the secret {name}: Secret Manager answered HTTP "
-                                 f"{response.status_code} (does the worker's service account have "
-                                 "roles/secretmanager.secretAccessor?)")
-    return base64.b64decode(response.json()["payload"]["data"]).decode("utf-8").strip()
-
-
 def read_secret_file(path: str) -> str:
-    """A secret from a local file, a Beam filesystem URI (gs://, s3://) or a Secret Manager name.
-
-    Errors name where the secret was looked for, never its content.
-    """
-    if is_secret_manager_name(path):
-        return read_secret_manager(path)
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
+    """A secret from a local file, gs://, s3:// or a Secret Manager name (:mod:`sinks.secrets`)."""
     try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            return handle.read().decode("utf-8").strip()
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigurationError(f"cannot read the secret file {path} ({exc.__class__.__name__})") from None
+        return secrets.read_secret(path)
+    except secrets.SecretUnreadable as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def resolve_auth(settings: OktaSettings):

@@ -164,4 +164,4 @@ def test_small_pieces_are_spilled_then_written_as_one_row_group(tmp_path):
     assert meta.num_row_groups == 1
     assert sorted(pq.read_table(staged[0].path).column("uuid").to_pylist()) == sorted(
         f"e{i}-{j}" for i in range(12) for j in range(20))
-    assert not [p for p in os.listdir(tmp_path / "_staging" / "run") if not p.endswith(".parquet")]
+    assert not [p for p in os.listdir(tmp_path / "_staging" / "run") if not p.endswith(".parquet.staged")]
