@@ -92,21 +92,25 @@ TARGET_INDEX = Column(
 
 #: The fields Okta documents for the personal.* event types, in output order.
 DOCUMENTED_FIELDS: tuple[Column, ...] = (
-    _event("actor.id", "string", "ID of the actor (user or app) that performed the action."),
-    _event("actor.type", "string", "Type of the actor, e.g. User."),
-    _event("actor.alternateId", "string", "Alternate ID of the actor, usually the login / email."),
+    _event("actor.id", "string", "Unique ID of the actor performing the event."),
+    _event("actor.type", "string", "Type of actor: User, Client, System, PublicClientApp, etc."),
+    _event("actor.alternateId", "string", "Username or email of the actor."),
     _event("actor.displayName", "string", "Display name of the actor."),
-    _target("target[].id", "string", "ID of this target."),
-    _target("target[].type", "string", "Type of this target, e.g. User or AppInstance."),
-    _target("target[].alternateId", "string", "Alternate ID of this target."),
-    _event("outcome.result", "string", "SUCCESS, FAILURE, SKIPPED, ALLOW, DENY, CHALLENGE or UNKNOWN."),
-    _event("outcome.reason", "string", "Why the outcome happened, when Okta says."),
+    _target("target[].id", "string", "ID of each target object (user, group, application, ...)."),
+    _target("target[].type", "string", "Type of each target object."),
+    _target("target[].alternateId", "string", "Username or email of each target object."),
+    _event("outcome.result", "string",
+           "Result: SUCCESS, FAILURE, SKIPPED, ALLOW, DENY, CHALLENGE, UNKNOWN."),
+    _event("outcome.reason", "string", "Human-readable reason for the outcome."),
     _event("client.ipAddress", "string", "IP address of the client."),
-    _event("client.userAgent.rawUserAgent", "string", "The client's raw User-Agent header."),
-    _event("client.geographicalContext.country", "string", "Country of the client, from its IP."),
-    _event("securityContext.isProxy", "bool", "Whether the client IP is a known proxy."),
-    _event("authenticationContext.externalSessionId", "string", "Okta session ID the action ran in."),
-    _event("transaction.id", "string", "ID of the request (transaction) that produced the event."),
+    _event("client.userAgent.rawUserAgent", "string", "Raw user agent string."),
+    _event("client.geographicalContext.country", "string", "Country of origin for the request."),
+    _event("securityContext.isProxy", "bool",
+           "Whether the request came through a proxy or anonymizer."),
+    _event("authenticationContext.externalSessionId", "string",
+           "Session ID correlating events in one user session."),
+    _event("transaction.id", "string",
+           "Transaction ID correlating multiple log entries for one action."),
 )
 
 RAW_EVENT = Column(
