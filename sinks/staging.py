@@ -15,11 +15,12 @@ committed may look like data to either:
 ``_staging/<run>/lease.json``, written every ``HEARTBEAT_SECONDS`` (from the
 first beat that finds something staged) by a daemon thread in each process
 that stages or commits for the run, until the run removes its folder (the
-thread stops when the lease is gone) or the process dies. After its own commit, a run removes every *other* staging
-folder that is stale: nothing in it (lease, staged files) was written for
+thread stops when the lease is gone) or the process dies. After its own
+commit, a run removes every *other* staging folder that is stale: nothing in it (lease, staged files) was written for
 ``STALE_AFTER_SECONDS``, by the storage's clock, *and* the lease's own
 ``renewed_at`` is that old too, by the writer's clock. A live run renews its
-lease 60 times within that limit, so its folder is never taken; a folder
+lease 60 times within that limit, so its folder is never taken (a
+streaming run sweeps every ``SWEEP_EVERY_SECONDS``); a folder
 whose age cannot be told is kept. Only a run stalled for longer than the limit
 (a suspended machine) could lose its staging: its commit then fails with
 "staged file ... is missing" and changes nothing in the lake, since a commit
