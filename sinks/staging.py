@@ -12,14 +12,15 @@ committed may look like data to either:
   run.
 
 **Leases.** A run that stages holds a lease on its folder: the file
-``_staging/<run>/lease.json``, rewritten every ``HEARTBEAT_SECONDS`` by a
-daemon thread in each process that stages or commits for the run, until the
-run removes its folder (the thread stops when the lease is gone) or the
-process dies. After its own commit, a run removes every *other* staging
-folder that is stale: nothing in it (lease, staged files) was written for
+``_staging/<run>/lease.json``, written every ``HEARTBEAT_SECONDS`` (from the
+first beat that finds something staged) by a daemon thread in each process
+that stages or commits for the run, until the run removes its folder (the
+thread stops when the lease is gone) or the process dies. After its own
+commit, a run removes every *other* staging folder that is stale: nothing in it (lease, staged files) was written for
 ``STALE_AFTER_SECONDS``, by the storage's clock, *and* the lease's own
 ``renewed_at`` is that old too, by the writer's clock. A live run renews its
-lease 60 times within that limit, so its folder is never taken; a folder
+lease 60 times within that limit, so its folder is never taken (a
+streaming run sweeps every ``SWEEP_EVERY_SECONDS``); a folder
 whose age cannot be told is kept. Only a run stalled for longer than the limit
 (a suspended machine) could lose its staging: its commit then fails with
 "staged file ... is missing" and changes nothing in the lake, since a commit
@@ -76,7 +77,12 @@ def read_lease(staging: str) -> dict | None:
 
 
 class _Keeper:
-    """Renews one staging folder's lease until released, or until the lease is removed."""
+    """Renews one staging folder's lease until released, or until the run removes the folder.
+
+    The first lease is written at the first beat that finds something staged:
+    a run (or worker) that stages nothing, or a commit shorter than a beat,
+    writes no lease at all (its staged files are younger than any age limit).
+    """
 
     def __init__(self, staging: str, heartbeat: float):
         self.staging, self.heartbeat, self.holders = staging, heartbeat, 0
@@ -84,12 +90,16 @@ class _Keeper:
         self.thread = threading.Thread(target=self._run, name=f"lease {staging}", daemon=True)
 
     def _run(self) -> None:
+        written = False
         while not self.stop.wait(self.heartbeat):
             try:
-                if not fs.exists(fs.join(self.staging, LEASE_NAME)):
+                if fs.exists(fs.join(self.staging, LEASE_NAME)) or (
+                        not written and fs.list_files(fs.join(self.staging, "*"))):
+                    if not self.stop.is_set():
+                        write_lease(self.staging)
+                        written = True
+                elif written:
                     break  # the run removed its staging folder: nothing left to keep
-                if not self.stop.is_set():
-                    write_lease(self.staging)
             except Exception:  # noqa: BLE001 - a storage hiccup: try again next beat
                 continue
         with _LOCK:
@@ -102,16 +112,10 @@ _KEEPERS: dict[str, _Keeper] = {}
 
 
 def hold(staging: str, heartbeat: float | None = None) -> None:
-    """Take (or join) this process's lease on ``staging``: write it now, renew it in the background.
-
-    The first holder in a process writes the lease, under the lock: the DoFns of
-    several worker threads set up at once, and concurrent first uses of a
-    Google client raced in its credential refresh (measured on the GCS stand-in).
-    """
+    """Take (or join) this process's lease on ``staging``: renew it in the background from now on."""
     with _LOCK:
         keeper = _KEEPERS.get(staging)
         if keeper is None or keeper.stop.is_set():
-            write_lease(staging)
             keeper = _KEEPERS[staging] = _Keeper(staging, heartbeat or HEARTBEAT_SECONDS)
             keeper.thread.start()
         keeper.holders += 1

@@ -130,7 +130,7 @@ def test_a_run_killed_mid_commit_leaves_a_bucket_that_reads_exactly(cloud, tmp_p
         kill_points.kill(killed)
     use_in_this_process(extra)
     [dead] = staging.staging_folders(lake)
-    assert fs.list_files(fs.join(dead, "*.parquet.staged")) and staging.read_lease(dead)
+    assert fs.list_files(fs.join(dead, "*.parquet.staged"))
     assert 0 < sum(cloud_rows(lake).values()) < sum(expected_row_keys(events).values())
 
     run = run_pipeline("--source=file", f"--input={export}", f"--output={lake}", *extra)

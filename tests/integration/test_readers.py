@@ -226,15 +226,25 @@ def test_a_dead_runs_staging_is_removed_and_a_live_ones_is_kept(tmp_path):
     assert staging.read_lease(str(live))["renewed_at"] == renewed, "a released lease is not renewed"
 
 
-def test_a_held_lease_stops_renewing_once_its_run_removes_the_folder(tmp_path):
+def test_a_lease_is_written_once_something_is_staged_and_stops_with_its_folder(tmp_path):
     folder = tmp_path / "lake" / staging.STAGING_DIR / "run"
-    with staging.leased(str(folder)):
-        assert (folder / staging.LEASE_NAME).exists()
-    assert not folder.exists() and not folder.parent.exists()
     staging.hold(str(folder), heartbeat=0.05)
-    staging.forget(str(folder))
-    import shutil
+    try:
+        time.sleep(0.2)
+        assert not folder.exists(), "nothing staged yet: no lease, no folder"
+        folder.mkdir(parents=True)
+        (folder / "x.parquet.staged").write_bytes(b"PAR1")
+        time.sleep(0.2)
+        assert time.time() - staging.read_lease(str(folder))["renewed_at"] < 0.2
+        import shutil
 
-    shutil.rmtree(folder)
-    time.sleep(0.2)
-    assert not folder.exists(), "a forgotten lease must not be written again"
+        shutil.rmtree(folder)  # the run removed its staging: the keeper stops, it writes nothing again
+        time.sleep(0.3)
+        assert not folder.exists() and str(folder) not in staging._KEEPERS
+    finally:
+        staging.release(str(folder))
+
+    with staging.leased(str(folder)):
+        folder.mkdir(parents=True)
+        (folder / "x.parquet.staged").write_bytes(b"PAR1")
+    assert not folder.exists() and not folder.parent.exists()
