@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import time
 import uuid as uuidlib
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import PERSONAL_TYPES, read_lake, real_events
 from tests.reference import Reject, expected_rows
@@ -88,3 +92,21 @@ def backfill_args(*extra: str, org: str = "https://acme.okta.com", output: str =
     until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
     return ["--source=okta", f"--okta_org_url={org}", f"--since={iso(until - dt.timedelta(hours=1))}",
             f"--until={iso(until)}", f"--output={output}", *extra]
+
+
+def wait_for_lake(lake: Path, events: list[dict], process: subprocess.Popen, log: Path, timeout: float = 150) -> None:
+    """Until the lake holds every row of ``events`` (and the run is alive), or fail with the log."""
+    want = expected_row_keys(events)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the streaming run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if set(want) <= set(lake_row_keys(lake)):
+                return
+        except Exception:  # noqa: BLE001 - a file being renamed while listed; look again
+            pass
+        time.sleep(0.5)
+    got = lake_row_keys(lake)
+    pytest.fail(f"after {timeout} s the lake has {len(set(want) & set(got))} of {len(want)} rows:\n"
+                f"{log.read_text()[-3000:]}")

@@ -101,7 +101,7 @@ def test_streaming_tail_is_exact_under_chaos(okta_server, tmp_path):
             server.append(fresh)
             appended += fresh
             time.sleep(1)
-        from tests.test_streaming import wait_for_lake
+        from tests.okta_helpers import wait_for_lake
 
         wait_for_lake(tmp_path / "lake", events + appended, run, log, timeout=120)
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, dead_letters
-from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, lake_row_keys, make_events
+from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, lake_row_keys, make_events, wait_for_lake
 
 STEP = dt.timedelta(seconds=1)
 UTC = dt.timezone.utc
@@ -34,24 +34,6 @@ def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-
-
-def wait_for_lake(lake: Path, events: list[dict], process: subprocess.Popen, log: Path, timeout: float = 150) -> None:
-    """Until the lake holds every row of ``events`` (and the run is alive), or fail with the log."""
-    want = expected_row_keys(events)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the streaming run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if set(want) <= set(lake_row_keys(lake)):
-                return
-        except Exception:  # noqa: BLE001 - a file being renamed while listed; look again
-            pass
-        time.sleep(0.5)
-    got = lake_row_keys(lake)
-    pytest.fail(f"after {timeout} s the lake has {len(set(want) & set(got))} of {len(want)} rows:\n"
-                f"{log.read_text()[-3000:]}")
 
 
 # --- the Okta tail --------------------------------------------------------------------------------------------
