@@ -65,6 +65,8 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
         started = time.perf_counter()
         commit_rows(catalog, target, rows, {"run-id": f"w{w}"})
         times.append(time.perf_counter() - started)
+        if (w + 1) % 100 == 0:
+            print(f"  window {w + 1}: commit {statistics.median(times[-5:]):.3f} s", flush=True)
         if keep and (w + 1) % 100 == 0:  # what `pipeline.maintain --retention` does, by count here
             snapshots = sorted(catalog.load_table(target.table).snapshots(), key=lambda s: s.timestamp_ms)
             if len(snapshots) > keep:
