@@ -20,6 +20,11 @@ class NotJson(ValueError):
     """The payload is not a JSON document."""
 
 
+def _not_json_constant(constant: str):
+    # Python's json accepts NaN and Infinity; JSON does not (nor does orjson, the fast path).
+    raise ValueError(f"{constant} is not JSON")
+
+
 def loads(payload: bytes) -> Any:
     """Decode one JSON document, or raise :class:`NotJson` with a clear reason."""
     try:
@@ -31,7 +36,7 @@ def loads(payload: bytes) -> Any:
         except UnicodeDecodeError as exc:
             raise NotJson(f"not valid UTF-8 (byte {exc.start})") from None
         try:
-            return json.loads(text)
+            return json.loads(text, parse_constant=_not_json_constant)
         except (ValueError, RecursionError):
             raise NotJson(f"not valid JSON: {first_error}") from None
     except RecursionError:

@@ -154,3 +154,14 @@ def test_selection_drops_other_types_and_counts_them():
                                                 selection=lambda t: t.startswith("personal."))
     assert [e.uuid for e in events] == ["u-1"]
     assert (read, filtered, len(dead)) == (3, 1, 1)  # a bad event is dead-lettered whatever its type
+
+
+def test_nan_and_infinity_are_not_json_on_either_decoder_path():
+    # orjson refuses them and the standard-library fallback must too (found by the hypothesis suite).
+    from transforms import jsonio
+
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        payload = b'{"uuid":"u1","eventType":"personal.admin.configuration.update",' \
+                  b'"published":"2026-03-01T10:05:12.345Z","debugContext":' + constant + b"}"
+        with pytest.raises(jsonio.NotJson):
+            jsonio.loads(payload)
