@@ -131,7 +131,7 @@ def build(pipeline: beam.Pipeline, options: LakeOptions, run_id: str, started_at
     batches, cursors, described = read_source(pipeline, options, run_id)
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
         options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
-        progress_interval)
+        progress_interval, whole_batches=True)
     manifest = (rows, dead) | "WriteLake" >> WriteLake(
         lake, dead_letter, run_id, file_schema(options.raw_event),
         compression=options.compression, started_at=started_at,
