@@ -11,7 +11,8 @@ it runs three whole processes (interpreter start to exit, as subprocesses), each
   - pipeline: ``python -m pipeline --source=file --input=FILE --output=TMP --quiet``;
   - plain: ``python -m bench.plain_pyarrow`` (one loop, orjson + pyarrow, one core);
   - duckdb: ``python -m bench.duckdb_copy`` (one ``COPY ... PARTITION_BY`` statement, all cores).
-The load average is printed with every run: the numbers mean little on a busy machine.
+The load average is printed with every run: wall-clock numbers mean little on a busy
+machine; CPU seconds (user + system, all threads) are printed too.
 """
 
 from __future__ import annotations
@@ -77,11 +78,13 @@ def run_once(argv: list[str], out: str) -> dict:
     proc = subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = usage.ru_maxrss / 1024
     shutil.rmtree(out, ignore_errors=True)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[2]} failed:\n{stderr.decode()[-3000:]}")
-    return {"seconds": seconds, "peak_rss_mb": peak, "load": load, "stdout": stdout.decode()}
+    return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak, "load": load,
+            "stdout": stdout.decode()}
 
 
 def measure(kind: str, path: Path, keep: str, extra: list[str]) -> dict:
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
             bestrun = min(runs, key=lambda r: r["seconds"])
             results[kind] = bestrun
             print(f"  {kind:9}{args.events / bestrun['seconds']:>10,.0f} events/s{bestrun['seconds']:>8.1f} s"
-                  f"{bestrun['peak_rss_mb']:>8,.0f} MB peak RSS   runs: "
+                  f"{bestrun['peak_rss_mb']:>8,.0f} MB peak RSS{bestrun['cpu_seconds']:>7.1f} s CPU   runs: "
                   + ", ".join(f"{r['seconds']:.1f} s (load {r['load']:.2f})" for r in runs), flush=True)
         if "pipeline" in results:
             for other in ("plain", "duckdb"):

@@ -30,6 +30,7 @@ from sinks.lake_files import (
 )
 from transforms import jsonio, progress
 from transforms.metrics import counter
+from transforms.records import RowBatches
 
 
 def _global(value) -> WindowedValue:
@@ -53,7 +54,9 @@ class StageRows(beam.DoFn):
         )
 
     def process(self, batch):
-        dups = self._stager.add(batch.partition, batch.table)
+        dups = 0
+        for part in batch.split() if isinstance(batch, RowBatches) else (batch,):
+            dups += self._stager.add(part.partition, part.table)
         if dups:
             self._duplicates.inc(dups)
             self._duplicates_in_run.inc(dups)
@@ -170,7 +173,7 @@ class FinishRun(beam.DoFn):
 
 
 class WriteLake(beam.PTransform):
-    """Write ``RowBatch`` elements and dead letters to the lake; output: the run manifest."""
+    """Write ``RowBatch`` / ``RowBatches`` elements and dead letters to the lake; output: the run manifest."""
 
     def __init__(self, lake: str, dead_letter: str, run_id: str, schema, *,
                  compression: str = fs.PARQUET_COMPRESSION, started_at: str = "",

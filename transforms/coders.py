@@ -13,7 +13,7 @@ import pickle
 
 import apache_beam as beam
 
-from transforms.records import EventBatch, RawBatch, RowBatch
+from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
 
 
 class _BatchCoder(beam.coders.Coder):
@@ -54,3 +54,11 @@ class RowBatchCoder(_BatchCoder):
 beam.coders.registry.register_coder(RawBatch, RawBatchCoder)
 beam.coders.registry.register_coder(EventBatch, EventBatchCoder)
 beam.coders.registry.register_coder(RowBatch, RowBatchCoder)
+
+
+class RowBatchesCoder(_BatchCoder):
+    def to_type_hint(self):
+        return RowBatches
+
+
+beam.coders.registry.register_coder(RowBatches, RowBatchesCoder)

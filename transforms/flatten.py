@@ -57,6 +57,8 @@ class Flattened(NamedTuple):
     events: dict  # PartitionKey -> number of events in that table
     dead_letters: list
     duplicates: int  # events dropped because their uuid already appeared in the batch
+    #: The whole batch's table the ``tables`` are slices of (None when empty).
+    table: Any = None
 
 
 def _compile(columns: tuple[Column, ...], name: str):
@@ -192,7 +194,7 @@ class Flattener:
                 items = grouped[key] = []
             items.append((parsed, values, rows))
         if not grouped:
-            return Flattened({}, {}, dead, duplicates)
+            return Flattened({}, {}, dead, duplicates, None)
         keys = sorted(grouped)
         try:
             table = self._table([item for key in keys for item in grouped[key]])
@@ -211,7 +213,7 @@ class Flattener:
                 grouped[key] = good
             keys = [key for key in keys if grouped[key]]
             if not keys:
-                return Flattened({}, {}, dead, duplicates)
+                return Flattened({}, {}, dead, duplicates, None)
             table = self._table([item for key in keys for item in grouped[key]])
         tables: dict[PartitionKey, pa.Table] = {}
         counts: dict[PartitionKey, int] = {}
@@ -222,7 +224,7 @@ class Flattener:
             tables[key] = table.slice(start, rows)
             counts[key] = len(items)
             start += rows
-        return Flattened(tables, counts, dead, duplicates)
+        return Flattened(tables, counts, dead, duplicates, table)
 
     def _dead(self, parsed: ParsedEvent, error: str) -> dict:
         raw = parsed.raw_text()

@@ -23,7 +23,7 @@ from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
 from transforms.flatten import STAGE_FLATTEN, Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.metrics import counter, dead_letter_counter
-from transforms.records import EventBatch, RawBatch, RowBatch
+from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
 DEAD_LETTER = "dead_letter"
@@ -97,9 +97,10 @@ class ParseEvents(beam.PTransform):
 
 
 class _FlattenFn(beam.DoFn):
-    def __init__(self, raw_event: bool, max_payload_bytes: int):
+    def __init__(self, raw_event: bool, max_payload_bytes: int, whole_batches: bool = False):
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
+        self.whole_batches = whole_batches
 
     def setup(self):
         self._flattener = Flattener(self.raw_event, self.max_payload_bytes)
@@ -117,6 +118,14 @@ class _FlattenFn(beam.DoFn):
             self._dead.inc()
             self._dead_stage.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+        if self.whole_batches:
+            if result.table is not None:
+                offsets, offset = [], 0
+                for key, table in result.tables.items():
+                    offsets.append((key, offset, table.num_rows, result.events[key]))
+                    offset += table.num_rows
+                yield RowBatches(result.table, offsets)
+            return
         for key, table in result.tables.items():
             yield RowBatch(key, table, result.events[key])
 
@@ -126,30 +135,36 @@ class FlattenTargets(beam.PTransform):
 
     Events with a documented field of the wrong type go to ``dead_letter``;
     a uuid repeated inside one batch and partition keeps its first copy.
+    With ``whole_batches`` the output is one ``RowBatches`` per input batch
+    instead (what the batch sink stages; see :class:`transforms.records.RowBatches`).
     """
 
-    def __init__(self, raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024):
+    def __init__(self, raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024,
+                 whole_batches: bool = False):
         super().__init__()
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
+        self.whole_batches = whole_batches
 
     def expand(self, batches):
         return batches | beam.ParDo(
-            _FlattenFn(self.raw_event, self.max_payload_bytes)
-        ).with_input_types(EventBatch).with_output_types(RowBatch).with_outputs(
-            DEAD_LETTER, main="rows")
+            _FlattenFn(self.raw_event, self.max_payload_bytes, self.whole_batches)
+        ).with_input_types(EventBatch).with_output_types(
+            RowBatches if self.whole_batches else RowBatch).with_outputs(DEAD_LETTER, main="rows")
 
 
 class PersonalEventsToRows(beam.PTransform):
     """The composite: ``RawBatch`` -> (rows, dead letters).
 
-    Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements and
-    dead-letter dicts.
+    Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements (or one
+    ``RowBatches`` per input batch with ``whole_batches``) and dead-letter dicts.
     """
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES, raw_event: bool = True,
-                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0):
+                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
+                 whole_batches: bool = False):
         super().__init__()
+        self.whole_batches = whole_batches
         self.event_types = event_types
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
@@ -158,6 +173,7 @@ class PersonalEventsToRows(beam.PTransform):
     def expand(self, batches):
         parsed = batches | "ParseEvents" >> ParseEvents(
             self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True)
-        flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes)
+        flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes,
+                                                                  self.whole_batches)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
         return flat.rows, dead

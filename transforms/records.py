@@ -87,6 +87,35 @@ class RowBatch:
         return self.table.nbytes
 
 
+class RowBatches:
+    """Flattened rows of one input batch over several partitions, as one element.
+
+    ``table`` holds the rows grouped by partition; ``parts`` lists
+    ``(PartitionKey, offset, rows, events)`` in table order. The batch path
+    stages it whole: one Beam element per input batch instead of one per
+    partition (a 1000-event batch of a many-type export touches ~700).
+    """
+
+    def __init__(self, table, parts: list):
+        self.table = table
+        self.parts = parts
+
+    def split(self):
+        """One :class:`RowBatch` per partition (zero-copy slices)."""
+        for key, offset, rows, events in self.parts:
+            yield RowBatch(key, self.table.slice(offset, rows), events)
+
+    def __eq__(self, other):
+        return (isinstance(other, RowBatches) and self.parts == other.parts
+                and self.table.equals(other.table))
+
+    def __repr__(self):
+        return f"RowBatches({len(self.parts)} partitions, {self.table.num_rows} rows)"
+
+    def estimated_bytes(self) -> int:
+        return self.table.get_total_buffer_size()
+
+
 class ParsedEvent(NamedTuple):
     """A LogEvent whose envelope (uuid, eventType, published) is valid.
 

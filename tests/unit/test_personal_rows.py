@@ -47,3 +47,30 @@ def test_selection_option_changes_what_is_kept():
         rows, _ = p | beam.Create(batches(lines)) | PersonalEventsToRows(event_types="user.session.*")
         types = rows | beam.Map(lambda b: b.partition.event_type)
         assert_that(types, equal_to(["user.session.start", "user.session.end"]))
+
+
+def test_whole_batches_carry_the_same_rows_as_per_partition_batches():
+    from eventgen import export_lines
+    from transforms.decode import decode_batch
+    from transforms.flatten import Flattener
+    from transforms.selection import EventTypeSelection
+
+    lines = list(export_lines(400, seed=4, published_sorted=False, types=20, personal_share=0.5))
+    expected = []  # per partition, straight from the flattener, no Beam
+    for raw in batches(lines, size=200):
+        flat = Flattener().flatten(decode_batch(raw, selection=EventTypeSelection.parse("*")).events)
+        expected += [(key.path(), r["uuid"], r["target_index"], flat.events[key])
+                     for key, table in flat.tables.items() for r in table.to_pylist()]
+
+    def rows_of(element):
+        return [(p.partition.path(), r["uuid"], r["target_index"], p.events) for p in element.split()
+                for r in p.table.to_pylist()]
+
+    with TestPipeline() as p:
+        whole, _ = p | beam.Create(batches(lines, size=200)) | PersonalEventsToRows(
+            event_types="*", whole_batches=True)
+        counted = whole | "Count" >> beam.Map(lambda b: (type(b).__name__, len(b.parts) > 5 or b.table.num_rows < 50))
+        assert_that(counted, equal_to([("RowBatches", True)] * len(batches(lines, size=200))),
+                    label="one element per input batch, many partitions each")
+        assert_that(whole | beam.FlatMap(rows_of), equal_to(expected), label="same rows")
+    assert len(expected) > 400
