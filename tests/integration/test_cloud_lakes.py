@@ -32,7 +32,7 @@ def use_in_this_process(extra: list[str]) -> None:
     """Let this process's own file operations reach the stand-in (runs in this process set it too)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.main import fs_options_set
+    from pipeline.cli import fs_options_set
 
     fs_options_set(PipelineOptions(extra))
 
