@@ -20,6 +20,7 @@ the CLI all write through these functions.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 
 from sinks import fs
 from sinks.lake_files import RUNS_DIR
@@ -70,6 +71,16 @@ def write_failed_record(lake: str, run_id: str, record: dict) -> str:
     path = fs.join(lake, RUNS_DIR, f"{run_id}{FAILED_SUFFIX}")
     fs.write_bytes(path, jsonio.dumps({"run_id": run_id, "failed_at": now_text(), **record}))
     return path
+
+
+def record_quietly(write, *args) -> str | None:
+    """Write a record; a failure is a warning, not a failed run (the report then shows a gap, never more)."""
+    try:
+        return write(*args)
+    except Exception as exc:  # noqa: BLE001 - the data and the cursor are committed already
+        logging.getLogger(__name__).warning("could not write the coverage record: %s: %s",
+                                            exc.__class__.__name__, exc)
+        return None
 
 
 def read_all(lake: str) -> dict[str, list[dict]]:

@@ -160,8 +160,9 @@ class _StoreCursorFn(beam.DoFn):
         okta_state.store(self.state_uri, state)
         counter("cursor_stored").inc()
         if self.lake:  # the chain link, for the coverage report: only once the cursor is stored
-            run_records.write_cursor_record(self.lake, state.run_id, run_records.cursor_link(
-                state, "incremental", started_at=manifest.get("started_at", ""), state=self.state_uri))
+            run_records.record_quietly(run_records.write_cursor_record, self.lake, state.run_id,
+                                       run_records.cursor_link(state, "incremental", state_uri=self.state_uri,
+                                                               started_at=manifest.get("started_at", "")))
         yield state.next_url
 
 

@@ -92,6 +92,8 @@ class OktaTail:
             okta_state.store(self.tail.state_uri, state)
             self._stored_cursor = cursor
             self._cursor_stored.inc()
+        elif cursor and self._covered_until != self._link.get("span_since"):
+            okta_state.store(self.tail.state_uri, state)  # same cursor, caught up later: keep caught_up_at true
         self._record_window(state, window, committed)
         self._buffer.reset(None)
 
@@ -103,10 +105,11 @@ class OktaTail:
         job = self.tail.window.job
         self._records += 1
         name = f"{job}-{window_id(window or 0)}-{self._records:06d}"
-        run_records.write_window_record(self.tail.window.lake, name, run_records.cursor_link(
-            state, "okta-tail", window=window_id(window or 0), state=self.tail.state_uri,
+        link = run_records.cursor_link(
+            state, "okta-tail", window=window_id(window or 0), state_uri=self.tail.state_uri,
             rows=committed.rows if committed else 0, events=committed.events if committed else 0,
-            partitions=list(committed.partitions) if committed else []))
+            partitions=list(committed.partitions) if committed else [])
+        run_records.record_quietly(run_records.write_window_record, self.tail.window.lake, name, link)
         self._link = {"started_from": "cursor", "cursor_from": state.next_url, "cursor_from_run": job,
                       "span_since": self._covered_until}
 
