@@ -158,6 +158,16 @@ def chain_spans(links: list[dict]) -> tuple[list[Span], list[dict], list[dict]]:
     return spans, starts, breaks
 
 
+def failed_run(record: dict) -> dict:
+    """What the report shows of a failed-run record (times as Okta writes them)."""
+    shown = {k: record.get(k) for k in ("run_id", "mode", "failed_at", "started_at", "since", "until", "state",
+                                        "error") if record.get(k)}
+    for key in ("failed_at", "started_at"):
+        if key in shown and moment(shown[key]) is not None:
+            shown[key] = text(moment(shown[key]))
+    return shown
+
+
 def backfill_spans(manifests: list[dict]) -> list[Span]:
     spans = []
     for manifest in manifests:
@@ -193,9 +203,7 @@ def analyse(records: dict, orgs: list[str] | None = None, since: _dt.datetime | 
                                 key=lambda s: (s.since, s.until, s.kind, s.run_id))
         coverage.covered = union(coverage.spans)
         coverage.gaps = gaps(coverage.covered, since, until)
-        coverage.failed_runs = sorted(({k: f.get(k) for k in ("run_id", "mode", "failed_at", "started_at", "since",
-                                                               "until", "state", "error") if f.get(k)}
-                                       for f in found["failed"]), key=lambda f: f.get("failed_at", ""))
+        coverage.failed_runs = sorted((failed_run(f) for f in found["failed"]), key=lambda f: f.get("failed_at", ""))
         coverage.events_per_hour = list(events_per_hour or [])
         result.append(coverage)
     return result
@@ -273,7 +281,8 @@ def render_text(result: dict) -> str:
             runs = sorted({f"{s['kind']} {s['run_id']}" for s in org["spans"]
                            if s["since"] < span["until"] and s["until"] > span["since"]})
             seconds = (moment(span["until"]) - moment(span["since"])).total_seconds()
-            lines.append(f"  covered  [{span['since']}, {span['until']})  {duration(seconds)}  ({len(runs)} runs)")
+            lines.append(f"  covered  [{span['since']}, {span['until']})  {duration(seconds)}  "
+                         f"({len(runs)} run{'s' if len(runs) != 1 else ''})")
         for gap in org["gaps"]:
             lines.append(f"  GAP      [{gap['since']}, {gap['until']})  {duration(gap['seconds'])}")
         for start in org["chain_starts"]:
@@ -299,7 +308,7 @@ def render_text(result: dict) -> str:
 WIDTH, LEFT, RIGHT = 1100, 120, 20
 LANES = (("backfill", "backfills"), ("incremental", "incremental"), ("okta-tail", "Okta tail"),
          ("covered", "covered"), ("gap", "gaps"), ("failed", "failed runs"), ("events", "events / hour"))
-LANE_HEIGHT, EVENTS_HEIGHT = 22, 60
+LANE_HEIGHT, EVENTS_HEIGHT = 20, 50
 COLOURS = {"backfill": "#4c78a8", "incremental": "#72b7b2", "okta-tail": "#54a24b", "covered": "#2f7d32",
            "gap": "#d62728", "failed": "#e45756", "events": "#9d755d"}
 
@@ -310,7 +319,9 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 20px 0 4p
 .verdict { display: inline-block; padding: 2px 8px; border-radius: 4px; color: #fff; font-weight: 600; }
 .ok { background: #2f7d32; } .bad { background: #d62728; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
-table { border-collapse: collapse; margin: 4px 0 0; } td, th { padding: 2px 10px 2px 0; text-align: left; }
+table { border-collapse: collapse; margin: 4px 0 0; font-size: 13px; }
+td, th { padding: 2px 12px 2px 0; text-align: left; vertical-align: top; }
+td:nth-child(-n+2) { white-space: nowrap; } td:nth-child(2) { font-family: ui-monospace, monospace; }
 """
 
 
@@ -323,6 +334,21 @@ def _axis(result: dict, org: dict) -> tuple[_dt.datetime, _dt.datetime] | None:
     if not points or min(points) == max(points):
         return None
     return min(points), max(points)
+
+
+TICK_STEPS = [_dt.timedelta(minutes=m) for m in (1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)]
+
+
+def ticks(start: _dt.datetime, end: _dt.datetime, most: int = 12) -> list[_dt.datetime]:
+    """Round UTC instants between start and end, at most ``most`` of them (the axis labels)."""
+    step = next((s for s in TICK_STEPS if (end - start) / s <= most), TICK_STEPS[-1])
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    tick = day + step * -(-((start - day) // _dt.timedelta(seconds=1)) // int(step.total_seconds()))
+    found = []
+    while tick <= end:
+        found.append(tick)
+        tick += step
+    return found
 
 
 def _svg(result: dict, org: dict) -> str:
@@ -356,13 +382,18 @@ def _svg(result: dict, org: dict) -> str:
         parts.append(rect(4, gap["since"], gap["until"], "gap", "",
                           f"gap [{gap['since']}, {gap['until']}) {duration(gap['seconds'])}"))
     for failed in org["failed_runs"]:
-        when = moment(failed.get("failed_at"))
-        if when is None:
-            continue
-        fx, y = x(when), 20 + 5 * LANE_HEIGHT
-        parts.append(f'<path class="failed" data-run="{html.escape(str(failed.get("run_id")))}" '
-                     f'data-at="{html.escape(str(failed.get("failed_at")))}" d="M{fx:.2f} {y} l6 14 h-12 z" '
-                     f'fill="{COLOURS["failed"]}"><title>{html.escape(str(failed.get("error", "")))}</title></path>')
+        run, error = html.escape(str(failed.get("run_id"))), html.escape(str(failed.get("error", "")))
+        y = 20 + 5 * LANE_HEIGHT
+        if moment(failed.get("since")) and moment(failed.get("until")):  # a backfill: the range it did not write
+            a, b = x(moment(failed["since"])), x(moment(failed["until"]))
+            parts.append(f'<rect class="failed" data-run="{run}" data-since="{failed["since"]}" '
+                         f'data-until="{failed["until"]}" x="{a:.2f}" y="{y + 1}" width="{max(b - a, 1):.2f}" '
+                         f'height="{LANE_HEIGHT - 8}" fill="#fbe3e3" stroke="{COLOURS["failed"]}" '
+                         f'stroke-dasharray="3 2"><title>{run}: {error}</title></rect>')
+        elif (when := moment(failed.get("failed_at"))) is not None:
+            parts.append(f'<path class="failed" data-run="{run}" data-at="{failed["failed_at"]}" '
+                         f'd="M{x(when):.2f} {y} l6 {LANE_HEIGHT - 8} h-12 z" fill="{COLOURS["failed"]}">'
+                         f'<title>{run}: {error}</title></path>')
     base = 20 + 6 * LANE_HEIGHT + EVENTS_HEIGHT
     hours = [h for h in org["events_per_hour"] if start <= moment(h["hour"]) < end]
     peak = max((h["events"] for h in hours), default=0)
@@ -378,12 +409,12 @@ def _svg(result: dict, org: dict) -> str:
     # Axis: ticks at evenly spread instants, labelled in UTC.
     axis_y = base + 6
     parts.append(f'<line x1="{LEFT}" y1="{axis_y}" x2="{WIDTH - RIGHT}" y2="{axis_y}" stroke="#888"/>')
-    for i in range(7):
-        tick = start + (end - start) * i / 6
+    for number, tick in enumerate(ticks(start, end)):
         tx = x(tick)
-        anchor = "start" if i == 0 else "end" if i == 6 else "middle"
+        label = f"{tick:%Y-%m-%d %H:%M}" if number == 0 else f"{tick:%m-%d}" if tick.hour == tick.minute == 0 \
+            else f"{tick:%H:%M}"
         parts.append(f'<line x1="{tx:.2f}" y1="{axis_y}" x2="{tx:.2f}" y2="{axis_y + 4}" stroke="#888"/>')
-        parts.append(f'<text x="{tx:.2f}" y="{axis_y + 16}" text-anchor="{anchor}">{tick:%Y-%m-%d %H:%M}</text>')
+        parts.append(f'<text x="{tx:.2f}" y="{axis_y + 16}" text-anchor="middle">{label}</text>')
     if result["requested"]:
         for key in ("since", "until"):
             rx = x(moment(result["requested"][key]))
