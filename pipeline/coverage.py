@@ -16,7 +16,7 @@ run stored (a lost or replaced state file) is a chain break: it is counted
 only from its own start time, so what came before shows as a gap.
 
 Exit codes: 0 no gap inside the requested ``[--since, --until)`` (or none
-requested), 1 a gap inside it, 2 bad options or an unreadable lake.
+requested), 1 a gap inside it, 2 bad options or no such (local) lake.
 """
 
 from __future__ import annotations
@@ -85,12 +85,12 @@ def moment(value) -> _dt.datetime | None:
 
 
 def org_of(record: dict) -> str:
-    """The org a record belongs to ("" for exported files)."""
+    """The org a record belongs to ("" for exported files, or when the record does not name one org)."""
     for key in ("okta_org_url", "org_url"):
-        if record.get(key):
-            return str(record[key]).rstrip("/")
+        if isinstance(record.get(key), str) and record[key]:
+            return record[key].rstrip("/")
     described = record.get("okta")  # older manifests: "https://acme.okta.com (SSWS token, rate share 1)"
-    return str(described).split(" ", 1)[0].rstrip("/") if described else ""
+    return described.split(" ", 1)[0].rstrip("/") if isinstance(described, str) and described else ""
 
 
 # --- the arithmetic (pure) ------------------------------------------------------------------------------------
@@ -252,6 +252,7 @@ def report(lake: str, orgs: list[str] | None, since, until, count_events: bool =
         "orgs": [c.as_dict() for c in coverage],
         "gaps_in_requested_range": in_range,
         "runs_without_org": len([m for m in records["manifests"] if not org_of(m)]),
+        "unreadable_records": records.get("unreadable", []),
         "exit_code": 1 if in_range or (requested and not coverage) else 0,
     }
 
@@ -299,6 +300,8 @@ def render_text(result: dict) -> str:
             busiest = max(org["events_per_hour"], key=lambda h: h["events"])
             lines.append(f"  events: {total:,} in {len(org['events_per_hour'])} hours (busiest {busiest['hour']}: "
                          f"{busiest['events']:,}); {result['events_per_hour_source']}")
+    for problem in result.get("unreadable_records", []):
+        lines.append(f"warning: unreadable record, not counted: {problem}")
     if result["requested"]:
         lines.append(f"{result['gaps_in_requested_range']} gap(s) inside the requested range"
                      + (" (no run of the org is recorded)" if not result["orgs"] else ""))
@@ -307,7 +310,7 @@ def render_text(result: dict) -> str:
 
 WIDTH, LEFT, RIGHT = 1100, 120, 20
 LANES = (("backfill", "backfills"), ("incremental", "incremental"), ("okta-tail", "Okta tail"),
-         ("covered", "covered"), ("gap", "gaps"), ("failed", "failed runs"), ("events", "events / hour"))
+         ("covered", "covered"), ("gap", "gaps"), ("failed", "failed runs"), ("events", "lake events/h"))
 LANE_HEIGHT, EVENTS_HEIGHT = 20, 50
 COLOURS = {"backfill": "#4c78a8", "incremental": "#72b7b2", "okta-tail": "#54a24b", "covered": "#2f7d32",
            "gap": "#d62728", "failed": "#e45756", "events": "#9d755d"}
@@ -505,7 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.cli import fs_options_set
 
     fs_options_set(PipelineOptions(beam_args))
-    result = report(args.output.rstrip("/"), orgs or None, since, until)
+    from sinks import fs
+
+    lake = args.output.rstrip("/")
+    if fs.is_local(lake) and not fs.exists(lake):
+        print(f"error: --output {lake}: no such lake", file=sys.stderr)
+        return 2
+    result = report(lake, orgs or None, since, until)
     render = {"json": lambda r: json.dumps(r, indent=2), "html": render_html, "text": render_text}[args.format]
     print(render(result))
     return result["exit_code"]

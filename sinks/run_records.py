@@ -85,19 +85,22 @@ def record_quietly(write, *args) -> str | None:
 
 def read_all(lake: str) -> dict[str, list[dict]]:
     """Every record under ``LAKE/_runs``: ``manifests``, ``cursors``, ``windows`` and ``failed``."""
-    found: dict[str, list[dict]] = {"manifests": [], "cursors": [], "windows": [], "failed": []}
+    found: dict[str, list] = {"manifests": [], "cursors": [], "windows": [], "failed": [], "unreadable": []}
     runs = fs.join(lake, RUNS_DIR)
-    for path in sorted(fs.list_files(fs.join(runs, "*.json"))):
-        name = path.rsplit("/", 1)[-1]
-        kind = ("cursors" if name.endswith(CURSOR_SUFFIX) else "failed" if name.endswith(FAILED_SUFFIX)
-                else "manifests")
-        found[kind].append(_load(path))
-    for path in sorted(fs.list_files(fs.join(runs, WINDOWS_DIR, "*.json"))):
-        found["windows"].append(_load(path))
+    paths = [(p, _kind(p)) for p in fs.list_files(fs.join(runs, "*.json"))]
+    paths += [(p, "windows") for p in fs.list_files(fs.join(runs, WINDOWS_DIR, "*.json"))]
+    for path, kind in sorted(paths):
+        try:
+            record = jsonio.loads(fs.read_bytes(path))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except Exception as exc:  # noqa: BLE001 - one bad record must not hide the others (it can only hide coverage)
+            found["unreadable"].append(f"{path}: {exc.__class__.__name__}: {exc}"[:300])
+            continue
+        found[kind].append(record)
     return found
 
 
-def _load(path: str) -> dict:
-    record = jsonio.loads(fs.read_bytes(path))
-    record["_file"] = path
-    return record
+def _kind(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return "cursors" if name.endswith(CURSOR_SUFFIX) else "failed" if name.endswith(FAILED_SUFFIX) else "manifests"

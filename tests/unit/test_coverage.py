@@ -179,3 +179,32 @@ def test_a_duration_means_that_long_ago():
     assert coverage.parse_when("26h", "--since", now) == now - dt.timedelta(hours=26)
     assert coverage.parse_when("2026-11-19T00:00:00Z", "--since", now) == dt.datetime(2026, 11, 19,
                                                                                      tzinfo=dt.timezone.utc)
+
+
+def test_records_round_trip_and_a_bad_one_is_reported_not_fatal(tmp_path, capsys):
+    from sinks import run_records
+    from sources import okta_state
+
+    lake, state_file = str(tmp_path / "lake"), str(tmp_path / "cursor.json")
+    first = okta_state.CursorState(ORG, "", "https://acme.okta.com/api/v1/logs?after=1", run_id="r1",
+                                   caught_up_at=at(1), started={"started_from": "lookback", "span_since": at(0)})
+    okta_state.store(state_file, first)
+    # The state keeps caught_up_at (the next chain link starts there), not where the chain started.
+    stored = json.loads((tmp_path / "cursor.json").read_text())
+    assert stored["caught_up_at"] == at(1) and "started" not in stored
+    assert okta_state.load(state_file).caught_up_at == at(1)
+    run_records.write_cursor_record(lake, "r1", run_records.cursor_link(first, "incremental", started_at=at(0)))
+    started = {"started_from": "cursor", "cursor_from": first.next_url, "cursor_from_run": "r1", "span_since": at(1)}
+    second = okta_state.CursorState(ORG, "", "https://acme.okta.com/api/v1/logs?after=2", run_id="r2",
+                                    caught_up_at=at(2), started=started)
+    run_records.write_window_record(lake, "r2-w1-000001", run_records.cursor_link(second, "okta-tail"))
+    (tmp_path / "lake" / "_runs" / "broken.json").write_text("{not json")
+    assert coverage.main([f"--output={lake}", f"--since={at(0)}", f"--until={at(2)}"]) == 0
+    out = capsys.readouterr().out
+    assert f"covered  [{at(0)}, {at(2)})  2h  (2 runs)" in out
+    assert "warning: unreadable record, not counted:" in out and "broken.json" in out
+
+
+def test_no_such_local_lake_exits_2(tmp_path, capsys):
+    assert coverage.main([f"--output={tmp_path / 'nowhere'}"]) == 2
+    assert "no such lake" in capsys.readouterr().err
