@@ -278,14 +278,17 @@ def render_text(result: dict) -> str:
         lines.append("  no Okta runs recorded in this lake")
     for org in result["orgs"]:
         lines.append(f"org {org['org_url']}")
-        for span in org["covered"]:
+        timeline = [(span["since"], "covered", span) for span in org["covered"]]
+        timeline += [(gap["since"], "gap", gap) for gap in org["gaps"]]
+        for _, what, span in sorted(timeline, key=lambda item: (item[0], item[1])):
+            if what == "gap":
+                lines.append(f"  GAP      [{span['since']}, {span['until']})  {duration(span['seconds'])}")
+                continue
             runs = sorted({f"{s['kind']} {s['run_id']}" for s in org["spans"]
                            if s["since"] < span["until"] and s["until"] > span["since"]})
             seconds = (moment(span["until"]) - moment(span["since"])).total_seconds()
             lines.append(f"  covered  [{span['since']}, {span['until']})  {duration(seconds)}  "
                          f"({len(runs)} run{'s' if len(runs) != 1 else ''})")
-        for gap in org["gaps"]:
-            lines.append(f"  GAP      [{gap['since']}, {gap['until']})  {duration(gap['seconds'])}")
         for start in org["chain_starts"]:
             lines.append(f"  chain start: {start['kind']} run {start['run_id']} started --lookback back, "
                          f"at {start['lookback_since']}")
