@@ -92,7 +92,7 @@ class OktaTail:
             okta_state.store(self.tail.state_uri, state)
             self._stored_cursor = cursor
             self._cursor_stored.inc()
-        elif cursor and self._covered_until != self._link.get("span_since"):
+        elif cursor and self._covered_until and self._covered_until != self._link.get("span_since"):
             okta_state.store(self.tail.state_uri, state)  # same cursor, caught up later: keep caught_up_at true
         self._record_window(state, window, committed)
         self._buffer.reset(None)
