@@ -186,3 +186,20 @@ def test_a_failed_run_is_recorded_and_listed_without_its_secret(okta_server, tmp
     assert failed["since"] == iso(start)
     code, text = report(lake)
     assert code == 0 and "FAILED   run bad-token-run (backfill)" in text
+
+
+def test_a_lake_in_a_bucket_is_read_with_the_same_filesystem_options(okta_server, s3_server, tmp_path):
+    server = okta_server(make_events(100, recent_start(hours_back=2), STEP))
+    lake = f"s3://lake/coverage-{dt.datetime.now().strftime('%H%M%S%f')}"
+    state = tmp_path / "cursor.json"
+    for _ in range(2):
+        run = run_pipeline("--source=okta", f"--okta_org_url={server.url}", f"--state={state}", f"--output={lake}",
+                           "--lookback=1d", *s3_server)
+        assert run.code == 0, run.stderr
+    code, text = report(lake, "--format=json", *s3_server)
+    result = json.loads(text)
+    assert code == 0 and result["events_per_hour_source"].startswith("not counted")
+    [org] = result["orgs"]
+    assert [s["kind"] for s in org["spans"]] == ["incremental", "incremental"]
+    assert org["gaps"] == [] and org["chain_breaks"] == [] and len(org["covered"]) == 1
+    assert report(lake, "--no_such_option=1")[0] == 2
