@@ -18,7 +18,7 @@ REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-check run run-streaming run-files backfill maintain template test test-fast lint format bench bench-backfill clean
+.PHONY: help venv venv-check run run-streaming run-files backfill coverage maintain template test test-fast lint format bench bench-backfill clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ run-files: venv-check $(STAMP) ## Generate a sample export file and replay it in
 backfill: venv-check $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
 	@test -n "$(ORG)" -a -n "$(SINCE)" -a -n "$(UNTIL)" || { echo "usage: make backfill ORG=https://acme.okta.com SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [LAKE=lake]"; exit 2; }
 	$(PY) -m pipeline --source=okta --okta_org_url=$(ORG) --since=$(SINCE) --until=$(UNTIL) --output=$(LAKE)
+
+coverage: venv-check $(STAMP) ## Which ranges of which org LAKE covers, its gaps and failed runs [SINCE=26h UNTIL=2h ORG=...]; exit 1 on a gap
+	$(PY) -m pipeline.coverage --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(SINCE),--since=$(SINCE)) $(if $(UNTIL),--until=$(UNTIL))
 
 maintain: venv-check $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
 	$(PY) -m pipeline.maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)

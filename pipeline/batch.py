@@ -33,7 +33,7 @@ def read_source(pipeline: beam.Pipeline, config: RunConfig):
         batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(config.inputs, batch_size=options.batch_size)
         return batches, None, {"input": config.inputs}
     settings = config.okta()
-    described = {"okta": settings.describe(), "filter": settings.filter}
+    described = {"okta": settings.describe(), "okta_org_url": settings.org_url, "filter": settings.filter}
     if config.mode == "backfill":
         since, until = config.since_until()
         batches = pipeline | "ReadSystemLogRange" >> ReadSystemLogRange(settings, since, until, config.slice_length())
@@ -62,7 +62,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
     # After the lake (and BigQuery): one Iceberg snapshot; the cursor below waits for it too.
     manifest = iceberg_output.commit_after_lake(manifest, options, config.lake, config.run_id, cursors)
     if cursors is not None:
-        cursors | "StoreCursor" >> StoreCursor(options.state, manifest)
+        cursors | "StoreCursor" >> StoreCursor(options.state, manifest, lake=config.lake)
     return manifest
 
 

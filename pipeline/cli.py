@@ -22,7 +22,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from pipeline import batch, iceberg_output, streaming
 from pipeline.config import resolve
-from pipeline.failures import RunFailed
+from pipeline.failures import RunFailed, record_failure
 from pipeline.options import LakeOptions, input_patterns, validate
 from transforms import local_runner
 
@@ -162,4 +162,5 @@ def main(argv: list[str] | None = None) -> int:
         return (streaming.run if is_streaming else batch.run)(pipeline_options, config)
     except RunFailed as failed:
         print(f"error: {failed}", file=sys.stderr, flush=True)
+        record_failure(config, failed)  # LAKE/_runs/<run_id>.failed.json, for python -m pipeline.coverage
         return 1

@@ -4,7 +4,8 @@
 by type along the exception's causes; when a local runner handed back only
 a worker's traceback text, by the error's qualified class name
 (:func:`transforms.local_runner.worker_error`); otherwise the exception's
-own class and the last line of what it says.
+own class and the last line of what it says. :func:`record_failure` leaves
+that line in the lake for the coverage report.
 """
 
 from __future__ import annotations
@@ -69,3 +70,27 @@ def failure(exc: BaseException) -> Failure:
         name, _, message = last.partition(": ")
         return Failure(name.rsplit(".", 1)[-1], message.split(" [while running")[0])
     return Failure(type(exc).__name__, _clean(text))
+
+
+def record_failure(config, failed: RunFailed) -> str | None:
+    """Leave ``LAKE/_runs/<run_id>.failed.json`` (what ran, and the error line) for the coverage report.
+
+    Best effort: a lake that cannot be written is why some runs fail; then a warning says so. Returns the path.
+    """
+    import sys
+
+    from okta_client.urls import normalise_org_url
+    from sinks import run_records
+
+    options = config.options
+    try:
+        record = {"source": options.source, "mode": config.mode, "started_at": config.started.isoformat(),
+                  "error": failed.cause.line(), "outcome": failed.outcome}
+        if options.source == "okta":
+            record["okta_org_url"] = normalise_org_url(options.okta_org_url)
+            record.update({key: getattr(options, key) for key in ("since", "until", "state")
+                           if getattr(options, key)})
+        return run_records.write_failed_record(config.lake, config.run_id, record)
+    except Exception as exc:  # noqa: BLE001 - the run's own error line matters more
+        print(f"warning: could not record the failed run in {config.lake}: {exc.__class__.__name__}", file=sys.stderr)
+        return None

@@ -21,9 +21,10 @@ import datetime as _dt
 import apache_beam as beam
 
 from okta_client.errors import OktaApiError, QueryTimeout
+from sinks import run_records
 from sources import okta_state
 from sources.okta_config import OktaSettings, build_client
-from sources.okta_polling import ApiMetrics, rfc3339, starting_url
+from sources.okta_polling import UTC, ApiMetrics, rfc3339, starting_point
 from transforms import coders  # noqa: F401  (registers the batch coders)
 from transforms.decode import InvalidEvent, published_datetime
 from transforms.metrics import counter
@@ -119,16 +120,18 @@ class _PollUntilCaughtUpFn(beam.DoFn):
         self._metrics = ApiMetrics()
 
     def process(self, _):
-        url = starting_url(self._client, self.settings, self.state_uri, self.lookback)
-        next_url = url
-        for number, page in enumerate(self._client.polling_pages(url)):
+        start = starting_point(self._client, self.settings, self.state_uri, self.lookback)
+        next_url = start.url
+        for number, page in enumerate(self._client.polling_pages(start.url)):
             self._metrics.pages.inc()
             self._metrics.update(self._client)
             if page.events:
                 yield RawBatch(page.url, "page", [number + 1], [page.body])
             next_url = page.next_url or next_url
+        caught_up = rfc3339(_dt.datetime.now(UTC))  # the chain just read its empty page
         yield beam.pvalue.TaggedOutput(CURSOR, okta_state.CursorState(
-            self.settings.org_url, self.settings.filter, next_url, run_id=self.run_id))
+            self.settings.org_url, self.settings.filter, next_url, run_id=self.run_id,
+            caught_up_at=caught_up, started=start.describe()))
 
 
 class ReadSystemLogTail(beam.PTransform):
@@ -149,22 +152,30 @@ class ReadSystemLogTail(beam.PTransform):
 
 
 class _StoreCursorFn(beam.DoFn):
-    def __init__(self, state_uri: str):
-        self.state_uri = state_uri
+    def __init__(self, state_uri: str, lake: str = ""):
+        self.state_uri, self.lake = state_uri, lake
 
     def process(self, state, manifest):
         # `manifest` is a side input: this runs only once the lake commit has finished.
         okta_state.store(self.state_uri, state)
         counter("cursor_stored").inc()
+        if self.lake:  # the chain link, for the coverage report: only once the cursor is stored
+            run_records.record_quietly(run_records.write_cursor_record, self.lake, state.run_id,
+                                       run_records.cursor_link(state, "incremental", state_uri=self.state_uri,
+                                                               started_at=manifest.get("started_at", "")))
         yield state.next_url
 
 
 class StoreCursor(beam.PTransform):
-    """Write the new cursor, strictly after the run's lake commit (given as ``manifest``)."""
+    """Write the new cursor, strictly after the run's lake commit (given as ``manifest``).
 
-    def __init__(self, state_uri: str, manifest):
+    With ``lake``, then also the run's chain link ``LAKE/_runs/<run_id>.cursor.json`` (:mod:`sinks.run_records`).
+    """
+
+    def __init__(self, state_uri: str, manifest, lake: str = ""):
         super().__init__()
-        self.state_uri, self.manifest = state_uri, manifest
+        self.state_uri, self.manifest, self.lake = state_uri, manifest, lake
 
     def expand(self, cursors):
-        return cursors | beam.ParDo(_StoreCursorFn(self.state_uri), beam.pvalue.AsSingleton(self.manifest))
+        return cursors | beam.ParDo(_StoreCursorFn(self.state_uri, self.lake),
+                                    beam.pvalue.AsSingleton(self.manifest))

@@ -7,6 +7,7 @@ Used by the batch reader (:mod:`sources.okta`) and the streaming tail
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 
 from sources import okta_state
 from sources.okta_config import OktaSettings
@@ -38,11 +39,34 @@ class ApiMetrics:
         self._seen = (retries, throttled)
 
 
-def starting_url(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> str:
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a polling chain starts: the stored cursor (``previous``), or ``lookback_since`` on a first run."""
+
+    url: str
+    previous: okta_state.CursorState | None = None
+    lookback_since: str = ""
+
+    def describe(self) -> dict:
+        """The chain's start, as the coverage records keep it (``CursorState.started``)."""
+        if self.previous is None:
+            return {"started_from": "lookback", "cursor_from": "", "cursor_from_run": "",
+                    "span_since": self.lookback_since}
+        return {"started_from": "cursor", "cursor_from": self.url, "cursor_from_run": self.previous.run_id,
+                "span_since": self.previous.caught_up_at}
+
+
+def starting_point(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> StartPoint:
     """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run."""
     state = okta_state.load(state_uri)
     if state is not None:
         state.check_matches(settings.org_url, settings.filter, state_uri)
-        return state.next_url
-    since = _dt.datetime.now(UTC) - lookback
-    return client.first_url(since=rfc3339(since), filter=settings.filter or None, limit=settings.page_limit)
+        return StartPoint(state.next_url, previous=state)
+    since = rfc3339(_dt.datetime.now(UTC) - lookback)
+    return StartPoint(client.first_url(since=since, filter=settings.filter or None, limit=settings.page_limit),
+                      lookback_since=since)
+
+
+def starting_url(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> str:
+    """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run."""
+    return starting_point(client, settings, state_uri, lookback).url

@@ -11,7 +11,7 @@ store publishes a new object atomically).
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from okta_client.errors import ConfigurationError
 from sinks import fs
@@ -28,6 +28,11 @@ class CursorState:
     updated_at: str = ""
     run_id: str = ""
     version: int = STATE_VERSION
+    # When the chain behind next_url last read an empty page (the end of the span the coverage report proves).
+    caught_up_at: str = ""
+    # Where the chain that led to next_url started (sources.okta_polling.StartPoint.describe()): recorded in
+    # the lake's run records (sinks/run_records.py) for the coverage report, never written to the state file.
+    started: dict = field(default_factory=dict, compare=False)
 
     def check_matches(self, org_url: str, filter: str, uri: str) -> None:
         if self.org_url != org_url:
@@ -48,7 +53,8 @@ def load(uri: str) -> CursorState | None:
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {data.get('version')!r}")
         return CursorState(**{k: data[k] for k in ("org_url", "filter", "next_url", "updated_at",
-                                                     "run_id", "version")})
+                                                     "run_id", "version")},
+                           caught_up_at=data.get("caught_up_at", ""))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigurationError(f"the state at {uri} is not a cursor this pipeline wrote ({exc})") from None
 
@@ -56,6 +62,8 @@ def load(uri: str) -> CursorState | None:
 def store(uri: str, state: CursorState) -> None:
     state.updated_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
     try:
-        fs.write_bytes(uri, jsonio.dumps(asdict(state)))
+        stored = asdict(state)
+        stored.pop("started")
+        fs.write_bytes(uri, jsonio.dumps(stored))
     except Exception as exc:  # noqa: BLE001 - named, so the run's one error line says what to fix
         raise OSError(f"cannot store the cursor in --state {uri}: {exc.__class__.__name__}: {exc}") from exc

@@ -9,13 +9,16 @@ in ``--state`` only after that window is committed, so a crash re-reads
 
 from __future__ import annotations
 
+import datetime as _dt
 import sys
 import time
 
 from okta_client.errors import OktaApiError
+from sinks import run_records
+from sinks.window_commit import window_id
 from sources import okta_state
 from sources.okta_config import OktaSettings, build_client
-from sources.okta_polling import ApiMetrics, starting_url
+from sources.okta_polling import UTC, ApiMetrics, rfc3339, starting_point
 from streaming.settings import TailSettings
 from streaming.window_buffer import WindowBuffer
 from transforms.metrics import counter
@@ -37,6 +40,10 @@ class OktaTail:
         self._cursor: str | None = None
         self._stored_cursor: str | None = None
         self._next_poll = 0.0
+        # The chain link the next window record starts with, and how far (in time) the cursor covers.
+        self._link: dict = {}
+        self._covered_until = ""
+        self._records = 0
 
     def tick(self) -> int:
         """Commit the window that just ended (if any), then poll if it is time; returns pages read."""
@@ -47,8 +54,9 @@ class OktaTail:
         if now < self._next_poll:
             return 0
         if self._cursor is None:
-            self._cursor = starting_url(self._client, self.settings, self.tail.state_uri, self.tail.lookback)
-            self._stored_cursor = self._cursor
+            start = starting_point(self._client, self.settings, self.tail.state_uri, self.tail.lookback)
+            self._cursor = self._stored_cursor = start.url
+            self._link = {**start.describe(), "started_at": rfc3339(_dt.datetime.now(UTC))}
         caught_up, pages = False, 0
         for number, page in enumerate(self._client.polling_pages(self._cursor)):
             pages += 1
@@ -56,6 +64,9 @@ class OktaTail:
             self._metrics.update(self._client)
             if page.events:
                 self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body]))
+                self._covered_until = str(page.events[-1].get("published") or self._covered_until)
+            else:
+                self._covered_until = rfc3339(_dt.datetime.now(UTC))  # caught up
             if page.next_url:
                 self._cursor = page.next_url
             if self._buffer.full:  # catching up: commit what is held (and store its cursor), then read on
@@ -72,14 +83,35 @@ class OktaTail:
 
     def _flush(self) -> None:
         """Commit the finished window, then (and only then) store the cursor that covers it."""
-        cursor = self._cursor
-        self._buffer.commit("poll")
+        cursor, window = self._cursor, self._buffer.window
+        committed = self._buffer.commit("poll")
+        state = okta_state.CursorState(self.settings.org_url, self.settings.filter, cursor or "",
+                                       run_id=self.tail.window.job, caught_up_at=self._covered_until,
+                                       started=self._link)
         if cursor and cursor != self._stored_cursor:
-            okta_state.store(self.tail.state_uri, okta_state.CursorState(
-                self.settings.org_url, self.settings.filter, cursor, run_id=self.tail.window.job))
+            okta_state.store(self.tail.state_uri, state)
             self._stored_cursor = cursor
             self._cursor_stored.inc()
+        elif cursor and self._covered_until and self._covered_until != self._link.get("span_since"):
+            okta_state.store(self.tail.state_uri, state)  # same cursor, caught up later: keep caught_up_at true
+        self._record_window(state, window, committed)
         self._buffer.reset(None)
+
+    def _record_window(self, state: okta_state.CursorState, window: float | None, committed) -> None:
+        """The window's chain link for the coverage report (``LAKE/_runs/windows/``), when the cursor moved on."""
+        moved = (self._covered_until, state.next_url) != (self._link.get("span_since"), self._link.get("cursor_from"))
+        if not state.next_url or not self._covered_until or not moved:
+            return
+        job = self.tail.window.job
+        self._records += 1
+        name = f"{job}-{window_id(window or 0)}-{self._records:06d}"
+        link = run_records.cursor_link(
+            state, "okta-tail", window=window_id(window or 0), state_uri=self.tail.state_uri,
+            rows=committed.rows if committed else 0, events=committed.events if committed else 0,
+            partitions=list(committed.partitions) if committed else [])
+        run_records.record_quietly(run_records.write_window_record, self.tail.window.lake, name, link)
+        self._link = {"started_from": "cursor", "cursor_from": state.next_url, "cursor_from_run": job,
+                      "span_since": self._covered_until}
 
     def close(self) -> None:
         # Uncommitted rows are dropped on purpose: the stored cursor still points before them.
