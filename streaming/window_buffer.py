@@ -43,7 +43,7 @@ class WindowBuffer:
         self._schema = file_schema(settings.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run")}
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced")}
         self.reset(None)
 
     def reset(self, window: float | None) -> None:
@@ -99,6 +99,7 @@ class WindowBuffer:
         self._counters["dead_letters"].inc(len(dead))
         self._counters["duplicates"].inc(duplicates)
         self._counters["duplicates_in_run"].inc(duplicates)
+        self._counters["coerced"].inc(flat.coerced)
 
     def commit(self, what: str) -> WindowCommit | None:
         """Commit the buffered window (None when it holds nothing) and print its progress line."""

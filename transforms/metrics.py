@@ -20,6 +20,7 @@ COUNTERS = {
     "duplicates_in_lake": "  of which already in the lake before this run",
     "dead_letters": "inputs sent to the dead-letter output",
     "rows_written": "rows committed (one per target[] entry)",
+    "coerced": "events kept with a number or boolean in a text field stored as its JSON text (informational)",
     "files_written": "Parquet files committed",
 }
 
