@@ -166,3 +166,33 @@ def test_a_batch_backfill_logs_json_lines_without_the_token_and_serves_while_it_
     assert "-> OK" in done.stdout  # the summary stays a human report on stdout
     assert CANARY not in done.stdout + done.stderr
     assert_lake_exact(tmp_path / "lake", events)
+
+
+def test_the_pubsub_loop_feeds_the_same_metrics_with_an_empty_org(pubsub_emulator, tmp_path):
+    """The local Pub/Sub loop against Google's emulator, the mirror installed as --metrics_port installs it."""
+    from pipeline.monitoring import LocalMetrics
+    from streaming.pubsub_loop import PubSubTail
+    from tests.integration.test_streaming import loop_settings, publish_events
+    from tests.okta_helpers import expected_row_keys, lake_row_keys
+    from transforms import metrics as beam_metrics
+
+    subscription, events = publish_events(pubsub_emulator, "okta-metrics", 80)
+    lake = tmp_path / "lake"
+    local = LocalMetrics("", streaming=True, stall_seconds=600)
+    beam_metrics.mirror_to(local)
+    try:
+        tail = PubSubTail(loop_settings(subscription, lake, 2))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and set(lake_row_keys(lake)) != set(expected_row_keys(events)):
+            tail.tick()
+    finally:
+        beam_metrics.mirror_to(None)
+    assert_lake_exact(lake, events)
+    values = {s.name: s.value for f in text_string_to_metric_families(local.scrape().decode()) for s in f.samples
+              if s.labels.get("org") == ""}
+    assert values["okta_personal_events_written_total"] == len(personal(events))
+    assert values["okta_personal_events_read_total"] == len(events)
+    assert values["okta_personal_filtered_out_total"] == len(events) - len(personal(events))
+    assert values["okta_personal_pubsub_messages_acked_total"] == len(events)
+    assert values["okta_personal_windows_committed_total"] >= 1
+    assert local.healthy() == (True, "ok")
