@@ -48,3 +48,10 @@ def test_the_dashboard_is_a_grafana_dashboard():
     assert dashboard["uid"] and dashboard["panels"]
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     assert all(p["targets"] for p in dashboard["panels"])
+
+
+def test_the_readme_lists_every_exported_metric():
+    readme = (MONITORING.parent / "README.md").read_text()
+    names = {re.sub(r"_(bucket|count|sum)$", "", n) for n in exported_names()}
+    missing = [n for n in sorted(names) if f"`{n}`" not in readme]
+    assert not missing, missing
