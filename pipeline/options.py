@@ -241,8 +241,9 @@ def monitoring_problems(options: LakeOptions) -> list[str]:
         return errors  # reported by the streaming checks
     from apache_beam.options.pipeline_options import StandardOptions
 
-    if options.view_as(StandardOptions).streaming and stall < window:
-        errors.append(f"--healthz_stall {options.healthz_stall} must be at least one --window ({options.window})")
+    if options.metrics_port is not None and options.view_as(StandardOptions).streaming and stall < window:
+        errors.append(f"--healthz_stall {options.healthz_stall} must be at least one --window ({options.window}), "
+                      "or /healthz would report every window as a stall")
     return errors
 
 
