@@ -83,6 +83,9 @@ class Coerced(tuple):
         pair.fields = fields
         return pair
 
+    def __reduce__(self):  # pickled between Beam stages (transforms.coders)
+        return Coerced, (self[0], self[1], self.fields)
+
 
 def json_text(value: Any) -> str:
     """A JSON number or boolean as JSON text: 0 -> "0", True -> "true", 1e100 -> "1e+100" (Python's json)."""

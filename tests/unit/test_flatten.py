@@ -208,3 +208,18 @@ def test_the_real_numeric_version_event_is_kept_with_version_text():
     assert result.dead_letters == []
     assert result.coerced == len(events)
     assert {r["version"] for r in rows(result)} == {"0"}
+
+
+def test_a_coerced_event_survives_the_batch_coder_between_stages():
+    """ParsedEvent.prepared travels pickled from ParseEvents to FlattenTargets (transforms/coders.py)."""
+    import pickle
+
+    from transforms.flatten import Coerced
+
+    line = json.dumps(base(version=0)).encode()
+    [event] = decode_batch(RawBatch("t", "line", [1], [line]), prepare=Flattener().prepare).events
+    assert type(event.prepared) is Coerced and event.prepared.fields == ("version",)
+    copied = pickle.loads(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+    assert type(copied.prepared) is Coerced and copied.prepared == event.prepared
+    assert copied.prepared.fields == ("version",)
+    assert Flattener().flatten([copied]).coerced == 1
