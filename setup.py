@@ -20,6 +20,7 @@ RUNTIME = [
     # The Iceberg output (--iceberg_table): SQL catalog on SQLite / PostgreSQL, Arrow writes, day() transform.
     # Runtime, not an extra: the commit step runs on a Dataflow worker.
     "pyiceberg[sql-sqlite,sql-postgres,pyarrow,pyiceberg-core]==0.12.0",
+    "prometheus-client==0.26.0",  # --metrics_port on local runs (pure Python, no dependencies)
 ]
 
 EXTRAS = {

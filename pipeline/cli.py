@@ -20,7 +20,7 @@ import sys
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from pipeline import batch, iceberg_output, streaming
+from pipeline import batch, iceberg_output, logs, monitoring, streaming
 from pipeline.config import resolve
 from pipeline.failures import RunFailed, record_failure
 from pipeline.options import LakeOptions, input_patterns, validate
@@ -138,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SystemExit) and exc.code == 0:  # --help
             return 0
         return 2
+    with logs.formatted(options.log_format, options.run_id or "") as log_context:
+        return checked_run(argv, pipeline_options, options, problems, log_context)
+
+
+def checked_run(argv: list[str], pipeline_options: PipelineOptions, options: LakeOptions, problems: list[str],
+                log_context: logs.RunContext) -> int:
+    """The launch checks, then the run (stderr already in --log_format)."""
     if not problems:
         problems += launch_problems(pipeline_options, options)
     if not problems and options.source == "file":
@@ -158,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {reason} (nothing was read or written)", file=sys.stderr)
         return 1
     config = resolve(options, local=local_runner.is_local(pipeline_options))
+    log_context.run_id = config.run_id
     try:
-        return (streaming.run if is_streaming else batch.run)(pipeline_options, config)
+        with monitoring.serving(options, is_streaming, config.local):
+            return (streaming.run if is_streaming else batch.run)(pipeline_options, config)
     except RunFailed as failed:
         print(f"error: {failed}", file=sys.stderr, flush=True)
         record_failure(config, failed)  # LAKE/_runs/<run_id>.failed.json, for python -m pipeline.coverage

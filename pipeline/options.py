@@ -143,6 +143,7 @@ class LakeOptions(PipelineOptions):
             help="Base URL of a BigQuery emulator (tests, local trials); default: BigQuery itself.")
 
         add_iceberg_args(parser)
+        add_monitoring_args(parser)
 
         stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
         stream.add_argument(
@@ -206,6 +207,46 @@ def add_iceberg_args(parser) -> None:
              "s3://) or a Secret Manager secret (projects/P/secrets/S[/versions/V]). Never an option value.")
 
 
+def add_monitoring_args(parser) -> None:
+    monitoring = parser.add_argument_group("Monitoring (local runs)")
+    monitoring.add_argument(
+        "--metrics_port", type=int, default=None,
+        help="Serve Prometheus metrics on this port while a local run (batch or streaming) runs: /metrics (the "
+             "okta_personal counters, commit duration, lag, cursor age; label org) and /healthz. 0 picks a free "
+             "port (printed). On Dataflow the counters stay Beam metrics.")
+    monitoring.add_argument(
+        "--metrics_host", default="127.0.0.1",
+        help="Address the metrics endpoint listens on (default 127.0.0.1, this machine only; 0.0.0.0 for all).")
+    monitoring.add_argument(
+        "--healthz_stall", default="10m",
+        help="/healthz answers 503 when a streaming run has closed no window, or not reached its source, for "
+             "this long (e.g. 10m; at least one --window). A batch run is healthy while it runs.")
+    monitoring.add_argument(
+        "--log_format", choices=("text", "json"), default="text",
+        help="text: human-readable lines on stderr; json: one JSON object per line (severity, message, time, "
+             "run_id, logger; the fields Cloud Logging reads), for log shippers.")
+
+
+def monitoring_problems(options: LakeOptions) -> list[str]:
+    errors = []
+    if options.metrics_port is not None and not 0 <= options.metrics_port <= 65535:
+        errors.append(f"--metrics_port must be between 0 and 65535, got {options.metrics_port}")
+    try:
+        stall = parse_duration(options.healthz_stall, "--healthz_stall").total_seconds()
+    except ValueError as exc:
+        return errors + [str(exc)]
+    try:
+        window = parse_duration(options.window, "--window").total_seconds()
+    except ValueError:
+        return errors  # reported by the streaming checks
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    if options.metrics_port is not None and options.view_as(StandardOptions).streaming and stall < window:
+        errors.append(f"--healthz_stall {options.healthz_stall} must be at least one --window ({options.window}), "
+                      "or /healthz would report every window as a stall")
+    return errors
+
+
 def iceberg_problems(options: LakeOptions) -> list[str]:
     from apache_beam.options.pipeline_options import StandardOptions
 
@@ -248,6 +289,7 @@ def validate(options: LakeOptions) -> list[str]:
         errors += validate_okta(options, streaming=streaming)
     errors += _local_location_problems(options)
     errors += iceberg_problems(options)
+    errors += monitoring_problems(options)
     if options.bigquery_table:
         from sinks.bigquery import parse_table_spec
 

@@ -30,13 +30,16 @@ class ApiMetrics:
         self.retries = counter("okta_retries")
         self.throttled = counter("okta_throttled")
         self.splits = counter("okta_slice_splits")
-        self._seen = (0, 0)
+        self.requests = counter("okta_requests")
+        self._seen = (0, 0, 0)
 
     def update(self, client) -> None:
-        retries, throttled = client.stats.retries, client.stats.throttled
+        stats = client.stats
+        retries, throttled, requests = stats.retries, stats.throttled, stats.pages + stats.retries + stats.throttled
         self.retries.inc(retries - self._seen[0])
         self.throttled.inc(throttled - self._seen[1])
-        self._seen = (retries, throttled)
+        self.requests.inc(requests - self._seen[2])
+        self._seen = (retries, throttled, requests)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import time
 from sources.pubsub_messages import message_batch
 from streaming.settings import PubSubSettings
 from streaming.window_buffer import WindowBuffer
-from transforms.metrics import counter
+from transforms.metrics import counter, measure
 
 MAX_MESSAGES = 1000
 ACK_BATCH = 1000  # ack ids per acknowledge/modify request (well under the 512 KB request limit)
@@ -85,8 +85,10 @@ class PubSubTail:
             response = self._client.pull(
                 request={"subscription": self.settings.subscription, "max_messages": MAX_MESSAGES},
                 timeout=wait, retry=None)
-        except exceptions.DeadlineExceeded:
+        except exceptions.DeadlineExceeded:  # nothing to pull: Pub/Sub answered all the same
+            measure("source_reached", self._clock())
             return []
+        measure("source_reached", self._clock())
         return list(response.received_messages)
 
     def _lease(self, ack_ids: list[str]) -> float:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import time
 
+import pyarrow.compute as pc
+
 from schemas.arrow import file_schema
 from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
 from streaming.commit import finish_window, report_window
@@ -26,7 +28,7 @@ from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener
-from transforms.metrics import counter
+from transforms.metrics import counter, measure
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
 
@@ -43,7 +45,7 @@ class WindowBuffer:
         self._schema = file_schema(settings.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run")}
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced")}
         self.reset(None)
 
     def reset(self, window: float | None) -> None:
@@ -99,15 +101,22 @@ class WindowBuffer:
         self._counters["dead_letters"].inc(len(dead))
         self._counters["duplicates"].inc(duplicates)
         self._counters["duplicates_in_run"].inc(duplicates)
+        self._counters["coerced"].inc(flat.coerced)
 
     def commit(self, what: str) -> WindowCommit | None:
         """Commit the buffered window (None when it holds nothing) and print its progress line."""
         if self.empty:
+            measure("window_closed", self._clock())
             return None
         settings, window = self.settings, self.window
+        started = time.monotonic()
         result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
                                self._rows, self._dead, settings.compression)
         finish_window(settings, window_id(window), self._schema, result)
+        measure("commit_seconds", time.monotonic() - started)
+        if self._rows:
+            measure("newest_published", max(pc.max(table["published"]).value for _, table in self._rows) / 1e6)
         lag = self._clock() - (self._oldest or self._clock())
         report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read)
+        measure("window_closed", self._clock())
         return result

@@ -6,10 +6,19 @@ an object where a string belongs, a string where a boolean belongs, or an
 array where an object belongs sends the whole event to the dead-letter output
 with the field's path, instead of writing a half-right row. A null or missing
 nested object is not an error: its columns are null.
+
+One mismatch bends instead of breaking: a JSON number or boolean in a
+documented *string* field (real exports hold ``"version": 0``) is kept as its
+JSON text (``0`` -> ``"0"``, ``true`` -> ``"true"``) and the event is counted
+as coerced (:class:`Coerced`). That runs only after the fast extractor raised
+:class:`WrongType`, so clean events pay nothing for it. An object or array in
+a string field, and anything but a boolean in a boolean field, stays a dead
+letter. Values are never re-cased (``"Success"`` stays ``"Success"``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -25,6 +34,7 @@ from transforms.records import ParsedEvent, PartitionKey, dead_letter
 STAGE_FLATTEN = "flatten"
 
 _PY_TYPES = {"string": str, "bool": bool}
+_SCALARS = (int, float, bool)  # JSON number or boolean: kept as its JSON text in a string field
 _TYPE_WORDS = {"string": "a string", "bool": "a boolean"}
 _PARTITION_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -59,14 +69,39 @@ class Flattened(NamedTuple):
     duplicates: int  # events dropped because their uuid already appeared in the batch
     #: The whole batch's table the ``tables`` are slices of (None when empty).
     table: Any = None
+    coerced: int = 0  # kept events with a number or boolean turned into text (see Coerced)
 
 
-def _compile(columns: tuple[Column, ...], name: str):
+class Coerced(tuple):
+    """``(event values, target rows)`` of an event whose string fields held numbers or booleans.
+
+    Unpacks like the plain pair; ``fields`` names the coerced paths.
+    """
+
+    fields: tuple
+
+    def __new__(cls, values: tuple, rows: list, fields: tuple):
+        pair = super().__new__(cls, (values, rows))
+        pair.fields = fields
+        return pair
+
+    def __reduce__(self):  # pickled between Beam stages (transforms.coders)
+        return Coerced, (self[0], self[1], self.fields)
+
+
+def json_text(value: Any) -> str:
+    """A JSON number or boolean as JSON text: 0 -> "0", True -> "true", 1e100 -> "1e+100" (Python's json)."""
+    return json.dumps(value)
+
+
+def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     """Generate ``extract(obj) -> tuple`` for the columns' paths, type checks included.
 
     Generated once from the schema (like dataclasses generate __init__): a
     straight-line function is several times faster than walking the paths
-    generically, and flattening runs for every kept event.
+    generically, and flattening runs for every kept event. With ``coerce``
+    the function is ``extract(obj, coerced)``: a number or boolean in a string
+    column becomes its JSON text and its path is appended to ``coerced``.
     """
     tree: dict = {}
     for index, column in enumerate(columns):
@@ -76,7 +111,7 @@ def _compile(columns: tuple[Column, ...], name: str):
             node = node.setdefault(key, {})
         node[leaf] = (index, column)
 
-    lines = [f"def {name}(obj):"]
+    lines = [f"def {name}(obj, coerced):" if coerce else f"def {name}(obj):"]
     lines += [f"    c{i} = None" for i in range(len(columns))]
     counter = [0]
 
@@ -88,7 +123,13 @@ def _compile(columns: tuple[Column, ...], name: str):
                 lines.append(f"{indent}v = {var}.get({key!r})")
                 lines.append(f"{indent}if v is not None:")
                 lines.append(f"{indent}    if type(v) is not {_PY_TYPES[column.type].__name__}:")
-                lines.append(f"{indent}        raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
+                if coerce and column.type == "string":
+                    lines.append(f"{indent}        if type(v) not in SCALARS:")
+                    lines.append(f"{indent}            raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
+                    lines.append(f"{indent}        v = json_text(v)")
+                    lines.append(f"{indent}        coerced.append({path!r})")
+                else:
+                    lines.append(f"{indent}        raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
                 lines.append(f"{indent}    c{index} = v")
             else:
                 counter[0] += 1
@@ -101,7 +142,7 @@ def _compile(columns: tuple[Column, ...], name: str):
 
     emit(tree, "obj", "", "    ")
     lines.append("    return (" + "".join(f"c{i}, " for i in range(len(columns))) + ")")
-    namespace = {"WrongType": WrongType}
+    namespace = {"WrongType": WrongType, "SCALARS": _SCALARS, "json_text": json_text}
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema only
     return namespace[name]
 
@@ -124,6 +165,8 @@ class Flattener:
         self.max_payload_bytes = max_payload_bytes
         self._extract_event = _compile(_EXTRACTED_EVENT_COLUMNS, "extract_event")
         self._extract_target = _compile(TARGET_COLUMNS, "extract_target")
+        self._coerce_event = _compile(_EXTRACTED_EVENT_COLUMNS, "coerce_event", coerce=True)
+        self._coerce_target = _compile(TARGET_COLUMNS, "coerce_target", coerce=True)
         self._no_target = (None,) * len(TARGET_COLUMNS)
         row_names = (["uuid", "published", "target_index"]
                      + [c.name for c in _EXTRACTED_EVENT_COLUMNS]
@@ -144,15 +187,28 @@ class Flattener:
         return prepared
 
     def prepare(self, event: dict) -> tuple[tuple, list[tuple]]:
-        """Extract an event's values (no partition check): safe to run at decode time."""
-        values = self._extract_event(event)
+        """Extract an event's values (no partition check): safe to run at decode time.
+
+        Returns a :class:`Coerced` pair when a string field held a number or boolean.
+        """
+        try:
+            return self._extract(event, self._extract_event, self._extract_target)
+        except WrongType:
+            coerced: list[str] = []
+            values, rows = self._extract(event, lambda obj: self._coerce_event(obj, coerced),
+                                         lambda obj: self._coerce_target(obj, coerced))
+            if not coerced:  # pragma: no cover - the fast extractor raised for a reason the slow one ignores
+                raise
+            return Coerced(values, rows, tuple(coerced))
+
+    def _extract(self, event: dict, extract_event, extract) -> tuple[tuple, list[tuple]]:
+        values = extract_event(event)
         target = event.get("target")
         if target is None or target == []:
             return values, [(None,) + self._no_target]
         if type(target) is not list:
             raise WrongType("target", "an array", target)
         rows = []
-        extract = self._extract_target
         for i, entry in enumerate(target):
             if type(entry) is not dict:
                 raise WrongType(f"target[{i}]", "an object", entry, nullable=False)
@@ -173,10 +229,11 @@ class Flattener:
         grouped: dict[PartitionKey, list] = {}
         dead: list[dict] = []
         seen: set[tuple] = set()
-        duplicates = 0
+        duplicates = coerced = 0
         for parsed in events:
             try:
-                values, rows = self.rows_of(parsed)
+                prepared = self.rows_of(parsed)
+                values, rows = prepared
             except WrongType as exc:
                 dead.append(self._dead(parsed, f"wrong type: {exc}"))
                 continue
@@ -189,12 +246,14 @@ class Flattener:
                 duplicates += 1
                 continue
             seen.add(marker)
+            if type(prepared) is Coerced:
+                coerced += 1
             items = grouped.get(key)
             if items is None:
                 items = grouped[key] = []
             items.append((parsed, values, rows))
         if not grouped:
-            return Flattened({}, {}, dead, duplicates, None)
+            return Flattened({}, {}, dead, duplicates, table=None, coerced=coerced)
         keys = sorted(grouped)
         try:
             table = self._table([item for key in keys for item in grouped[key]])
@@ -213,7 +272,7 @@ class Flattener:
                 grouped[key] = good
             keys = [key for key in keys if grouped[key]]
             if not keys:
-                return Flattened({}, {}, dead, duplicates, None)
+                return Flattened({}, {}, dead, duplicates, table=None, coerced=coerced)
             table = self._table([item for key in keys for item in grouped[key]])
         tables: dict[PartitionKey, pa.Table] = {}
         counts: dict[PartitionKey, int] = {}
@@ -224,7 +283,7 @@ class Flattener:
             tables[key] = table.slice(start, rows)
             counts[key] = len(items)
             start += rows
-        return Flattened(tables, counts, dead, duplicates, table)
+        return Flattened(tables, counts, dead, duplicates, table=table, coerced=coerced)
 
     def _dead(self, parsed: ParsedEvent, error: str) -> dict:
         raw = parsed.raw_text()

@@ -2,6 +2,13 @@
 
 The conservation identity every run must satisfy, in these names:
 ``events_read == events_written + filtered_out + duplicates + dead_letters``.
+
+Every increment goes to Beam (the Dataflow UI, the run summary) and, on a
+local run with ``--metrics_port``, also to the process's Prometheus endpoint
+(:mod:`pipeline.monitoring` installs itself with :func:`mirror_to`; on
+Dataflow nothing is installed and the counters stay Beam metrics only).
+:func:`measure` carries the few readings that are not counts (a commit's
+duration, the newest committed ``published``) to that endpoint only.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ COUNTERS = {
     "duplicates_in_lake": "  of which already in the lake before this run",
     "dead_letters": "inputs sent to the dead-letter output",
     "rows_written": "rows committed (one per target[] entry)",
+    "coerced": "events kept with a number or boolean in a text field stored as its JSON text (informational)",
     "files_written": "Parquet files committed",
 }
 
 #: Counters of the Okta API source, printed when a run used it.
 API_COUNTERS = {
     "okta_pages": "pages read from /api/v1/logs",
+    "okta_requests": "HTTP requests sent to /api/v1/logs (pages, retried attempts and 429s)",
     "okta_retries": "requests retried (network errors, cut-off bodies, 5xx)",
     "okta_throttled": "429 answers waited out",
     "okta_slice_splits": "time slices split after Okta's query timeout (E0000009)",
@@ -45,9 +54,51 @@ ICEBERG_COUNTERS = {
 }
 
 
-def counter(name: str):
-    return Metrics.counter(NAMESPACE, name)
+#: Counters of the streaming paths (not in the batch summary).
+STREAM_COUNTERS = {
+    "windows_committed": "windows committed to the lake (a window with nothing in it commits nothing)",
+    "pubsub_messages_acked": "Pub/Sub messages acknowledged after their window's commit",
+}
+
+#: Readings sent only to the local Prometheus endpoint: name -> meaning.
+MEASUREMENTS = {
+    "commit_seconds": "seconds one window's commit took (lake, dead letters, BigQuery)",
+    "newest_published": "published time (epoch seconds) of the newest event of a committed window",
+    "window_closed": "a window ended and was committed or held nothing (epoch seconds)",
+    "source_reached": "the source answered (an Okta page or a Pub/Sub pull; epoch seconds)",
+}
+
+_mirror = None  # set by pipeline.monitoring on a local run with --metrics_port
 
 
-def dead_letter_counter(stage: str):
-    return Metrics.counter(NAMESPACE, f"dead_letters_{stage}")
+def mirror_to(mirror) -> None:
+    """Send every increment and measurement of this process to ``mirror`` too (None: stop)."""
+    global _mirror
+    _mirror = mirror
+
+
+class _Counter:
+    """A Beam counter whose increments also reach the local mirror, when one is installed."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._beam = Metrics.counter(NAMESPACE, name)
+
+    def inc(self, n: int = 1) -> None:
+        self._beam.inc(n)
+        if _mirror is not None:
+            _mirror.inc(self.name, n)
+
+
+def counter(name: str) -> _Counter:
+    return _Counter(name)
+
+
+def dead_letter_counter(stage: str) -> _Counter:
+    return _Counter(f"dead_letters_{stage}")
+
+
+def measure(name: str, value: float) -> None:
+    """A reading for the local endpoint (no Beam metric): see :data:`MEASUREMENTS`."""
+    if _mirror is not None:
+        _mirror.measure(name, value)

@@ -108,12 +108,15 @@ class _FlattenFn(beam.DoFn):
         self._dead_stage = dead_letter_counter(STAGE_FLATTEN)
         self._duplicates = counter("duplicates")
         self._duplicates_in_run = counter("duplicates_in_run")
+        self._coerced = counter("coerced")
 
     def process(self, batch):
         result = self._flattener.flatten(batch.events)
         if result.duplicates:
             self._duplicates.inc(result.duplicates)
             self._duplicates_in_run.inc(result.duplicates)
+        if result.coerced:
+            self._coerced.inc(result.coerced)
         for record in result.dead_letters:
             self._dead.inc()
             self._dead_stage.inc()

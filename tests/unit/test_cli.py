@@ -21,6 +21,10 @@ def export(tmp_path):
     (["--input={export}", "--output={lake}", "--batch_size=0"], "--batch_size must be between 1 and 100000"),
     (["--input={export}", "--output={lake}", "--run_id=../escape"], "--run_id may only use letters"),
     (["--input=/no/such/dir/*.jsonl", "--output={lake}"], "--input '/no/such/dir/*.jsonl' matched no files"),
+    (["--input={export}", "--output={lake}", "--metrics_port=70000"], "--metrics_port must be between 0 and 65535"),
+    (["--input={export}", "--output={lake}", "--healthz_stall=soon"], "--healthz_stall must be a duration"),
+    (["--streaming", "--source=pubsub", "--subscription=projects/p/subscriptions/s", "--output={lake}",
+      "--window=1h", "--metrics_port=0"], "--healthz_stall 10m must be at least one --window (1h)"),
 ])
 def test_bad_options_fail_fast_with_a_clear_line(args, message, export, tmp_path):
     run = run_pipeline(*(a.format(export=export, lake=tmp_path / "lake") for a in args))

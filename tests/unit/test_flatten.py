@@ -87,13 +87,17 @@ def test_raw_event_is_optional():
 
 @pytest.mark.parametrize("change, error", [
     ({"actor": "bob"}, "'actor' must be an object or null, got string"),
-    ({"actor": {"id": 7}}, "'actor.id' must be a string or null, got number"),
+    ({"actor": {"id": [7]}}, "'actor.id' must be a string or null, got array"),
     ({"securityContext": {"isProxy": "yes"}}, "'securityContext.isProxy' must be a boolean or null, got string"),
     ({"client": {"userAgent": ["x"]}}, "'client.userAgent' must be an object or null, got array"),
     ({"target": {"id": "x"}}, "'target' must be an array or null, got object"),
     ({"target": [{"id": "x"}, None]}, "'target[1]' must be an object, got null"),
-    ({"target": [{"id": "x"}, {"type": False}]}, "'target[1].type' must be a string or null, got boolean"),
-    ({"version": 0}, "'version' must be a string or null, got number"),
+    ({"version": {"major": 0}}, "'version' must be a string or null, got object"),
+    ({"version": [0]}, "'version' must be a string or null, got array"),
+    ({"outcome": {"result": {"value": "SUCCESS"}}}, "'outcome.result' must be a string or null, got object"),
+    ({"target": [{"id": "x"}, {"type": ["User"]}]}, "'target[1].type' must be a string or null, got array"),
+    ({"securityContext": {"isProxy": 1}}, "'securityContext.isProxy' must be a boolean or null, got number"),
+    ({"version": 0, "actor": {"id": {"x": 1}}}, "'actor.id' must be a string or null, got object"),
     ({"eventType": "personal.bad/type"}, "cannot name a partition"),
 ])
 def test_wrong_types_send_the_event_to_dead_letters(change, error):
@@ -160,3 +164,62 @@ def test_real_events_flatten_like_the_reference():
         assert got_row.pop("partition") == partition
         assert got_row == want
     assert len(got) == len(expected)
+
+
+@pytest.mark.parametrize("change, column, text", [
+    ({"version": 0}, "version", "0"),
+    ({"version": 1.5}, "version", "1.5"),
+    ({"actor": {"id": 12345678901234567890, "type": "User"}}, "actor_id", "12345678901234567890"),
+    ({"securityContext": {"isProxy": True}, "outcome": {"result": True}}, "outcome_result", "true"),
+    ({"transaction": {"id": False}}, "transaction_id", "false"),
+    ({"target": [{"id": 7, "type": "User"}]}, "target_id", "7"),
+])
+def test_numbers_and_booleans_in_text_fields_are_kept_as_their_json_text(change, column, text):
+    result = Flattener().flatten(parsed(base(**change)))
+    assert result.dead_letters == []
+    assert result.coerced == 1
+    [row] = rows(result)
+    assert row[column] == text
+    assert json.loads(row["raw_event"]) == base(**change)  # the original stays as sent
+
+
+def test_clean_events_are_not_counted_as_coerced():
+    result = Flattener().flatten(parsed(base(), base(uuid="u-2", version=0)))
+    assert result.coerced == 1
+    assert len(rows(result)) == 2
+
+
+def test_a_coerced_duplicate_is_counted_once():
+    result = Flattener().flatten(parsed(base(version=0), base(version=0)))
+    assert (result.coerced, result.duplicates) == (1, 1)
+
+
+def test_mixed_case_values_are_kept_as_sent():
+    [row] = rows(Flattener().flatten(parsed(base(outcome={"result": "Success"}, severity="Info"))))
+    assert (row["outcome_result"], row["severity"]) == ("Success", "Info")
+
+
+def test_the_real_numeric_version_event_is_kept_with_version_text():
+    """The real public sample (Okta's docs via YAML) with ``version: 0``, made personal: a row, not a dead letter."""
+    numeric = [e for e in real_events() if e.get("version") == 0 and not isinstance(e.get("version"), bool)]
+    assert numeric, "the fixture holds a numeric version"
+    events = [personalize(e, i) for i, e in enumerate(numeric)]
+    result = Flattener().flatten(parsed(*events))
+    assert result.dead_letters == []
+    assert result.coerced == len(events)
+    assert {r["version"] for r in rows(result)} == {"0"}
+
+
+def test_a_coerced_event_survives_the_batch_coder_between_stages():
+    """ParsedEvent.prepared travels pickled from ParseEvents to FlattenTargets (transforms/coders.py)."""
+    import pickle
+
+    from transforms.flatten import Coerced
+
+    line = json.dumps(base(version=0)).encode()
+    [event] = decode_batch(RawBatch("t", "line", [1], [line]), prepare=Flattener().prepare).events
+    assert type(event.prepared) is Coerced and event.prepared.fields == ("version",)
+    copied = pickle.loads(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+    assert type(copied.prepared) is Coerced and copied.prepared == event.prepared
+    assert copied.prepared.fields == ("version",)
+    assert Flattener().flatten([copied]).coerced == 1
