@@ -48,7 +48,8 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
     options = config.options
     batches, cursors, described = read_source(pipeline, config)
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
-        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, config.progress_interval)
+        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, config.progress_interval,
+        org=options.okta_org)
     manifest = (rows, dead) | "WriteLake" >> WriteLake(
         config.lake, config.dead_letter, config.run_id, file_schema(options.raw_event),
         compression=options.compression, started_at=config.started.isoformat(),

@@ -110,7 +110,8 @@ class RunConfig:
             dedupe_horizon=parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds(),
             lake=self.lake, dead_letter=self.dead_letter, job=self.run_id, event_types=options.event_types,
             raw_event=options.raw_event, compression=options.compression,
-            max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery())
+            max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery(),
+            okta_org=options.okta_org)
 
     def tail(self) -> TailSettings:
         return TailSettings(

@@ -37,6 +37,7 @@ _REGEXES = {
     "subscription": r"^projects/[^/]+/subscriptions/[^/]+$",
     "event_types": r"^[A-Za-z0-9_.*]+(,[A-Za-z0-9_.*]+)*$",
     "run_id": r"^[A-Za-z0-9_.-]+$",
+    "okta_org": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$",
     "iceberg_table": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
     "iceberg_catalog_uri": r"^(sqlite:///|postgres(ql)?(\+psycopg2)?://|https?://).+$",
     "iceberg_warehouse": r"^(gs|s3)://.+$",

@@ -75,6 +75,11 @@ class LakeOptions(PipelineOptions):
             help="Cut dead-letter payloads longer than this many bytes (flagged in the record; "
                  "default 16 MiB).")
         group.add_argument(
+            "--okta_org", default=None,
+            help="Host of the Okta org the events of --source=file or pubsub came from, e.g. acme.okta.com: "
+                 "fills the okta_org column (a Pub/Sub message's okta_org attribute wins). API sources "
+                 "take it from the org URL. Default: null.")
+        group.add_argument(
             "--run_id", default=None,
             help="Name of this run in file names, the dead-letter folder and OUTPUT/_runs/ "
                  "(default: UTC start time plus a random suffix).")
@@ -263,6 +268,11 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append("--max_dead_letter_payload_bytes must be at least 1024")
     if options.progress_interval < 0:
         errors.append("--progress_interval must be 0 (off) or a number of seconds")
+    if options.okta_org is not None:
+        if options.source == "okta":
+            errors.append("--okta_org is for --source=file or pubsub; the API sources take the org from its URL")
+        elif not _ORG_HOST.fullmatch(options.okta_org):
+            errors.append(f"--okta_org must be the org's host name, e.g. acme.okta.com, not {options.okta_org!r}")
     if options.run_id is not None and not _safe_name(options.run_id):
         errors.append("--run_id may only use letters, digits, '-', '_' and '.'")
     return errors
@@ -446,6 +456,9 @@ def _readable(path: str, name: str) -> list[str]:
     except ConfigurationError as exc:
         return [f"{name}: {exc}"]
     return []
+
+
+_ORG_HOST = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?")
 
 
 def _safe_name(value: str) -> bool:

@@ -37,7 +37,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig) -> None:
     batches = pipeline | "ReadPubSub" >> ReadPubSubBatches(
         options.subscription, options.id_label, options.timestamp_attribute)
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
-        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0)
+        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0, org=options.okta_org)
     (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(config.window())
 
 

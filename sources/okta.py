@@ -62,7 +62,7 @@ class _FetchSlicesFn(beam.DoFn):
                     self._metrics.update(self._client)
                     if page.events:
                         last_published = page.events[-1].get("published")
-                        yield RawBatch(page.url, "page", [number + 1], [page.body])
+                        yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             except QueryTimeout:
                 self._metrics.update(self._client)
                 halves = _split_after(since, until, last_published)
@@ -125,7 +125,7 @@ class _PollUntilCaughtUpFn(beam.DoFn):
             self._metrics.pages.inc()
             self._metrics.update(self._client)
             if page.events:
-                yield RawBatch(page.url, "page", [number + 1], [page.body])
+                yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             next_url = page.next_url or next_url
         yield beam.pvalue.TaggedOutput(CURSOR, okta_state.CursorState(
             self.settings.org_url, self.settings.filter, next_url, run_id=self.run_id))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from okta_client import OAuthPrivateKeyJwtAuth, SswsAuth, SystemLogClient
 from okta_client.errors import ConfigurationError
 from okta_client.ratelimit import RateGovernor
+from okta_client.urls import org_host
 from sinks import secrets
 
 TOKEN_ENV = "OKTA_API_TOKEN"
@@ -35,6 +36,11 @@ class OktaSettings:
     page_limit: int = 1000
     filter: str = ""  # SCIM filter pushed down to Okta ("" = none)
     max_response_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def org(self) -> str:
+        """The org's host: the ``okta_org`` column of its rows."""
+        return org_host(self.org_url)
 
     @property
     def uses_oauth(self) -> bool:

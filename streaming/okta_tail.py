@@ -55,7 +55,7 @@ class OktaTail:
             self._metrics.pages.inc()
             self._metrics.update(self._client)
             if page.events:
-                self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body]))
+                self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org))
             if page.next_url:
                 self._cursor = page.next_url
             if self._buffer.full:  # catching up: commit what is held (and store its cursor), then read on

@@ -31,7 +31,8 @@ DEAD_LETTER = "dead_letter"
 
 class _ParseEventsFn(beam.DoFn):
     def __init__(self, selection: EventTypeSelection, max_payload_bytes: int, progress_interval: float,
-                 prepare_rows: bool):
+                 prepare_rows: bool, org: str | None = None):
+        self.org = org
         self.selection = selection
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
@@ -55,7 +56,7 @@ class _ParseEventsFn(beam.DoFn):
     def process(self, batch):
         self._collector.between_batches()
         events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, self.selection,
-                                                    self._prepare)
+                                                    self._prepare, org=self.org)
         self._read.inc(read)
         if filtered:
             self._filtered.inc(filtered)
@@ -77,12 +78,14 @@ class ParseEvents(beam.PTransform):
     :func:`transforms.decode.decode_batch` for why selection happens here).
     With ``prepare_rows`` the documented fields are also extracted right
     away, for :class:`FlattenTargets` to use (same reason: a hot cache).
+    ``org`` is the ``okta_org`` of events whose batch names none (files, Pub/Sub).
     """
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES,
                  max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 prepare_rows: bool = False):
+                 prepare_rows: bool = False, org: str | None = None):
         super().__init__()
+        self.org = org
         self.selection = EventTypeSelection.parse(event_types)
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
@@ -91,7 +94,7 @@ class ParseEvents(beam.PTransform):
     def expand(self, batches):
         return batches | beam.ParDo(
             _ParseEventsFn(self.selection, self.max_payload_bytes, self.progress_interval,
-                           self.prepare_rows)
+                           self.prepare_rows, self.org)
         ).with_input_types(RawBatch).with_output_types(EventBatch).with_outputs(
             DEAD_LETTER, main="events")
 
@@ -144,12 +147,14 @@ class PersonalEventsToRows(beam.PTransform):
     """The composite: ``RawBatch`` -> (rows, dead letters).
 
     Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements and
-    dead-letter dicts.
+    dead-letter dicts. ``org``: the ``okta_org`` of batches that name none.
     """
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES, raw_event: bool = True,
-                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0):
+                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
+                 org: str | None = None):
         super().__init__()
+        self.org = org
         self.event_types = event_types
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
@@ -157,7 +162,8 @@ class PersonalEventsToRows(beam.PTransform):
 
     def expand(self, batches):
         parsed = batches | "ParseEvents" >> ParseEvents(
-            self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True)
+            self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True,
+            org=self.org)
         flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
         return flat.rows, dead
