@@ -31,6 +31,7 @@ _REGEXES = {
     "output": _CLOUD_URI, "dead_letter": _CLOUD_URI, "state": _CLOUD_URI,
     "okta_token_file": _SECRET, "okta_private_key_file": _SECRET,
     "okta_org_url": r"^https://[^/?#]+/?$",
+    "orgs": r"^(gs|s3)://.+$",
     "since": _TIME, "until": _TIME,
     "slice": _DURATION, "lookback": _DURATION, "window": _DURATION, "poll_interval": _DURATION,
     "dedupe_horizon": _DURATION, "stop_after": _DURATION,

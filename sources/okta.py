@@ -65,7 +65,7 @@ class _FetchSlicesFn(beam.DoFn):
                         yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             except QueryTimeout:
                 self._metrics.update(self._client)
-                halves = _split_after(since, until, last_published)
+                halves = split_after(since, until, last_published)
                 if halves is None:
                     raise OktaApiError("GET", f"{self.settings.org_url}/api/v1/logs", 500, "E0000009",
                                        f"Okta timed out even on the slice {since} .. {until}") from None
@@ -73,7 +73,7 @@ class _FetchSlicesFn(beam.DoFn):
                 pending[:0] = halves
 
 
-def _split_after(since: str, until: str, last_published) -> list | None:
+def split_after(since: str, until: str, last_published) -> list | None:
     """The unread rest of a slice, in two halves (re-reading the last timestamp seen: dedupe covers it)."""
     start = published_datetime(since)
     if last_published is not None:
@@ -154,13 +154,15 @@ class _StoreCursorFn(beam.DoFn):
 
     def process(self, state, manifest):
         # `manifest` is a side input: this runs only once the lake commit has finished.
-        okta_state.store(self.state_uri, state)
+        # A many-org run gives (its state file, cursor) per org (sources.okta_many).
+        uri, state = state if isinstance(state, tuple) else (self.state_uri, state)
+        okta_state.store(uri, state)
         counter("cursor_stored").inc()
         yield state.next_url
 
 
 class StoreCursor(beam.PTransform):
-    """Write the new cursor, strictly after the run's lake commit (given as ``manifest``)."""
+    """Write the new cursor (or each org's), strictly after the run's lake commit (given as ``manifest``)."""
 
     def __init__(self, state_uri: str, manifest):
         super().__init__()

@@ -27,9 +27,11 @@ PRIVATE_KEY_ENV = "OKTA_OAUTH_PRIVATE_KEY"
 class OktaSettings:
     org_url: str
     token_file: str | None = None  # SSWS token in a file (local path, gs://, s3://)
+    token_env: str | None = None  # SSWS token in this environment variable (default OKTA_API_TOKEN)
     client_id: str | None = None  # set -> OAuth private_key_jwt instead of SSWS
     private_key_file: str | None = None  # PEM or JWK (local path, gs://, s3://)
     key_id: str | None = None
+    private_key_env: str | None = None  # OAuth key in this environment variable (default OKTA_OAUTH_PRIVATE_KEY)
     scopes: tuple = ("okta.logs.read",)
     dpop: bool = False
     rate_share: float = 1.0
@@ -65,15 +67,16 @@ def resolve_auth(settings: OktaSettings):
         if settings.private_key_file:
             key = read_secret_file(settings.private_key_file)
         else:
-            key = os.environ.get(PRIVATE_KEY_ENV, "")
+            variable = settings.private_key_env or PRIVATE_KEY_ENV
+            key = os.environ.get(variable, "")
             if not key.strip():
                 raise ConfigurationError(
-                    f"OAuth needs the private key: --okta_private_key_file or the {PRIVATE_KEY_ENV} variable")
+                    f"OAuth needs the private key: --okta_private_key_file or the {variable} variable")
         return OAuthPrivateKeyJwtAuth(settings.org_url, settings.client_id, key, key_id=settings.key_id,
                                       scopes=settings.scopes, dpop=settings.dpop)
     if settings.token_file:
         return SswsAuth(read_secret_file(settings.token_file))
-    return SswsAuth.from_env(TOKEN_ENV)
+    return SswsAuth.from_env(settings.token_env or TOKEN_ENV)
 
 
 _governors: dict = {}

@@ -22,7 +22,7 @@ from transforms import (
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
 from transforms.flatten import STAGE_FLATTEN, Flattener
 from transforms.gc_pause import PausedCollector
-from transforms.metrics import counter, dead_letter_counter
+from transforms.metrics import OrgCounters, counter, dead_letter_counter
 from transforms.records import EventBatch, RawBatch, RowBatch
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
@@ -31,8 +31,9 @@ DEAD_LETTER = "dead_letter"
 
 class _ParseEventsFn(beam.DoFn):
     def __init__(self, selection: EventTypeSelection, max_payload_bytes: int, progress_interval: float,
-                 prepare_rows: bool, org: str | None = None):
+                 prepare_rows: bool, org: str | None = None, org_selections: dict | None = None):
         self.org = org
+        self.org_selections = org_selections or {}  # org -> its own EventTypeSelection (--orgs event_types)
         self.selection = selection
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
@@ -44,6 +45,7 @@ class _ParseEventsFn(beam.DoFn):
         self._filtered = counter("filtered_out")
         self._dead = counter("dead_letters")
         self._dead_by_stage = {s: dead_letter_counter(s) for s in (STAGE_DECODE, STAGE_VALIDATE)}
+        self._by_org = OrgCounters()
         progress.enable(self.progress_interval)
 
     def start_bundle(self):
@@ -55,11 +57,17 @@ class _ParseEventsFn(beam.DoFn):
 
     def process(self, batch):
         self._collector.between_batches()
-        events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, self.selection,
+        selection = self.org_selections.get(batch.org, self.selection) if self.org_selections else self.selection
+        events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, selection,
                                                     self._prepare, org=self.org)
         self._read.inc(read)
         if filtered:
             self._filtered.inc(filtered)
+        org = batch.org or self.org
+        if org is not None:
+            self._by_org.inc(org, "events_read", read)
+            self._by_org.inc(org, "filtered_out", filtered)
+            self._by_org.inc(org, "dead_letters", len(dead))
         progress.record(read=read)
         if dead:
             self._dead.inc(len(dead))
@@ -83,9 +91,10 @@ class ParseEvents(beam.PTransform):
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES,
                  max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 prepare_rows: bool = False, org: str | None = None):
+                 prepare_rows: bool = False, org: str | None = None, org_event_types: dict | None = None):
         super().__init__()
         self.org = org
+        self.org_selections = {o: EventTypeSelection.parse(t) for o, t in (org_event_types or {}).items()}
         self.selection = EventTypeSelection.parse(event_types)
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
@@ -94,7 +103,7 @@ class ParseEvents(beam.PTransform):
     def expand(self, batches):
         return batches | beam.ParDo(
             _ParseEventsFn(self.selection, self.max_payload_bytes, self.progress_interval,
-                           self.prepare_rows, self.org)
+                           self.prepare_rows, self.org, self.org_selections)
         ).with_input_types(RawBatch).with_output_types(EventBatch).with_outputs(
             DEAD_LETTER, main="events")
 
@@ -110,15 +119,19 @@ class _FlattenFn(beam.DoFn):
         self._dead_stage = dead_letter_counter(STAGE_FLATTEN)
         self._duplicates = counter("duplicates")
         self._duplicates_in_run = counter("duplicates_in_run")
+        self._by_org = OrgCounters()
 
     def process(self, batch):
         result = self._flattener.flatten(batch.events)
+        org = batch.events[0].org if batch.events else None  # one batch, one org
         if result.duplicates:
             self._duplicates.inc(result.duplicates)
             self._duplicates_in_run.inc(result.duplicates)
+            self._by_org.inc(org, "duplicates", result.duplicates)
         for record in result.dead_letters:
             self._dead.inc()
             self._dead_stage.inc()
+            self._by_org.inc(org, "dead_letters")
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
         for key, table in result.tables.items():
             yield RowBatch(key, table, result.events[key])
@@ -147,14 +160,16 @@ class PersonalEventsToRows(beam.PTransform):
     """The composite: ``RawBatch`` -> (rows, dead letters).
 
     Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements and
-    dead-letter dicts. ``org``: the ``okta_org`` of batches that name none.
+    dead-letter dicts. ``org``: the ``okta_org`` of batches that name none; ``org_event_types``:
+    an org's own selection (``{host: "personal.*"}``), instead of ``event_types`` for its batches.
     """
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES, raw_event: bool = True,
                  max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 org: str | None = None):
+                 org: str | None = None, org_event_types: dict | None = None):
         super().__init__()
         self.org = org
+        self.org_event_types = org_event_types
         self.event_types = event_types
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
@@ -163,7 +178,7 @@ class PersonalEventsToRows(beam.PTransform):
     def expand(self, batches):
         parsed = batches | "ParseEvents" >> ParseEvents(
             self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True,
-            org=self.org)
+            org=self.org, org_event_types=self.org_event_types)
         flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
         return flat.rows, dead
