@@ -46,7 +46,7 @@ venv-check: # Refuse a VENV built with another Python than PYTHON (e.g. a 3.11 .
 	    echo "error: $(VENV) runs Python $$have but PYTHON=$(PYTHON) is $$want: give VENV=.venv$$(echo $$want | tr -d .) (or remove $(VENV))"; exit 2; \
 	  fi; fi
 
-run: venv-check $(STAMP) ## Start the local System Log server, backfill 3 days from it into ./lake, show the summary and DuckDB
+run: venv-check $(STAMP) ## Start two local System Log servers (two orgs), backfill 3 days of both into ./lake in one run, show the summary and DuckDB by org
 	$(PY) -m pipeline.demo --events $(EVENTS) --output $(LAKE)
 
 run-streaming: venv-check $(STAMP) ## Tail the local System Log server for 2 minutes while it appends events, a line per window
