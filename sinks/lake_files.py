@@ -476,7 +476,12 @@ def commit_partition(
     files, rows, events, dup_run, dup_lake = [], 0, 0, 0, 0
     by_org: dict = {}
 
-    def count(orgs: dict, uuids, what: str, row_counts: dict | None = None) -> None:
+    def count(orgs, uuids, what: str, row_counts: dict | None = None) -> None:
+        if isinstance(orgs, str):  # the whole file is one org's (the usual case): no per-uuid work
+            tally = by_org.setdefault(orgs, {"rows": 0, "events": 0, "duplicates_in_run": 0,
+                                             "duplicates_in_lake": 0})
+            tally[what] += len(uuids)
+            return
         for uuid in uuids:
             org = orgs.get(uuid)
             if org is not None:
@@ -500,6 +505,7 @@ def commit_partition(
             events += len(uuids)
             orgs, row_counts = _orgs_of(table)
             count(orgs, uuids, "events", row_counts)
+            _add_rows(by_org, orgs, table.num_rows)
             continue
         table = _keys(item.path)
         uuids = set(table.column("uuid").to_pylist())
@@ -520,9 +526,11 @@ def commit_partition(
             fs.write_parquet(final, keep, compression)
             fs.delete([item.path])
             rows += keep.num_rows
+            _add_rows(by_org, orgs, keep.num_rows)
         else:
             fs.rename(item.path, final)
             rows += table.num_rows
+            _add_rows(by_org, orgs, table.num_rows)
         in_run |= fresh
         events += len(fresh)
         count(orgs, fresh, "events", row_counts)
@@ -538,15 +546,28 @@ def _keys(path: str) -> pa.Table:
         return fs.read_parquet(path, columns=["uuid"])
 
 
-def _orgs_of(table: pa.Table) -> tuple[dict, dict]:
-    """``({uuid: org}, {uuid: rows})`` of a file's keys; empty when no row names its org."""
+def _orgs_of(table: pa.Table) -> tuple:
+    """``({uuid: org}, {uuid: rows})`` of a file's keys, or ``(org, None)`` when one org wrote it all;
+    ``({}, {})`` when no row names its org."""
     if "okta_org" not in table.column_names or table.column("okta_org").null_count == table.num_rows:
         return {}, {}
+    column = table.column("okta_org")
+    if column.null_count == 0:
+        distinct = pc.unique(column)
+        if len(distinct) == 1:
+            return distinct[0].as_py(), None
     orgs, row_counts = {}, {}
     for uuid, org in zip(table.column("uuid").to_pylist(), table.column("okta_org").to_pylist()):
         orgs[uuid] = org
         row_counts[uuid] = row_counts.get(uuid, 0) + 1
     return orgs, row_counts
+
+
+def _add_rows(by_org: dict, orgs, rows: int) -> None:
+    """Rows committed from a one-org file (a mixed file counts its rows per uuid instead)."""
+    if isinstance(orgs, str) and rows:
+        by_org.setdefault(orgs, {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0})
+        by_org[orgs]["rows"] += rows
 
 
 def commit_dead_letters(dead_letter_uri: str, staged: StagedFile, run_id: str) -> str:

@@ -181,3 +181,86 @@ def test_a_revoked_org_and_a_down_org_do_not_stop_the_third_and_the_rerun_heals(
     assert healed[host(a)]["events_written"] == 0  # a's cursor had moved: nothing new
     assert healed[host(c)]["events_written"] == len(personal(events["c"]))
     assert healed[host(b)]["events_written"] + healed[host(b)]["duplicates_in_lake"] == len(personal(events["b"]))
+
+
+def _wait_for_orgs(lake: Path, want: dict, process, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the tail exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            got = lake_keys_by_org(lake) if list(lake.glob("event_date=*/event_type=*/*.parquet")) else {}
+        except Exception:  # noqa: BLE001 - a file renamed while listed: look again
+            got = {}
+        if all(set(keys) <= set(got.get(org, {})) for org, keys in want.items()):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"after {timeout} s the lake lacks rows:\n{log.read_text()[-3000:]}")
+
+
+def test_a_streaming_tail_of_three_orgs_pauses_a_revoked_one_and_resumes_each_from_its_cursor(
+        okta_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    now = dt.datetime.now(dt.timezone.utc)
+    history = {name: make_events(60, now - dt.timedelta(hours=2), dt.timedelta(seconds=5), salt=i + 1)
+               for i, name in enumerate("abc")}
+    servers = {name: okta_server(history[name]) for name in "abc"}
+    lake, state, log = tmp_path / "lake", tmp_path / "state", tmp_path / "tail.log"
+    orgs = orgs_file(tmp_path, servers)
+    env = {**os.environ, **{f"TOKEN_{n.upper()}": TOKEN for n in "abc"}}
+    command = [sys.executable, "-m", "pipeline", "--streaming", "--source=okta", f"--orgs={orgs}",
+               f"--state={state}", f"--output={lake}", "--window=2s", "--poll_interval=1s", "--lookback=1d"]
+
+    def start():
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def kill(process):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def fresh(salt: int) -> list[dict]:
+        return make_events(10, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1),
+                           dt.timedelta(milliseconds=10), salt=salt)
+
+    appended = {name: [] for name in "abc"}
+    run = start()
+    try:
+        _wait_for_orgs(lake, {host(s): expected_row_keys(history[n]) for n, s in servers.items()}, run, log)
+        servers["b"].revoke_token()  # b is paused with backoff; a and c keep committing
+        for round_ in range(3):
+            for i, name in enumerate("abc"):
+                batch = fresh(100 + 10 * round_ + i)
+                servers[name].append(batch)
+                appended[name] += batch
+            time.sleep(1.5)
+        _wait_for_orgs(lake, {host(servers[n]): expected_row_keys(history[n] + appended[n]) for n in "ac"}, run, log)
+        assert f"warning: org {host(servers['b'])} paused" in log.read_text()
+        assert not set(expected_row_keys(appended["b"])) & set(lake_keys_by_org(lake).get(host(servers["b"]), {}))
+    finally:
+        kill(run)  # killed mid-stream: whatever was read but not committed is read again from the cursors
+
+    servers["b"].restore_token()
+    for i, name in enumerate("abc"):
+        batch = fresh(200 + i)
+        servers[name].append(batch)
+        appended[name] += batch
+    rerun = start()
+    try:
+        _wait_for_orgs(lake, {host(s): expected_row_keys(history[n] + appended[n]) for n, s in servers.items()},
+                       rerun, log)
+    finally:
+        kill(rerun)
+    by_org = lake_keys_by_org(lake)
+    for name, server in servers.items():
+        assert by_org[host(server)] == expected_row_keys(history[name] + appended[name]), name  # each row once
+    assert sorted(p.name for p in state.iterdir()) == sorted(host(s).replace(":", "_") + ".json"
+                                                            for s in servers.values())
+    assert TOKEN not in log.read_text()

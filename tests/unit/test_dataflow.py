@@ -106,7 +106,7 @@ def test_the_embedded_sqlite_catalog_is_refused_on_dataflow():
         "--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]
 
 
-@pytest.mark.parametrize("mode", ["backfill", "incremental"])
+@pytest.mark.parametrize("mode", ["backfill", "incremental", "streaming"])
 def test_a_many_org_run_translates_and_carries_no_secret(mode, tmp_path):
     import json
 
@@ -120,10 +120,13 @@ def test_a_many_org_run_translates_and_carries_no_secret(mode, tmp_path):
                                  "private_key_file": str(tmp_path / "beta"), "event_types": "personal.user.*"}]))
     window = (["--since=2026-11-20T00:00:00Z", "--until=2026-11-21T00:00:00Z"] if mode == "backfill"
               else ["--state=gs://okta-lake-test/state"])
-    job, proto = translate(["--source=okta", f"--orgs={orgs}", *window, "--output=gs://okta-lake-test/lake"], False)
-    assert job.proto.type_.name == "JOB_TYPE_BATCH" and len(environments(proto)) == 1
+    streaming = mode == "streaming"
+    job, proto = translate(["--source=okta", f"--orgs={orgs}", *window, "--output=gs://okta-lake-test/lake",
+                            *(["--streaming"] if streaming else [])], streaming)
+    assert job.proto.type_.name == ("JOB_TYPE_STREAMING" if streaming else "JOB_TYPE_BATCH")
+    assert len(environments(proto)) == 1
     names = [t.unique_name for t in proto.components.transforms.values()]
-    reader = "ReadOrgsRange" if mode == "backfill" else "ReadOrgsTail"
+    reader = {"backfill": "ReadOrgsRange", "incremental": "ReadOrgsTail", "streaming": "TailOrgs"}[mode]
     assert any(n.startswith(reader) for n in names)
     assert any(n.endswith("StoreCursor") for n in names) == (mode == "incremental")
     text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
@@ -132,6 +135,6 @@ def test_a_many_org_run_translates_and_carries_no_secret(mode, tmp_path):
     for value in secrets_.values():
         assert value not in text and value.encode() not in carried
     assert str(tmp_path / "acme").encode() in carried  # where the secret is, read by each worker
-    if mode == "incremental":
+    if mode != "backfill":
         assert [o.state for o in config.orgs()] == ["gs://okta-lake-test/state/acme.okta.com.json",
                                                       "gs://okta-lake-test/state/beta.okta.com.json"]
