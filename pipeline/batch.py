@@ -50,7 +50,7 @@ def read_orgs(pipeline: beam.Pipeline, config: RunConfig):
     """Many orgs (``--orgs``): (pages, cursors or None, description with the org reports under ``org_reports``)."""
     options = config.options
     orgs = config.orgs()
-    described = {"orgs": [{"org": org.host, "okta": org.settings.describe(), "filter": org.settings.filter,
+    described = {"org_sources": [{"org": org.host, "okta": org.settings.describe(), "filter": org.settings.filter,
                            "event_types": org.event_types, "state": org.state} for org in orgs]}
     if config.mode == "backfill":
         since, until = config.since_until()
@@ -66,7 +66,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
     options = config.options
     batches, cursors, described = read_source(pipeline, config)
     reports = described.pop(ORG_REPORTS, None)
-    org_event_types = {org["org"]: org["event_types"] for org in described.get("orgs", [])}
+    org_event_types = {org["org"]: org["event_types"] for org in described.get("org_sources", [])}
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
         options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, config.progress_interval,
         org=options.okta_org, org_event_types=org_event_types or None)

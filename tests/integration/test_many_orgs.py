@@ -108,6 +108,8 @@ def test_one_backfill_of_three_orgs_keeps_each_org_in_its_budget_and_its_rows(ok
         assert entry["events_written"] == len(personal(events[name]))
         assert entry["rows_written"] == sum(expected_row_keys(events[name]).values())
     assert sum(e["events_written"] for e in manifest["orgs"].values()) == run.count("events written")
+    assert [o["org"] for o in manifest["org_sources"]] == [host(s) for s in servers.values()]
+    assert all(TOKEN not in json.dumps(o) for o in manifest["org_sources"])
     for server in servers.values():
         line = next(line for line in run.stdout.splitlines() if line.strip().startswith(host(server) + ":"))
         assert line.rstrip().endswith("rows)") and "-> OK" in line, line

@@ -125,3 +125,13 @@ def test_an_unreadable_orgs_file_is_one_line(tmp_path):
     run = run_pipeline("--source=okta", f"--orgs={tmp_path / 'missing.yaml'}", f"--output={tmp_path / 'lake'}",
                        f"--state={tmp_path / 'state'}")
     assert run.code == 2 and "--orgs" in run.stderr and "cannot be read" in run.stderr
+
+
+def test_variables_of_the_launching_machine_are_refused_for_a_service_runner(tmp_path, env):
+    orgs = tmp_path / "orgs.json"
+    orgs.write_text(json.dumps([{"url": "https://acme.okta.com", "token_env": "TOKEN_ACME"}]))
+    run = run_pipeline("--runner=DataflowRunner", "--dry_run=True", "--project=okta-lake-test",
+                       "--region=us-central1", "--temp_location=gs://okta-lake-test/tmp", "--source=okta",
+                       f"--orgs={orgs}", "--state=gs://okta-lake-test/state", "--output=gs://okta-lake-test/lake")
+    assert run.code == 2
+    assert "token_env / private_key_env name a variable of this machine" in run.stderr
