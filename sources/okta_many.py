@@ -57,6 +57,7 @@ class _OrgRun:
     def __init__(self, org):
         self.org = org
         self.error: str | None = None
+        self.next_url: str | None = None  # the polling chain's last next link (incremental runs)
         self.client = None
         self.lock = threading.Lock()
 
