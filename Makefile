@@ -18,7 +18,7 @@ REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-check run run-streaming run-files backfill coverage maintain template test test-fast lint format bench bench-backfill clean
+.PHONY: help venv venv-check run run-streaming run-files backfill coverage maintain template test test-fast lint format bench bench-backfill bench-orgs clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ venv-check: # Refuse a VENV built with another Python than PYTHON (e.g. a 3.11 .
 	    echo "error: $(VENV) runs Python $$have but PYTHON=$(PYTHON) is $$want: give VENV=.venv$$(echo $$want | tr -d .) (or remove $(VENV))"; exit 2; \
 	  fi; fi
 
-run: venv-check $(STAMP) ## Start the local System Log server, backfill 3 days from it into ./lake, show the summary and DuckDB
+run: venv-check $(STAMP) ## Start two local System Log servers (two orgs), backfill 3 days of both into ./lake in one run, show the summary and DuckDB by org
 	$(PY) -m pipeline.demo --events $(EVENTS) --output $(LAKE)
 
 run-streaming: venv-check $(STAMP) ## Tail the local System Log server for 2 minutes while it appends events, a line per window
@@ -90,6 +90,9 @@ bench: venv-check $(STAMP) ## Pipeline vs plain pyarrow vs DuckDB, whole process
 
 bench-backfill: venv-check $(STAMP) ## Backfill events/min through a 120 requests/min limit (about 8 minutes)
 	$(PY) -m bench.backfill_throughput
+
+bench-orgs: venv-check $(STAMP) ## Three orgs in one backfill: each one's use of its own budget (about 4 minutes)
+	$(PY) -m bench.orgs_budget
 
 clean: ## Remove the sample, the lake and build leftovers (keeps .venv)
 	rm -rf $(LAKE) $(LAKE)-streaming $(LAKE)-streaming-cursor.json sample .pytest_cache build *.egg-info

@@ -21,6 +21,7 @@ RUNTIME = [
     # Runtime, not an extra: the commit step runs on a Dataflow worker.
     "pyiceberg[sql-sqlite,sql-postgres,pyarrow,pyiceberg-core]==0.12.0",
     "prometheus-client==0.26.0",  # --metrics_port on local runs (pure Python, no dependencies)
+    "PyYAML==6.0.4",  # --orgs files in YAML
 ]
 
 EXTRAS = {

@@ -120,6 +120,7 @@ def run(input_path: str, output_dir: str, raw_event: bool = True, prefix: str = 
                     cols[c.name].append(v)
                 if raw_event:
                     cols["raw_event"].append(raw)
+                cols["okta_org"].append(None)  # a replay without --okta_org
                 counts["rows"] += 1
     for (day, etype), cols in parts.items():
         folder = os.path.join(output_dir, f"event_date={day}", f"event_type={etype}")

@@ -182,6 +182,10 @@ class Authenticator:
     def required(self) -> bool:
         return bool(self._api_token) or self._oauth
 
+    def set_api_token(self, token: str) -> None:
+        """Replace the accepted SSWS token (an admin revoking the old one: its calls now get 401)."""
+        self._api_token = token
+
     def check(self, authorization: str | None, dpop_header: str | None, method: str, url: str) -> None:
         """Raises OktaError 401 (bad or missing credentials) or 403 (token without okta.logs.read)."""
         if not self.required:

@@ -47,6 +47,7 @@ class SystemLogServer:
         self._thread: threading.Thread | None = None
         self._feeder: Feeder | None = None
         self._url: str | None = None
+        self._auth: Authenticator | None = None
 
     def __enter__(self) -> SystemLogServer:
         return self.start()
@@ -78,7 +79,8 @@ class SystemLogServer:
             host, port = httpd.server_address[:2]
             url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
             tokens, dpop = TokenStore(), DPoPVerifier()
-            httpd.logs = LogsEndpoint(config, url, self._store, Authenticator(config, tokens, dpop))
+            self._auth = Authenticator(config, tokens, dpop)
+            httpd.logs = LogsEndpoint(config, url, self._store, self._auth)
             httpd.token = TokenEndpoint(config, url + TOKEN_PATH, tokens, dpop)
             httpd.stats = self._stats
             self._load(config)
@@ -105,6 +107,16 @@ class SystemLogServer:
         if config.append_rate:
             self._feeder = Feeder(self._store, generator, config.append_rate, schedule)
             self._feeder.start()
+
+    def revoke_token(self) -> None:
+        """Revoke the SSWS token: from now on its calls get 401 E0000011 (a fault for tests)."""
+        import secrets
+
+        self._auth.set_api_token(secrets.token_hex(16))
+
+    def restore_token(self) -> None:
+        """Accept the configured SSWS token again (the admin issued it anew)."""
+        self._auth.set_api_token(self.config.token)
 
     def stop(self) -> None:
         if self._feeder is not None:

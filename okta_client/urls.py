@@ -37,6 +37,11 @@ def normalise_org_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def org_host(url: str) -> str:
+    """The org's host (with the port when it has one), as the ``okta_org`` column holds it: ``acme.okta.com``."""
+    return urlsplit(normalise_org_url(url)).netloc.lower()
+
+
 def same_origin(url: str, org_url: str) -> bool:
     a, b = urlsplit(url), urlsplit(org_url)
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)

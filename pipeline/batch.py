@@ -22,6 +22,7 @@ from sinks.bigquery import merge_step
 from sinks.lake import WriteLake
 from sources.files import ReadExportedFiles
 from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
+from sources.okta_many import ORG_REPORTS, ReadOrgsRange, ReadOrgsTail
 from transforms.local_runner import beam_tracebacks_hidden
 from transforms.personal_rows import PersonalEventsToRows
 
@@ -32,6 +33,8 @@ def read_source(pipeline: beam.Pipeline, config: RunConfig):
     if config.mode == "file":
         batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(config.inputs, batch_size=options.batch_size)
         return batches, None, {"input": config.inputs}
+    if options.orgs:
+        return read_orgs(pipeline, config)
     settings = config.okta()
     described = {"okta": settings.describe(), "okta_org_url": settings.org_url, "filter": settings.filter}
     if config.mode == "backfill":
@@ -43,14 +46,31 @@ def read_source(pipeline: beam.Pipeline, config: RunConfig):
     return tail.pages, tail[CURSOR], {**described, "state": options.state}
 
 
+def read_orgs(pipeline: beam.Pipeline, config: RunConfig):
+    """Many orgs (``--orgs``): (pages, cursors or None, description with the org reports under ``org_reports``)."""
+    options = config.options
+    orgs = config.orgs()
+    described = {"org_sources": [{"org": org.host, "okta": org.settings.describe(), "filter": org.settings.filter,
+                           "event_types": org.event_types, "state": org.state} for org in orgs]}
+    if config.mode == "backfill":
+        since, until = config.since_until()
+        read = pipeline | "ReadOrgsRange" >> ReadOrgsRange(orgs, since, until, config.slice_length())
+        return read.pages, None, {**described, "since": options.since, "until": options.until,
+                                  ORG_REPORTS: read[ORG_REPORTS]}
+    read = pipeline | "ReadOrgsTail" >> ReadOrgsTail(orgs, config.lookback(), config.run_id)
+    return read.pages, read[CURSOR], {**described, ORG_REPORTS: read[ORG_REPORTS]}
+
+
 def build(pipeline: beam.Pipeline, config: RunConfig):
     """Wire the batch pipeline; returns the PCollection holding the run manifest."""
     options = config.options
     batches, cursors, described = read_source(pipeline, config)
+    reports = described.pop(ORG_REPORTS, None)
+    org_event_types = {org["org"]: org["event_types"] for org in described.get("org_sources", [])}
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
         options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, config.progress_interval,
-        whole_batches=True)
-    manifest = (rows, dead) | "WriteLake" >> WriteLake(
+        whole_batches=True, org=options.okta_org, org_event_types=org_event_types or None)
+    manifest = ((rows, dead) if reports is None else (rows, dead, reports)) | "WriteLake" >> WriteLake(
         config.lake, config.dead_letter, config.run_id, file_schema(options.raw_event),
         compression=options.compression, started_at=config.started.isoformat(),
         description={"source": options.source, **described,
@@ -86,7 +106,18 @@ def run(pipeline_options, config: RunConfig) -> int:
     if not summary.balanced:
         print("error: the run's counts do not balance (see above); please report this", file=sys.stderr)
         return 1
+    if summary.failed_orgs:
+        for org, error in summary.failed_orgs.items():
+            print(f"error: org {org} failed: {error} ({org_outcome(config)})", file=sys.stderr)
+        return 1
     return 0
+
+
+def org_outcome(config: RunConfig) -> str:
+    """What a failed org leaves behind, for its error line (the other orgs are committed)."""
+    if config.mode == "incremental":
+        return "its cursor was not stored: the next run re-reads it from the old one"
+    return "the pages it delivered are committed; rerun the backfill to complete it, without duplicates"
 
 
 def batch_outcome(config: RunConfig) -> str:

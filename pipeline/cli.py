@@ -79,7 +79,20 @@ def launch_problems(pipeline_options: PipelineOptions, options: LakeOptions) -> 
             if not BUCKET.fullmatch(bucket):
                 problems.append(f"{flag} {value!r}: {bucket!r} is not a Cloud Storage bucket name (3 to 63 "
                                 "lowercase letters, digits, -, _ and ., starting and ending with a letter or digit)")
-    if options.source == "okta" and not local_runner.is_local(pipeline_options):
+    if options.source == "okta" and options.orgs and not local_runner.is_local(pipeline_options):
+        from sources.okta_orgs import OrgsFileError, load_document
+
+        try:
+            entries = load_document(options.orgs)
+        except OrgsFileError:
+            entries = []  # reported by validate
+        entries = entries.get("orgs", []) if isinstance(entries, dict) else entries
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and (entry.get("token_env") or entry.get("private_key_env")):
+                problems.append(f"--orgs: {entry.get('url')}: token_env / private_key_env name a variable of "
+                                "this machine, which the workers of a service runner never see: give "
+                                "token_file or private_key_file (a file or Secret Manager name)")
+    elif options.source == "okta" and not local_runner.is_local(pipeline_options):
         from sources.okta_config import PRIVATE_KEY_ENV, TOKEN_ENV
 
         from_env = (PRIVATE_KEY_ENV if options.okta_client_id and not options.okta_private_key_file

@@ -83,6 +83,21 @@ class RunConfig:
             filter=selection.scim_filter() if options.okta_filter_pushdown else "",
         )
 
+    def orgs(self) -> list:
+        """The run's orgs (:class:`sources.okta_orgs.OrgSpec`): those of ``--orgs``, or ``--okta_org_url`` alone."""
+        from sources.okta_orgs import load_document, parse_orgs, single_org
+
+        options = self.options
+        if not options.orgs:
+            return single_org(self.okta(), options.event_types, options.state)
+        orgs, problems = parse_orgs(load_document(options.orgs), default_event_types=options.event_types,
+                                    default_rate_share=options.okta_rate_share, state_dir=options.state,
+                                    page_limit=options.okta_page_limit,
+                                    filter_pushdown=options.okta_filter_pushdown)
+        if problems:  # validated before the run; the file changed since
+            raise ValueError(f"--orgs {options.orgs}: {problems[0]}")
+        return orgs
+
     def since_until(self) -> tuple[_dt.datetime, _dt.datetime]:
         return parse_time(self.options.since, "--since"), parse_time(self.options.until, "--until")
 
@@ -110,7 +125,8 @@ class RunConfig:
             dedupe_horizon=parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds(),
             lake=self.lake, dead_letter=self.dead_letter, job=self.run_id, event_types=options.event_types,
             raw_event=options.raw_event, compression=options.compression,
-            max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery())
+            max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery(),
+            okta_org=options.okta_org)
 
     def tail(self) -> TailSettings:
         return TailSettings(

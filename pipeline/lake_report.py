@@ -1,6 +1,6 @@
 """``python -m pipeline.lake_report LAKE``: what is in a local lake, asked of DuckDB.
 
-Prints rows and distinct events per event type and day, read straight from
+Prints rows and distinct events per org, event type and day, read straight from
 the Hive-partitioned Parquet files the way the README says to query them
 (committed data files only: ``event_date=*/event_type=*/*.parquet``), plus
 the number of dead-letter records. Needs the ``local`` extra (DuckDB).
@@ -26,10 +26,10 @@ def report(lake: str) -> str:
         return f"{lake}: no Parquet files yet"
     con = duckdb.connect()
     query = f"""
-        SELECT event_type, event_date, count(*) AS rows, count(DISTINCT uuid) AS events,
+        SELECT okta_org, event_type, event_date, count(*) AS rows, count(DISTINCT uuid) AS events,
                count(*) FILTER (WHERE target_index IS NULL) AS rows_without_target
-        FROM read_parquet('{files}', hive_partitioning = true)
-        GROUP BY ALL ORDER BY event_type, event_date
+        FROM read_parquet('{files}', hive_partitioning = true, union_by_name = true)
+        GROUP BY ALL ORDER BY okta_org NULLS FIRST, event_type, event_date
     """
     lines = [f"DuckDB over {files}:", query.strip().replace("        ", "  "), ""]
     result = con.execute(query)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -75,6 +76,11 @@ class LakeOptions(PipelineOptions):
             help="Cut dead-letter payloads longer than this many bytes (flagged in the record; "
                  "default 16 MiB).")
         group.add_argument(
+            "--okta_org", default=None,
+            help="Host of the Okta org the events of --source=file or pubsub came from, e.g. acme.okta.com: "
+                 "fills the okta_org column (a Pub/Sub message's okta_org attribute wins). API sources "
+                 "take it from the org URL. Default: null.")
+        group.add_argument(
             "--run_id", default=None,
             help="Name of this run in file names, the dead-letter folder and OUTPUT/_runs/ "
                  "(default: UTC start time plus a random suffix).")
@@ -90,6 +96,13 @@ class LakeOptions(PipelineOptions):
         okta.add_argument(
             "--okta_org_url",
             help="The org, e.g. https://acme.okta.com (https required; http only for a loopback test server).")
+        okta.add_argument(
+            "--orgs",
+            help="Read many orgs in one run: a YAML or JSON file (local, gs://, s3://) listing each org's url, "
+                 "credential reference (token_env, token_file, or client_id with private_key_file / "
+                 "private_key_env; never a secret itself), and optionally rate_share, event_types and state "
+                 "(default: the --state folder/<host>.json). Instead of --okta_org_url and the --okta_token_file "
+                 "/ --okta_client_id family; see the README.")
         okta.add_argument(
             "--since",
             help="Backfill start, RFC 3339 (e.g. 2026-11-01T00:00:00Z); at most 180 days back. "
@@ -305,6 +318,11 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append("--max_dead_letter_payload_bytes must be at least 1024")
     if options.progress_interval < 0:
         errors.append("--progress_interval must be 0 (off) or a number of seconds")
+    if options.okta_org is not None:
+        if options.source == "okta":
+            errors.append("--okta_org is for --source=file or pubsub; the API sources take the org from its URL")
+        elif not _ORG_HOST.fullmatch(options.okta_org):
+            errors.append(f"--okta_org must be the org's host name, e.g. acme.okta.com, not {options.okta_org!r}")
     if options.run_id is not None and not _safe_name(options.run_id):
         errors.append("--run_id may only use letters, digits, '-', '_' and '.'")
     return errors
@@ -333,7 +351,7 @@ def _local_location_problems(options: LakeOptions) -> list[str]:
                 problems.append(f"{name} {value} is a file, not a folder")
             elif (where := blocked(value)) is not None:
                 problems.append(f"{name} {value} cannot be created: {where} is a file")
-    if options.state and "://" not in options.state:
+    if options.state and "://" not in options.state and not options.orgs:
         if os.path.isdir(options.state):
             problems.append(f"--state {options.state} is a folder; give the path of a cursor file in it")
         elif (where := blocked(os.path.dirname(os.path.abspath(options.state)))) is not None:
@@ -405,8 +423,11 @@ def validate_okta(options: LakeOptions, now: _dt.datetime | None = None, streami
 
     errors: list[str] = []
     now = now or _dt.datetime.now(_dt.timezone.utc)
-    if not options.okta_org_url:
-        errors.append("--okta_org_url is required with --source=okta, e.g. https://acme.okta.com")
+    if options.orgs:
+        errors += _orgs_problems(options, streaming)
+    elif not options.okta_org_url:
+        errors.append("--okta_org_url (one org) or --orgs=FILE (many) is required with --source=okta, "
+                      "e.g. --okta_org_url=https://acme.okta.com")
     else:
         try:
             normalise_org_url(options.okta_org_url)
@@ -436,7 +457,7 @@ def validate_okta(options: LakeOptions, now: _dt.datetime | None = None, streami
         errors.append(f"--until {options.until} must be after --since {options.since}")
     if options.until and not options.since:
         errors.append("--until needs --since (a backfill reads [since, until))")
-    if not options.since and not options.state and not streaming:
+    if not options.since and not options.state and not streaming and not options.orgs:
         errors.append("--source=okta needs either --since/--until (a backfill) or --state (an incremental run)")
     if options.since and not options.until and not errors and not streaming:
         errors.append("--since needs --until for a backfill; for an open-ended tail use --state")
@@ -450,11 +471,39 @@ def validate_okta(options: LakeOptions, now: _dt.datetime | None = None, streami
         errors.append(f"--okta_rate_share must be more than 0 and at most 1, got {options.okta_rate_share}")
     if not 1 <= options.okta_page_limit <= 1000:
         errors.append(f"--okta_page_limit must be between 1 and 1000, got {options.okta_page_limit}")
+    if options.orgs:
+        return errors
     if options.okta_private_key_file and not options.okta_client_id:
         errors.append("--okta_private_key_file needs --okta_client_id (OAuth)")
     if options.okta_client_id and options.okta_token_file:
         errors.append("give either --okta_client_id (OAuth) or --okta_token_file (API token), not both")
     errors += _credential_problems(options)
+    return errors
+
+
+def _orgs_problems(options: LakeOptions, streaming: bool) -> list[str]:
+    """--orgs: the file, then every org in it (one line per problem, naming the org)."""
+    from sources.okta_orgs import OrgsFileError, load_document, parse_orgs
+
+    errors = []
+    for flag in ("okta_org_url", "okta_token_file", "okta_client_id", "okta_private_key_file", "okta_key_id"):
+        if getattr(options, flag):
+            errors.append(f"--{flag} is per org with --orgs: give it in the orgs file instead")
+    if options.state and "://" not in options.state and os.path.isfile(options.state):
+        errors.append(f"--state {options.state} is a file; with --orgs it is the folder of the orgs' cursors "
+                      "(<host>.json each)")
+    try:
+        document = load_document(options.orgs)
+    except OrgsFileError as exc:
+        return errors + [f"--orgs {options.orgs} {exc}"]
+    orgs, problems = parse_orgs(document, default_event_types=options.event_types,
+                                default_rate_share=options.okta_rate_share, state_dir=options.state,
+                                page_limit=options.okta_page_limit, filter_pushdown=options.okta_filter_pushdown)
+    errors += [f"--orgs {options.orgs}: {p}" for p in problems]
+    if (not options.since or streaming) and any(org.state is None for org in orgs):
+        missing = ", ".join(org.host for org in orgs if org.state is None)
+        errors.append(f"--orgs: incremental and streaming runs need a cursor per org: give --state=FOLDER "
+                      f"(or state: per org) for {missing}")
     return errors
 
 
@@ -488,6 +537,9 @@ def _readable(path: str, name: str) -> list[str]:
     except ConfigurationError as exc:
         return [f"{name}: {exc}"]
     return []
+
+
+_ORG_HOST = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?")
 
 
 def _safe_name(value: str) -> bool:

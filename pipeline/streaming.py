@@ -19,7 +19,7 @@ import apache_beam as beam
 from pipeline.config import RunConfig
 from pipeline.failures import RunFailed, failure
 from sinks.stream_lake import WriteLakeWindows
-from sources.okta_stream import TailSystemLogToLake
+from sources.okta_stream import TailOrgsToLake, TailSystemLogToLake
 from sources.pubsub import ReadPubSubBatches
 from streaming import okta_tail, pubsub_loop
 from transforms import local_runner
@@ -31,23 +31,28 @@ RESUME = {"okta": "the cursor points after the last one", "pubsub": "messages of
 def build(pipeline: beam.Pipeline, config: RunConfig) -> None:
     """Wire a streaming job: the Okta tail (commits inside the tail) or Pub/Sub -> windowed lake writes."""
     options = config.options
+    if options.source == "okta" and options.orgs:
+        pipeline | "TailOrgs" >> TailOrgsToLake(config.orgs(), config.tail())
+        return
     if options.source == "okta":
         pipeline | "TailSystemLog" >> TailSystemLogToLake(config.okta(), config.tail())
         return
     batches = pipeline | "ReadPubSub" >> ReadPubSubBatches(
         options.subscription, options.id_label, options.timestamp_attribute)
     rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
-        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0)
+        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0, org=options.okta_org)
     (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(config.window())
 
 
 def run(pipeline_options, config: RunConfig) -> int:
     """Run until stopped (Ctrl-C, SIGTERM, or --stop_after); on a service, submit and return."""
     options = config.options
-    described = options.subscription if options.source == "pubsub" else options.okta_org_url
+    described = options.subscription if options.source == "pubsub" else (options.okta_org_url or options.orgs)
     print(f"streaming {config.run_id}: {options.source} {described} -> {options.output} "
           f"(windows of {options.window})", file=sys.stderr, flush=True)
     loop = local_runner.local_loop(pipeline_options, options.source, options.pubsub_reader)
+    if loop == "okta" and options.orgs:
+        return run_loop(lambda: okta_tail.run_orgs_locally(config.orgs(), config.tail(), config.stop_after()), config)
     if loop == "okta":
         return run_loop(lambda: okta_tail.run_locally(config.okta(), config.tail(), config.stop_after()), config)
     if loop == "pubsub":

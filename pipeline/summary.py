@@ -9,13 +9,21 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from sinks import fs
 from transforms import jsonio
-from transforms.metrics import API_COUNTERS, BIGQUERY_COUNTERS, COUNTERS, ICEBERG_COUNTERS, NAMESPACE
+from transforms.metrics import (
+    API_COUNTERS,
+    BIGQUERY_COUNTERS,
+    COUNTERS,
+    ICEBERG_COUNTERS,
+    NAMESPACE,
+    ORG_NAMESPACE,
+    ORG_SEPARATOR,
+)
 
 
-def counter_totals(result) -> dict[str, int]:
+def counter_totals(result, namespace: str = NAMESPACE) -> dict[str, int]:
     """Committed counter values of the pipeline's namespace, summed over steps."""
     totals: dict[str, int] = {}
-    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    query = result.metrics().query(MetricsFilter().with_namespace(namespace))
     for item in query["counters"]:
         value = item.committed if item.committed is not None else item.attempted
         totals[item.key.metric.name] = totals.get(item.key.metric.name, 0) + int(value or 0)
@@ -29,12 +37,31 @@ class RunSummary:
     counts: dict[str, int]
     manifest: dict = field(default_factory=dict)
     seconds: float = 0.0
+    by_org: dict = field(default_factory=dict)  # org -> {counter: value} (runs that know their orgs)
 
     @classmethod
     def collect(cls, result, lake: str, run_id: str, started: _dt.datetime, manifest_path: str) -> RunSummary:
         seconds = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
         manifest = jsonio.loads(fs.read_bytes(manifest_path)) if fs.exists(manifest_path) else {}
-        return cls(run_id, lake, counter_totals(result), manifest, seconds)
+        by_org: dict = {}
+        for name, value in counter_totals(result, ORG_NAMESPACE).items():
+            org, _, counter_name = name.rpartition(ORG_SEPARATOR)
+            by_org.setdefault(org, {})[counter_name] = value
+        for org in manifest.get("orgs", {}):
+            by_org.setdefault(org, {})
+        return cls(run_id, lake, counter_totals(result), manifest, seconds, dict(sorted(by_org.items())))
+
+    @staticmethod
+    def org_balanced(counts: dict) -> bool:
+        """The identity for one org: read = written + filtered + duplicates + dead letters."""
+        return counts.get("events_read", 0) == sum(counts.get(n, 0) for n in (
+            "events_written", "filtered_out", "duplicates", "dead_letters"))
+
+    @property
+    def failed_orgs(self) -> dict[str, str]:
+        """org -> its error line, for the orgs whose source stopped (many-org runs)."""
+        return {org: entry.get("error") or "failed" for org, entry in self.manifest.get("orgs", {}).items()
+                if entry.get("status") != "ok"}
 
     def get(self, name: str) -> int:
         return self.counts.get(name, 0)
@@ -46,7 +73,8 @@ class RunSummary:
 
     @property
     def balanced(self) -> bool:
-        return self.get("events_read") == self.accounted
+        return self.get("events_read") == self.accounted and all(
+            self.org_balanced(counts) for counts in self.by_org.values())
 
     def render(self) -> str:
         read = self.get("events_read")
@@ -76,6 +104,17 @@ class RunSummary:
             f"  check: read {read:,} = written {self.get('events_written'):,} + filtered "
             f"{self.get('filtered_out'):,} + duplicates {self.get('duplicates'):,} + dead letters "
             f"{self.get('dead_letters'):,} -> {verdict}")
+        if self.by_org:
+            lines.append("  per org:   read = written + filtered + duplicates + dead letters")
+            failed = self.failed_orgs
+            for org, counts in self.by_org.items():
+                verdict = "OK" if self.org_balanced(counts) else "MISMATCH"
+                state = f"  FAILED: {failed[org]}" if org in failed else ""
+                lines.append(
+                    f"    {org}: {counts.get('events_read', 0):,} = {counts.get('events_written', 0):,} + "
+                    f"{counts.get('filtered_out', 0):,} + {counts.get('duplicates', 0):,} + "
+                    f"{counts.get('dead_letters', 0):,} -> {verdict} ({counts.get('rows_written', 0):,} rows)"
+                    + state)
         partitions = self.manifest.get("partitions", [])
         if partitions:
             lines.append("  files per partition:")

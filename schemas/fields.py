@@ -22,7 +22,7 @@ FieldType = Literal["string", "bool", "int32", "timestamp", "date"]
 #: Where a column's value comes from.
 #:  - ``event``: a path inside the LogEvent object (one value per event)
 #:  - ``target``: a path inside one ``target[]`` entry (one value per row)
-#:  - ``derived``: computed by the flattener (``target_index``, ``raw_event``)
+#:  - ``derived``: computed by the flattener (``target_index``, ``raw_event``, ``okta_org``)
 #:  - ``partition``: lives in the Hive path only, never inside the files
 Origin = Literal["event", "target", "derived", "partition"]
 
@@ -122,6 +122,15 @@ RAW_EVENT = Column(
     origin="derived",
 )
 
+OKTA_ORG = Column(
+    "okta_org",
+    "string",
+    "Host of the Okta org the event came from (e.g. acme.okta.com): from the org URL for API sources, "
+    "from --okta_org or the message's okta_org attribute for files and Pub/Sub; null when unknown "
+    "(and in files written before the column existed).",
+    origin="derived",
+)
+
 #: Hive partition keys: in the path (``event_date=.../event_type=...``), never in the files.
 PARTITION_COLUMNS: tuple[Column, ...] = (
     Column("event_date", "date", "UTC date of published (Hive partition key, from the path).", "partition"),
@@ -129,8 +138,10 @@ PARTITION_COLUMNS: tuple[Column, ...] = (
            "(Hive partition key, from the path).", "partition"),
 )
 
-#: Every column stored inside the Parquet files, in file order.
-COLUMNS: tuple[Column, ...] = ENVELOPE_FIELDS + (TARGET_INDEX,) + DOCUMENTED_FIELDS + (RAW_EVENT,)
+#: Every column stored inside the Parquet files, in file order. A new column goes last: BigQuery
+#: and Iceberg append added columns at the end, so the table order stays the file order, and
+#: positional readers of older files keep finding every earlier column where it was.
+COLUMNS: tuple[Column, ...] = ENVELOPE_FIELDS + (TARGET_INDEX,) + DOCUMENTED_FIELDS + (RAW_EVENT, OKTA_ORG)
 
 EVENT_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.origin == "event")
 TARGET_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.origin == "target")

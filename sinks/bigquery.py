@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import json
 import re
 import uuid as _uuid
 from dataclasses import dataclass
@@ -79,14 +80,29 @@ def _schema_fields(raw_event: bool):
 
 
 def ensure_table(client, target: BigQueryTarget):
-    """Create the dataset and the partitioned, clustered table if missing; return the table."""
+    """Create the dataset and the partitioned, clustered table if missing; return the table.
+
+    An existing table made before a column was added to :mod:`schemas.fields` (``okta_org``) gets
+    the missing NULLABLE columns by a schema update (appended, as BigQuery requires); its rows read
+    null there.
+    """
     from google.api_core.exceptions import NotFound
     from google.cloud import bigquery
 
     try:
-        return client.get_table(target.table_id)
+        table = client.get_table(target.table_id)
     except NotFound:
         pass
+    else:
+        have = {field.name for field in table.schema}
+        missing = [f for f in bigquery_schema(target.raw_event) if f["name"] not in have and f["mode"] == "NULLABLE"]
+        if missing:
+            # DDL rather than a metadata update: one statement, and bqemulator applies it to its storage too.
+            columns = ", ".join(f"ADD COLUMN IF NOT EXISTS {f['name']} {f['type']} "
+                                f"OPTIONS(description={json.dumps(f['description'])})" for f in missing)
+            client.query(f"ALTER TABLE `{target.table_id}` {columns}").result()
+            table = client.get_table(target.table_id)
+        return table
     project, dataset, _ = parse_table_spec(target.table_spec)
     client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     table = bigquery.Table(target.table_id, schema=_schema_fields(target.raw_event))
@@ -110,6 +126,8 @@ def partition_table(lake: str, partition_path: str, raw_event: bool) -> pa.Table
 def with_partition_columns(table: pa.Table, event_date: str, event_type: str, raw_event: bool) -> pa.Table:
     if not raw_event and "raw_event" in table.column_names:
         table = table.drop_columns(["raw_event"])
+    if "okta_org" not in table.column_names:  # files written before the column existed
+        table = table.append_column("okta_org", pa.nulls(table.num_rows, pa.string()))
     day = _dt.date.fromisoformat(event_date)
     table = table.append_column("event_date", pa.array([day] * table.num_rows, pa.date32()))
     return table.append_column("event_type", pa.array([event_type] * table.num_rows, pa.string()))

@@ -29,7 +29,7 @@ from sinks.lake_files import (
     staging_dir,
 )
 from transforms import jsonio, progress
-from transforms.metrics import counter
+from transforms.metrics import OrgCounters, counter
 from transforms.records import RowBatches
 
 
@@ -47,6 +47,7 @@ class StageRows(beam.DoFn):
         staging.hold(staging_dir(self.lake, self.run_id))
         self._duplicates = counter("duplicates")
         self._duplicates_in_run = counter("duplicates_in_run")
+        self._by_org = OrgCounters()
 
     def start_bundle(self):
         self._stager = PartitionStager(
@@ -60,6 +61,7 @@ class StageRows(beam.DoFn):
         if dups:
             self._duplicates.inc(dups)
             self._duplicates_in_run.inc(dups)
+            self._by_org.inc(_org_of(batch.table), "duplicates", dups)
         progress.record(rows=batch.table.num_rows)
         yield from self._stager.take_finished()
 
@@ -72,6 +74,13 @@ class StageRows(beam.DoFn):
         if stager is not None:
             stager.abort()
         staging.release(staging_dir(self.lake, self.run_id))
+
+
+def _org_of(table):
+    """The okta_org of a row batch (one batch comes from one org), or None."""
+    if "okta_org" not in table.column_names or not table.num_rows:
+        return None
+    return table.column("okta_org")[0].as_py()
 
 
 class _HoldsLease(beam.DoFn):
@@ -115,6 +124,7 @@ class CommitPartitions(_HoldsLease):
         self._duplicates = counter("duplicates")
         self._dup_run = counter("duplicates_in_run")
         self._dup_lake = counter("duplicates_in_lake")
+        self._by_org = OrgCounters()
 
     def process(self, element):
         _, staged = element
@@ -127,6 +137,10 @@ class CommitPartitions(_HoldsLease):
         self._duplicates.inc(result.duplicates_in_run + result.duplicates_in_lake)
         self._dup_run.inc(result.duplicates_in_run)
         self._dup_lake.inc(result.duplicates_in_lake)
+        for org, tally in result.by_org.items():
+            self._by_org.inc(org, "events_written", tally["events"])
+            self._by_org.inc(org, "rows_written", tally["rows"])
+            self._by_org.inc(org, "duplicates", tally["duplicates_in_run"] + tally["duplicates_in_lake"])
         yield {"kind": "partition", **result._asdict()}
 
 
@@ -160,6 +174,9 @@ class FinishRun(beam.DoFn):
             ],
             "dead_letter_files": [{"file": r["file"], "records": r["records"]} for r in dead],
         }
+        orgs = org_breakdown(partitions, [r for r in results if r["kind"] == "org"])
+        if orgs:
+            manifest["orgs"] = orgs
         fs.write_bytes(fs.join(self.lake, RUNS_DIR, f"{self.run_id}.json"),
                        jsonio.dumps(manifest))
         ours = staging_dir(self.lake, self.run_id)
@@ -172,8 +189,39 @@ class FinishRun(beam.DoFn):
         yield manifest
 
 
+def org_breakdown(partitions: list[dict], reports: list[dict]) -> dict:
+    """The manifest's ``orgs``: per org, what was committed and whether its source finished.
+
+    ``{host: {"status": "ok" | "failed", "error": str | None, "events_written", "rows_written",
+    "duplicates_in_run", "duplicates_in_lake"}}``; ``reports`` are the source's ``{"kind": "org",
+    "org", "status", "error"}`` records (many-org API runs), partitions give the commit counts.
+    """
+    orgs: dict = {}
+
+    def entry(org: str) -> dict:
+        return orgs.setdefault(org, {"status": "ok", "error": None, "events_written": 0, "rows_written": 0,
+                                     "duplicates_in_run": 0, "duplicates_in_lake": 0})
+
+    for report in sorted(reports, key=lambda r: r["org"]):
+        found = entry(report["org"])
+        if report["status"] != "ok":
+            found["status"], found["error"] = report["status"], report["error"]
+    for part in partitions:
+        for org, tally in (part.get("by_org") or {}).items():
+            found = entry(org)
+            found["events_written"] += tally["events"]
+            found["rows_written"] += tally["rows"]
+            found["duplicates_in_run"] += tally["duplicates_in_run"]
+            found["duplicates_in_lake"] += tally["duplicates_in_lake"]
+    return dict(sorted(orgs.items()))
+
+
 class WriteLake(beam.PTransform):
-    """Write ``RowBatch`` / ``RowBatches`` elements and dead letters to the lake; output: the run manifest."""
+    """Write ``RowBatch`` / ``RowBatches`` elements and dead letters to the lake; output: the run manifest.
+
+    The input is ``(rows, dead_letters)`` or ``(rows, dead_letters, org_reports)``: a many-org source's
+    per-org outcome records, which the manifest's ``orgs`` breakdown shows.
+    """
 
     def __init__(self, lake: str, dead_letter: str, run_id: str, schema, *,
                  compression: str = fs.PARQUET_COMPRESSION, started_at: str = "",
@@ -184,7 +232,7 @@ class WriteLake(beam.PTransform):
         self.started_at, self.description = started_at, description or {}
 
     def expand(self, inputs):
-        rows, dead_letters = inputs
+        rows, dead_letters, *reports = inputs
         committed_rows = (
             rows
             | "StageRows" >> beam.ParDo(StageRows(self.lake, self.run_id, self.schema, self.compression))
@@ -200,7 +248,7 @@ class WriteLake(beam.PTransform):
             | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.lake, self.dead_letter, self.run_id))
         )
         return (
-            (committed_rows, committed_dead)
+            (committed_rows, committed_dead, *reports)
             | "AllCommits" >> beam.Flatten()
             | "Collect" >> beam.combiners.ToList()
             | "FinishRun" >> beam.ParDo(

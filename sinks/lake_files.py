@@ -437,6 +437,9 @@ class PartitionCommit(NamedTuple):
     events: int
     duplicates_in_run: int  # events already committed by an earlier staged file of this run
     duplicates_in_lake: int  # events whose uuid was already in the lake before this run
+    #: The same counts per okta_org (``{org: {"rows", "events", "duplicates_in_run", "duplicates_in_lake"}}``),
+    #: for the orgs that have one; empty when no row names its org.
+    by_org: dict = {}
 
 
 def _uuid_set(path: str) -> set[str]:
@@ -471,25 +474,48 @@ def commit_partition(
             in_lake |= _uuid_set(path)
     in_run: set[str] = set()
     files, rows, events, dup_run, dup_lake = [], 0, 0, 0, 0
+    by_org: dict = {}
+
+    def count(orgs, uuids, what: str, row_counts: dict | None = None) -> None:
+        if isinstance(orgs, str):  # the whole file is one org's (the usual case): no per-uuid work
+            tally = by_org.setdefault(orgs, {"rows": 0, "events": 0, "duplicates_in_run": 0,
+                                             "duplicates_in_lake": 0})
+            tally[what] += len(uuids)
+            return
+        for uuid in uuids:
+            org = orgs.get(uuid)
+            if org is not None:
+                tally = by_org.setdefault(org, {"rows": 0, "events": 0, "duplicates_in_run": 0,
+                                                "duplicates_in_lake": 0})
+                tally[what] += 1
+                if row_counts is not None:
+                    tally["rows"] += row_counts[uuid]
+
     for item in staged:
         name = final_name(run_id, item.path)
         final = fs.join(directory, name)
         if not fs.exists(item.path):
             if not fs.exists(final):
                 raise OSError(f"staged file {item.path} is missing and was never committed")
-            table = fs.read_parquet(final, columns=["uuid"])
+            table = _keys(final)
             uuids = set(table.column("uuid").to_pylist())
             in_run |= uuids
             files.append(name)
             rows += table.num_rows
             events += len(uuids)
+            orgs, row_counts = _orgs_of(table)
+            count(orgs, uuids, "events", row_counts)
+            _add_rows(by_org, orgs, table.num_rows)
             continue
-        table = fs.read_parquet(item.path, columns=["uuid"])
+        table = _keys(item.path)
         uuids = set(table.column("uuid").to_pylist())
+        orgs, row_counts = _orgs_of(table)
         lake_dups = uuids & in_lake
         run_dups = (uuids - in_lake) & in_run
         dup_lake += len(lake_dups)
         dup_run += len(run_dups)
+        count(orgs, lake_dups, "duplicates_in_lake")
+        count(orgs, run_dups, "duplicates_in_run")
         fresh = uuids - lake_dups - run_dups
         if not fresh:
             fs.delete([item.path])
@@ -500,13 +526,48 @@ def commit_partition(
             fs.write_parquet(final, keep, compression)
             fs.delete([item.path])
             rows += keep.num_rows
+            _add_rows(by_org, orgs, keep.num_rows)
         else:
             fs.rename(item.path, final)
             rows += table.num_rows
+            _add_rows(by_org, orgs, table.num_rows)
         in_run |= fresh
         events += len(fresh)
+        count(orgs, fresh, "events", row_counts)
         files.append(name)
-    return PartitionCommit(key.path(), files, rows, events, dup_run, dup_lake)
+    return PartitionCommit(key.path(), files, rows, events, dup_run, dup_lake, by_org)
+
+
+def _keys(path: str) -> pa.Table:
+    """uuid (and okta_org, when the file has it) of a staged or committed file."""
+    try:
+        return fs.read_parquet(path, columns=["uuid", "okta_org"])
+    except (KeyError, pa.ArrowInvalid):
+        return fs.read_parquet(path, columns=["uuid"])
+
+
+def _orgs_of(table: pa.Table) -> tuple:
+    """``({uuid: org}, {uuid: rows})`` of a file's keys, or ``(org, None)`` when one org wrote it all;
+    ``({}, {})`` when no row names its org."""
+    if "okta_org" not in table.column_names or table.column("okta_org").null_count == table.num_rows:
+        return {}, {}
+    column = table.column("okta_org")
+    if column.null_count == 0:
+        distinct = pc.unique(column)
+        if len(distinct) == 1:
+            return distinct[0].as_py(), None
+    orgs, row_counts = {}, {}
+    for uuid, org in zip(table.column("uuid").to_pylist(), table.column("okta_org").to_pylist()):
+        orgs[uuid] = org
+        row_counts[uuid] = row_counts.get(uuid, 0) + 1
+    return orgs, row_counts
+
+
+def _add_rows(by_org: dict, orgs, rows: int) -> None:
+    """Rows committed from a one-org file (a mixed file counts its rows per uuid instead)."""
+    if isinstance(orgs, str) and rows:
+        by_org.setdefault(orgs, {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0})
+        by_org[orgs]["rows"] += rows
 
 
 def commit_dead_letters(dead_letter_uri: str, staged: StagedFile, run_id: str) -> str:

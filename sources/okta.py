@@ -63,10 +63,10 @@ class _FetchSlicesFn(beam.DoFn):
                     self._metrics.update(self._client)
                     if page.events:
                         last_published = page.events[-1].get("published")
-                        yield RawBatch(page.url, "page", [number + 1], [page.body])
+                        yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             except QueryTimeout:
                 self._metrics.update(self._client)
-                halves = _split_after(since, until, last_published)
+                halves = split_after(since, until, last_published)
                 if halves is None:
                     raise OktaApiError("GET", f"{self.settings.org_url}/api/v1/logs", 500, "E0000009",
                                        f"Okta timed out even on the slice {since} .. {until}") from None
@@ -74,7 +74,7 @@ class _FetchSlicesFn(beam.DoFn):
                 pending[:0] = halves
 
 
-def _split_after(since: str, until: str, last_published) -> list | None:
+def split_after(since: str, until: str, last_published) -> list | None:
     """The unread rest of a slice, in two halves (re-reading the last timestamp seen: dedupe covers it)."""
     start = published_datetime(since)
     if last_published is not None:
@@ -126,7 +126,7 @@ class _PollUntilCaughtUpFn(beam.DoFn):
             self._metrics.pages.inc()
             self._metrics.update(self._client)
             if page.events:
-                yield RawBatch(page.url, "page", [number + 1], [page.body])
+                yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             next_url = page.next_url or next_url
         caught_up = rfc3339(_dt.datetime.now(UTC))  # the chain just read its empty page
         yield beam.pvalue.TaggedOutput(CURSOR, okta_state.CursorState(
@@ -157,17 +157,19 @@ class _StoreCursorFn(beam.DoFn):
 
     def process(self, state, manifest):
         # `manifest` is a side input: this runs only once the lake commit has finished.
-        okta_state.store(self.state_uri, state)
+        # A many-org run gives (its state file, cursor) per org (sources.okta_many).
+        uri, state = state if isinstance(state, tuple) else (self.state_uri, state)
+        okta_state.store(uri, state)
         counter("cursor_stored").inc()
         if self.lake:  # the chain link, for the coverage report: only once the cursor is stored
             run_records.record_quietly(run_records.write_cursor_record, self.lake, state.run_id,
-                                       run_records.cursor_link(state, "incremental", state_uri=self.state_uri,
+                                       run_records.cursor_link(state, "incremental", state_uri=uri,
                                                                started_at=manifest.get("started_at", "")))
         yield state.next_url
 
 
 class StoreCursor(beam.PTransform):
-    """Write the new cursor, strictly after the run's lake commit (given as ``manifest``).
+    """Write the new cursor (or each org's), strictly after the run's lake commit (given as ``manifest``).
 
     With ``lake``, then also the run's chain link ``LAKE/_runs/<run_id>.cursor.json`` (:mod:`sinks.run_records`).
     """

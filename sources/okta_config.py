@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from okta_client import OAuthPrivateKeyJwtAuth, SswsAuth, SystemLogClient
 from okta_client.errors import ConfigurationError
 from okta_client.ratelimit import RateGovernor
+from okta_client.urls import org_host
 from sinks import secrets
 
 TOKEN_ENV = "OKTA_API_TOKEN"
@@ -26,15 +27,22 @@ PRIVATE_KEY_ENV = "OKTA_OAUTH_PRIVATE_KEY"
 class OktaSettings:
     org_url: str
     token_file: str | None = None  # SSWS token in a file (local path, gs://, s3://)
+    token_env: str | None = None  # SSWS token in this environment variable (default OKTA_API_TOKEN)
     client_id: str | None = None  # set -> OAuth private_key_jwt instead of SSWS
     private_key_file: str | None = None  # PEM or JWK (local path, gs://, s3://)
     key_id: str | None = None
+    private_key_env: str | None = None  # OAuth key in this environment variable (default OKTA_OAUTH_PRIVATE_KEY)
     scopes: tuple = ("okta.logs.read",)
     dpop: bool = False
     rate_share: float = 1.0
     page_limit: int = 1000
     filter: str = ""  # SCIM filter pushed down to Okta ("" = none)
     max_response_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def org(self) -> str:
+        """The org's host: the ``okta_org`` column of its rows."""
+        return org_host(self.org_url)
 
     @property
     def uses_oauth(self) -> bool:
@@ -59,15 +67,16 @@ def resolve_auth(settings: OktaSettings):
         if settings.private_key_file:
             key = read_secret_file(settings.private_key_file)
         else:
-            key = os.environ.get(PRIVATE_KEY_ENV, "")
+            variable = settings.private_key_env or PRIVATE_KEY_ENV
+            key = os.environ.get(variable, "")
             if not key.strip():
                 raise ConfigurationError(
-                    f"OAuth needs the private key: --okta_private_key_file or the {PRIVATE_KEY_ENV} variable")
+                    f"OAuth needs the private key: --okta_private_key_file or the {variable} variable")
         return OAuthPrivateKeyJwtAuth(settings.org_url, settings.client_id, key, key_id=settings.key_id,
                                       scopes=settings.scopes, dpop=settings.dpop)
     if settings.token_file:
         return SswsAuth(read_secret_file(settings.token_file))
-    return SswsAuth.from_env(TOKEN_ENV)
+    return SswsAuth.from_env(settings.token_env or TOKEN_ENV)
 
 
 _governors: dict = {}

@@ -35,7 +35,7 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from sources.okta_config import OktaSettings
-from streaming.okta_tail import TICK_SECONDS, OktaTail
+from streaming.okta_tail import TICK_SECONDS, OktaTail, OrgTail, org_tail_settings
 from streaming.settings import TailSettings
 
 
@@ -72,4 +72,44 @@ class TailSystemLogToLake(beam.PTransform):
             | "Ticks" >> PeriodicImpulse(fire_interval=TICK_SECONDS)
             | "OneKeyPerOrg" >> beam.Map(lambda tick, org: (org, tick), self.settings.org_url)
             | "TailAndCommit" >> beam.ParDo(_TailFn(self.settings, self.tail))
+        )
+
+
+class _OrgsTailFn(beam.DoFn):
+    """Many orgs (``--orgs``): an :class:`OrgTail` per org, ticked under that org's key (keys run in parallel)."""
+
+    POLLS = userstate.ReadModifyWriteStateSpec("polls", VarIntCoder())
+
+    def __init__(self, orgs, tail: TailSettings):
+        self.orgs, self.tail = list(orgs), tail
+
+    def setup(self):
+        self._tails = {org.host: OrgTail(org, org_tail_settings(self.tail, org, number))
+                       for number, org in enumerate(self.orgs)}
+
+    def process(self, element, polls=beam.DoFn.StateParam(POLLS)):
+        host, _ = element
+        pages = self._tails[host].tick()
+        if pages:
+            polls.write((polls.read() or 0) + pages)
+
+    def teardown(self):
+        for tail in self._tails.values():
+            tail.close()
+
+
+class TailOrgsToLake(beam.PTransform):
+    """The many-org streaming job: each tick goes to every org's key; each org polls, commits and stores its own."""
+
+    def __init__(self, orgs, tail: TailSettings):
+        super().__init__()
+        self.orgs, self.tail = list(orgs), tail
+
+    def expand(self, pbegin):
+        hosts = [org.host for org in self.orgs]
+        return (
+            pbegin
+            | "Ticks" >> PeriodicImpulse(fire_interval=TICK_SECONDS)
+            | "OneKeyPerOrg" >> beam.FlatMap(lambda tick, hosts: [(host, tick) for host in hosts], hosts)
+            | "TailAndCommit" >> beam.ParDo(_OrgsTailFn(self.orgs, self.tail))
         )

@@ -17,12 +17,20 @@ def parse_subscription(value: str) -> tuple[str, str] | None:
     return None
 
 
+ORG_ATTRIBUTE = "okta_org"
+
+
 def message_batch(message, subscription: str) -> RawBatch:
-    """One Pub/Sub message as a batch of one payload, positioned by its message id."""
+    """One Pub/Sub message as a batch of one payload, positioned by its message id.
+
+    A message attribute ``okta_org`` (the org's host) fills the ``okta_org`` column of its events;
+    without it the column takes ``--okta_org`` (or null).
+    """
     message_id = getattr(message, "message_id", None) or ""
     attributes = dict(getattr(message, "attributes", None) or {})
     context = {"message_id": message_id, "attributes": attributes}
     publish_time = getattr(message, "publish_time", None)
     if publish_time is not None:
         context["publish_time"] = str(publish_time)
-    return RawBatch(subscription, "message", [message_id], [message.data or b""], context)
+    org = (attributes.get(ORG_ATTRIBUTE) or "").strip().lower() or None
+    return RawBatch(subscription, "message", [message_id], [message.data or b""], context, org=org)

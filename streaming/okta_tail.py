@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import sys
+import threading
 import time
+from dataclasses import replace
 
 from okta_client.errors import OktaApiError
 from sinks import run_records
@@ -63,7 +65,7 @@ class OktaTail:
             self._metrics.pages.inc()
             self._metrics.update(self._client)
             if page.events:
-                self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body]))
+                self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org))
                 self._covered_until = str(page.events[-1].get("published") or self._covered_until)
             else:
                 self._covered_until = rfc3339(_dt.datetime.now(UTC))  # caught up
@@ -151,3 +153,83 @@ def outage(exc: OktaApiError) -> bool:
     return exc.status is None or exc.status >= 500 or exc.status == 429
 
 
+
+
+MAX_PAUSE_SECONDS = 300.0  # a failing org is retried at least every five minutes
+
+
+def org_tail_settings(tail: TailSettings, org, number: int) -> TailSettings:
+    """One org's tail: its own cursor file, event types, and window file names (``<job>-o<number>``)."""
+    window = replace(tail.window, job=f"{tail.window.job}-o{number}", event_types=org.event_types)
+    return replace(tail, state_uri=org.state, window=window)
+
+
+class OrgTail:
+    """One org of a many-org tail (``--orgs``): an :class:`OktaTail` that pauses when its org fails.
+
+    An org that fails (401/403, a wrong URL, an outage past the client's retries) is paused: its open
+    window is dropped (its cursor still points before it), the error is printed as one line, and it
+    starts again after a backoff (poll interval x 2^failures, at most five minutes) with its credential
+    read anew; the other orgs are not touched. Both runners tick it: a thread per org locally
+    (:func:`run_orgs_locally`), a key per org on Dataflow (:mod:`sources.okta_stream`).
+    """
+
+    def __init__(self, org, tail: TailSettings, clock=time.monotonic):
+        self.org, self.tail, self._clock = org, tail, clock
+        self._runner: OktaTail | None = None
+        self.failures = 0
+        self.paused_until = 0.0
+
+    def tick(self) -> int:
+        if self._clock() < self.paused_until:
+            return 0
+        try:
+            if self._runner is None:
+                self._runner = OktaTail(self.org.settings, self.tail)
+            pages = self._runner.tick()
+        except Exception as exc:  # noqa: BLE001 - one org's failure pauses that org only
+            self.close()
+            self.failures += 1
+            pause = min(self.tail.poll_interval * 2 ** (self.failures - 1), MAX_PAUSE_SECONDS)
+            self.paused_until = self._clock() + pause
+            counter("okta_org_pauses").inc()
+            print(f"warning: org {self.org.host} paused: {exc.__class__.__name__}: "
+                  f"{' '.join(str(exc).split())[:300]}; retrying in {pause:g} s", file=sys.stderr, flush=True)
+            return 0
+        self.failures = 0
+        return pages
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+
+def run_orgs_locally(orgs, tail: TailSettings, stop_after: float | None = None,
+                     clock=time.monotonic) -> None:
+    """Tail many orgs in this process: one thread per org, each ticking its :class:`OrgTail` once a second."""
+    stop = threading.Event()
+    deadline = None if stop_after is None else clock() + stop_after
+
+    def one_org(org, number: int) -> None:
+        org_tail = OrgTail(org, org_tail_settings(tail, org, number), clock)
+        try:
+            while not stop.is_set() and (deadline is None or clock() < deadline):
+                started = clock()
+                org_tail.tick()
+                stop.wait(max(0.0, TICK_SECONDS - (clock() - started)))
+        finally:
+            org_tail.close()
+
+    threads = [threading.Thread(target=one_org, args=(org, number), daemon=True, name=f"tail-{org.host}")
+               for number, org in enumerate(orgs)]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(timeout=0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)

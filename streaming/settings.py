@@ -28,6 +28,7 @@ class WindowSettings:
     max_payload_bytes: int
     quiet: bool = False
     bigquery: Any = None  # sinks.bigquery.BigQueryTarget or None
+    okta_org: str | None = None  # the okta_org of events whose batch names none (--okta_org)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ class WindowBuffer:
         """Decode each batch (its own dead-letter context), then flatten and dedupe their events together."""
         events, dead = [], []
         for batch in batches:
-            decoded = decode_batch(batch, self.settings.max_payload_bytes, self._selection, self._flattener.prepare)
+            decoded = decode_batch(batch, self.settings.max_payload_bytes, self._selection, self._flattener.prepare,
+                                   org=self.settings.okta_org)
             self._counters["events_read"].inc(decoded.read)
             self._counters["filtered_out"].inc(decoded.filtered)
             self._read += decoded.read

@@ -65,7 +65,7 @@ def is_valid_envelope(event) -> bool:
     return True
 
 
-def expected_rows(event: dict, raw_event: str | None = None) -> list[dict]:
+def expected_rows(event: dict, raw_event: str | None = None, org: str | None = None) -> list[dict]:
     """The rows an event must produce (partition columns included), or raise Reject."""
     if not is_valid_envelope(event):
         raise Reject("envelope")
@@ -89,6 +89,8 @@ def expected_rows(event: dict, raw_event: str | None = None) -> list[dict]:
                 row["target_index"] = index
             elif column.name == "raw_event":
                 row["raw_event"] = raw_event if raw_event is not None else json.dumps(event)
+            elif column.name == "okta_org":
+                row["okta_org"] = org
             elif column.origin == "target":
                 row[column.name] = _dig(entry, column.keys, column.type) if entry else None
             else:

@@ -194,6 +194,7 @@ def decode_batch(
     selection: Callable[[str], bool] | None = None,
     prepare: Callable[[dict], Any] | None = None,
     skim: bool = True,
+    org: str | None = None,
 ) -> Decoded:
     """Decode and validate every payload of a batch, keeping the selected types.
 
@@ -207,6 +208,8 @@ def decode_batch(
     ``skim`` judges unselected events with :func:`surely_filtered` before any
     full decode (same counts, same dead letters; ``False`` only for tests
     that prove it).
+
+    Each event's org is the batch's own (``RawBatch.org``), else ``org``.
     """
     events: list[ParsedEvent] = []
     filtered = 0
@@ -215,6 +218,7 @@ def decode_batch(
     origin = batch.origin
     context = batch.context
     kind = batch.position_kind
+    org = getattr(batch, "org", None) or org
     loads = jsonio.loads
     append = events.append
     skim = skim and selection is not None and not _selects_everything(selection)
@@ -250,7 +254,7 @@ def decode_batch(
                 filtered += 1
                 continue
             append(ParsedEvent(document, uuid, event_type, published, payload, origin, kind, pos, None,
-                               _prepared(prepare, document)))
+                               _prepared(prepare, document), org))
             continue
         try:
             for index, (candidate, whole) in enumerate(unwrap(document)):
@@ -267,7 +271,7 @@ def decode_batch(
                     continue
                 append(ParsedEvent(candidate, uuid, event_type, published,
                                    payload if whole else None, origin, kind, pos,
-                                   None if whole else index, _prepared(prepare, candidate)))
+                                   None if whole else index, _prepared(prepare, candidate), org))
         except InvalidEvent as exc:  # a malformed envelope: one dead letter for all of it
             read += 1
             dead.append(

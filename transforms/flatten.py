@@ -155,7 +155,7 @@ class Flattener:
     """Events -> ``{PartitionKey: pyarrow.Table}`` plus dead letters for unusable events.
 
     Row layout (the file schema's order): uuid, published, target_index,
-    envelope and documented event fields, target fields, raw_event - then
+    envelope and documented event fields, target fields, raw_event, okta_org - then
     reordered to :data:`schemas.fields.COLUMNS` when the table is built.
     """
 
@@ -170,7 +170,7 @@ class Flattener:
         self._no_target = (None,) * len(TARGET_COLUMNS)
         row_names = (["uuid", "published", "target_index"]
                      + [c.name for c in _EXTRACTED_EVENT_COLUMNS]
-                     + [c.name for c in TARGET_COLUMNS] + (["raw_event"] if raw_event else []))
+                     + [c.name for c in TARGET_COLUMNS] + (["raw_event"] if raw_event else []) + ["okta_org"])
         self._order = [row_names.index(f.name) for f in self.schema]
 
     def rows_of(self, parsed: ParsedEvent) -> tuple[tuple, list[tuple]]:
@@ -301,9 +301,9 @@ class Flattener:
             head = (parsed.uuid, parsed.published_us)
             if raw_event:
                 raw = parsed.raw_text()
-                tail = (raw if raw is not None else jsonio.dumps(parsed.event),)
+                tail = (raw if raw is not None else jsonio.dumps(parsed.event), parsed.org)
             else:
-                tail = ()
+                tail = (parsed.org,)
             for target in targets:
                 append(head + target[:1] + values + target[1:] + tail)
         columns = list(zip(*rows))

@@ -102,3 +102,31 @@ def measure(name: str, value: float) -> None:
     """A reading for the local endpoint (no Beam metric): see :data:`MEASUREMENTS`."""
     if _mirror is not None:
         _mirror.measure(name, value)
+
+
+#: Per-org counters (runs that know the org): namespace of their own, so the totals above stay as they are.
+ORG_NAMESPACE = "okta_personal_org"
+#: The counters broken down per org; the identity holds for each org.
+ORG_COUNTERS = ("events_read", "events_written", "filtered_out", "duplicates", "dead_letters", "rows_written")
+ORG_SEPARATOR = "|"
+
+
+def org_counter(org: str, name: str):
+    """``name`` counted for one org (``<org>|<name>`` in :data:`ORG_NAMESPACE`)."""
+    return Metrics.counter(ORG_NAMESPACE, f"{org}{ORG_SEPARATOR}{name}")
+
+
+class OrgCounters:
+    """Per-org counters of one DoFn, made on first use (``inc(org, name, n)``; a None org counts nowhere)."""
+
+    def __init__(self):
+        self._counters: dict = {}
+
+    def inc(self, org: str | None, name: str, value: int = 1) -> None:
+        if org is None or not value:
+            return
+        key = (org, name)
+        found = self._counters.get(key)
+        if found is None:
+            found = self._counters[key] = org_counter(org, name)
+        found.inc(value)

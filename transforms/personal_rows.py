@@ -22,7 +22,7 @@ from transforms import (
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
 from transforms.flatten import STAGE_FLATTEN, Flattener
 from transforms.gc_pause import PausedCollector
-from transforms.metrics import counter, dead_letter_counter
+from transforms.metrics import OrgCounters, counter, dead_letter_counter
 from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
@@ -31,7 +31,9 @@ DEAD_LETTER = "dead_letter"
 
 class _ParseEventsFn(beam.DoFn):
     def __init__(self, selection: EventTypeSelection, max_payload_bytes: int, progress_interval: float,
-                 prepare_rows: bool):
+                 prepare_rows: bool, org: str | None = None, org_selections: dict | None = None):
+        self.org = org
+        self.org_selections = org_selections or {}  # org -> its own EventTypeSelection (--orgs event_types)
         self.selection = selection
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
@@ -43,6 +45,7 @@ class _ParseEventsFn(beam.DoFn):
         self._filtered = counter("filtered_out")
         self._dead = counter("dead_letters")
         self._dead_by_stage = {s: dead_letter_counter(s) for s in (STAGE_DECODE, STAGE_VALIDATE)}
+        self._by_org = OrgCounters()
         progress.enable(self.progress_interval)
 
     def start_bundle(self):
@@ -54,11 +57,17 @@ class _ParseEventsFn(beam.DoFn):
 
     def process(self, batch):
         self._collector.between_batches()
-        events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, self.selection,
-                                                    self._prepare)
+        selection = self.org_selections.get(batch.org, self.selection) if self.org_selections else self.selection
+        events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, selection,
+                                                    self._prepare, org=self.org)
         self._read.inc(read)
         if filtered:
             self._filtered.inc(filtered)
+        org = batch.org or self.org
+        if org is not None:
+            self._by_org.inc(org, "events_read", read)
+            self._by_org.inc(org, "filtered_out", filtered)
+            self._by_org.inc(org, "dead_letters", len(dead))
         progress.record(read=read)
         if dead:
             self._dead.inc(len(dead))
@@ -77,12 +86,15 @@ class ParseEvents(beam.PTransform):
     :func:`transforms.decode.decode_batch` for why selection happens here).
     With ``prepare_rows`` the documented fields are also extracted right
     away, for :class:`FlattenTargets` to use (same reason: a hot cache).
+    ``org`` is the ``okta_org`` of events whose batch names none (files, Pub/Sub).
     """
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES,
                  max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 prepare_rows: bool = False):
+                 prepare_rows: bool = False, org: str | None = None, org_event_types: dict | None = None):
         super().__init__()
+        self.org = org
+        self.org_selections = {o: EventTypeSelection.parse(t) for o, t in (org_event_types or {}).items()}
         self.selection = EventTypeSelection.parse(event_types)
         self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
@@ -91,7 +103,7 @@ class ParseEvents(beam.PTransform):
     def expand(self, batches):
         return batches | beam.ParDo(
             _ParseEventsFn(self.selection, self.max_payload_bytes, self.progress_interval,
-                           self.prepare_rows)
+                           self.prepare_rows, self.org, self.org_selections)
         ).with_input_types(RawBatch).with_output_types(EventBatch).with_outputs(
             DEAD_LETTER, main="events")
 
@@ -109,17 +121,21 @@ class _FlattenFn(beam.DoFn):
         self._duplicates = counter("duplicates")
         self._duplicates_in_run = counter("duplicates_in_run")
         self._coerced = counter("coerced")
+        self._by_org = OrgCounters()
 
     def process(self, batch):
         result = self._flattener.flatten(batch.events)
+        org = batch.events[0].org if batch.events else None  # one batch, one org
         if result.duplicates:
             self._duplicates.inc(result.duplicates)
             self._duplicates_in_run.inc(result.duplicates)
+            self._by_org.inc(org, "duplicates", result.duplicates)
         if result.coerced:
             self._coerced.inc(result.coerced)
         for record in result.dead_letters:
             self._dead.inc()
             self._dead_stage.inc()
+            self._by_org.inc(org, "dead_letters")
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
         if self.whole_batches:
             if result.table is not None:
@@ -161,13 +177,17 @@ class PersonalEventsToRows(beam.PTransform):
 
     Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements (or one
     ``RowBatches`` per input batch with ``whole_batches``) and dead-letter dicts.
+    ``org``: the ``okta_org`` of batches that name none; ``org_event_types``:
+    an org's own selection (``{host: "personal.*"}``), instead of ``event_types`` for its batches.
     """
 
     def __init__(self, event_types: str = DEFAULT_EVENT_TYPES, raw_event: bool = True,
                  max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 whole_batches: bool = False):
+                 whole_batches: bool = False, org: str | None = None, org_event_types: dict | None = None):
         super().__init__()
         self.whole_batches = whole_batches
+        self.org = org
+        self.org_event_types = org_event_types
         self.event_types = event_types
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
@@ -175,7 +195,8 @@ class PersonalEventsToRows(beam.PTransform):
 
     def expand(self, batches):
         parsed = batches | "ParseEvents" >> ParseEvents(
-            self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True)
+            self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True,
+            org=self.org, org_event_types=self.org_event_types)
         flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes,
                                                                   self.whole_batches)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()

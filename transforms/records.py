@@ -26,15 +26,21 @@ class RawBatch:
     (``line`` 12, ``byte`` 4096, ``message`` 1234); dead-letter records say
     ``"line 12"``. ``context`` holds extra fields copied into every
     dead-letter record of the batch (for example a Pub/Sub message id).
+    ``org`` is the host of the Okta org the payloads came from (the
+    ``okta_org`` column), None when the source does not know it.
     """
 
     def __init__(self, origin: str, position_kind: str, positions: list, payloads: list,
-                 context: dict | None = None):
+                 context: dict | None = None, org: str | None = None):
         self.origin = origin
         self.position_kind = position_kind
         self.positions = positions
         self.payloads = payloads
         self.context = context
+        self.org = org
+
+    def __setstate__(self, state):  # batches pickled before ``org`` existed
+        self.__dict__.update({"org": None, **state})
 
     def __eq__(self, other):
         return isinstance(other, RawBatch) and self.__dict__ == other.__dict__
@@ -136,6 +142,7 @@ class ParsedEvent(NamedTuple):
     #: The flattener's extraction, done at decode time while the event is still
     #: in the CPU cache (a tuple), or the error it raised; None when not done.
     prepared: Any = None
+    org: str | None = None  # the okta_org column: the host of the org the event came from
 
     @property
     def published_us(self) -> int:

@@ -107,7 +107,11 @@ class RecordingClient:
         self.refuse_uuid, self.calls = refuse_uuid, []
 
     def get_table(self, table_id):
-        return table_id
+        from types import SimpleNamespace
+
+        from schemas.bigquery import bigquery_schema
+
+        return SimpleNamespace(table_id=table_id, schema=[SimpleNamespace(name=f["name"]) for f in bigquery_schema()])
 
     def insert_rows_json(self, table_id, rows, row_ids):
         self.calls.append((rows, row_ids))

@@ -101,8 +101,13 @@ def pyarrow_rows(lake: Path) -> Counter:
 def report_rows(lake: Path) -> int:
     """Total of the ``rows`` column of ``python -m pipeline.lake_report``."""
     lines = report(str(lake)).splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("event_type "))
-    return sum(int(line.split()[2]) for line in lines[header + 1:] if line.startswith("personal."))
+    header = next(i for i, line in enumerate(lines) if line.startswith("okta_org "))
+    rows = 0
+    for line in lines[header + 1:]:
+        if not line.strip():
+            break
+        rows += int(line.split()[3])  # okta_org, event_type, event_date, rows, ...
+    return rows
 
 
 def assert_every_reader_reads(lake: Path, want: Counter) -> None:

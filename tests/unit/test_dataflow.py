@@ -104,3 +104,37 @@ def test_the_embedded_sqlite_catalog_is_refused_on_dataflow():
                                           "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events"])
     assert validate(options.view_as(LakeOptions)) == [
         "--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]
+
+
+@pytest.mark.parametrize("mode", ["backfill", "incremental", "streaming"])
+def test_a_many_org_run_translates_and_carries_no_secret(mode, tmp_path):
+    import json
+
+    secrets_ = {"acme": "org-secret-acme-00abc", "beta": "org-secret-beta-00abc"}
+    for name, value in secrets_.items():
+        (tmp_path / name).write_text(value)
+    orgs = tmp_path / "orgs.yaml"
+    orgs.write_text(json.dumps([{"url": "https://acme.okta.com", "token_file": str(tmp_path / "acme"),
+                                 "rate_share": 0.5},
+                                {"url": "https://beta.okta.com", "client_id": "0oa1",
+                                 "private_key_file": str(tmp_path / "beta"), "event_types": "personal.user.*"}]))
+    window = (["--since=2026-11-20T00:00:00Z", "--until=2026-11-21T00:00:00Z"] if mode == "backfill"
+              else ["--state=gs://okta-lake-test/state"])
+    streaming = mode == "streaming"
+    job, proto = translate(["--source=okta", f"--orgs={orgs}", *window, "--output=gs://okta-lake-test/lake",
+                            *(["--streaming"] if streaming else [])], streaming)
+    assert job.proto.type_.name == ("JOB_TYPE_STREAMING" if streaming else "JOB_TYPE_BATCH")
+    assert len(environments(proto)) == 1
+    names = [t.unique_name for t in proto.components.transforms.values()]
+    reader = {"backfill": "ReadOrgsRange", "incremental": "ReadOrgsTail", "streaming": "TailOrgs"}[mode]
+    assert any(n.startswith(reader) for n in names)
+    assert any(n.endswith("StoreCursor") for n in names) == (mode == "incremental")
+    text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
+    config = resolve(job.options.view_as(LakeOptions), local=False)
+    carried = pickle.dumps(config.orgs())
+    for value in secrets_.values():
+        assert value not in text and value.encode() not in carried
+    assert str(tmp_path / "acme").encode() in carried  # where the secret is, read by each worker
+    if mode != "backfill":
+        assert [o.state for o in config.orgs()] == ["gs://okta-lake-test/state/acme.okta.com.json",
+                                                      "gs://okta-lake-test/state/beta.okta.com.json"]

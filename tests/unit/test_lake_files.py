@@ -165,3 +165,35 @@ def test_small_pieces_are_spilled_then_written_as_one_row_group(tmp_path):
     assert sorted(pq.read_table(staged[0].path).column("uuid").to_pylist()) == sorted(
         f"e{i}-{j}" for i in range(12) for j in range(20))
     assert not [p for p in os.listdir(tmp_path / "_staging" / "run") if not p.endswith(".parquet.staged")]
+
+
+def test_a_commit_counts_each_org_of_mixed_and_one_org_files(tmp_path):
+    """commit_partition's by_org: one-org files (the usual case) and a file mixing orgs, with duplicates."""
+    import pyarrow as pa
+
+    from schemas.arrow import file_schema
+    from sinks.lake_files import PartitionStager, commit_partition
+    from transforms.records import PartitionKey
+
+    schema = file_schema(raw_event=False)
+    key = PartitionKey("2026-11-01", "personal.x")
+
+    def rows(uuids, orgs, targets=1):
+        columns = {f.name: [None] * (len(uuids) * targets) for f in schema}
+        columns["uuid"] = [u for u in uuids for _ in range(targets)]
+        columns["published"] = [0] * len(columns["uuid"])
+        columns["okta_org"] = [o for o in orgs for _ in range(targets)]
+        return pa.Table.from_pydict(columns, schema=schema)
+
+    lake = str(tmp_path / "lake")
+    first = PartitionStager(str(tmp_path / "s1"), schema)
+    first.add(key, rows(["a1", "a2"], ["a.okta.com"] * 2, targets=2))
+    result = commit_partition(lake, key, first.close(), "run1")
+    assert result.by_org == {"a.okta.com": {"rows": 4, "events": 2, "duplicates_in_run": 0, "duplicates_in_lake": 0}}
+
+    second = PartitionStager(str(tmp_path / "s2"), schema)
+    second.add(key, rows(["a2", "b1", "b2", "c1"], ["a.okta.com", "b.okta.com", "b.okta.com", None]))
+    result = commit_partition(lake, key, second.close(), "run2")
+    assert result.by_org == {"a.okta.com": {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 1},
+                             "b.okta.com": {"rows": 2, "events": 2, "duplicates_in_run": 0, "duplicates_in_lake": 0}}
+    assert result.events == 3 and result.duplicates_in_lake == 1  # c1 (no org) counts in the totals only

@@ -1,0 +1,268 @@
+"""Many orgs in one run (--orgs): per-org budgets, per-org rows and cursors, and isolation of a failing org.
+
+Three local System Log servers stand for three orgs. Rate windows are shortened to 15 s (the limits stay
+20, 50 and 120 requests per window), so an org needs several windows while the test stays short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+import socket
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.helpers import run_pipeline
+from tests.okta_helpers import TOKEN, expected_row_keys, iso, make_events, personal, recent_start
+
+WINDOW = 15
+
+
+def orgs_file(tmp_path: Path, servers: dict, shares: dict | None = None, **extra) -> Path:
+    entries = []
+    for name, server in servers.items():
+        url = server if isinstance(server, str) else server.url
+        entries.append({"url": url, "token_env": f"TOKEN_{name.upper()}",
+                        "rate_share": (shares or {}).get(name, 1.0), **extra.get(name, {})})
+    path = tmp_path / "orgs.json"
+    path.write_text(json.dumps({"orgs": entries}))
+    return path
+
+
+@pytest.fixture
+def tokens(monkeypatch):
+    for name in ("a", "b", "c"):
+        monkeypatch.setenv(f"TOKEN_{name.upper()}", TOKEN)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """A down org fails after one retry instead of eight (the client's backoff is tested elsewhere)."""
+    from okta_client import SystemLogClient
+    from sources import okta_config
+
+    monkeypatch.setattr(okta_config, "SystemLogClient",
+                        functools.partial(SystemLogClient, max_retries=1, backoff_base=0.05, backoff_cap=0.1))
+
+
+def host(server) -> str:
+    return server.url.split("://", 1)[1]
+
+
+def lake_keys_by_org(lake: Path) -> dict:
+    """{okta_org: Counter((uuid, target_index))} of the whole lake, read the way the README says."""
+    rows = duckdb.sql(f"SELECT okta_org, uuid, target_index FROM read_parquet('{lake}/event_date=*/event_type=*/"
+                      "*.parquet', hive_partitioning=true, union_by_name=true)").fetchall()
+    found: dict = {}
+    for org, uuid, index in rows:
+        found.setdefault(org, Counter())[(uuid, index)] += 1
+    return found
+
+
+def manifest_of(lake: Path, run_id: str) -> dict:
+    return json.loads((lake / "_runs" / f"{run_id}.json").read_text())
+
+
+def requests_per_window(server) -> Counter:
+    """The server's /api/v1/logs calls per rate window (its windows are aligned to the epoch)."""
+    offset = time.time() - time.monotonic()
+    return Counter(math.floor((r.at + offset) / WINDOW) for r in server.stats.records)
+
+
+def test_one_backfill_of_three_orgs_keeps_each_org_in_its_budget_and_its_rows(okta_server, tokens, tmp_path):
+    start = recent_start(3)
+    limits = {"a": 20, "b": 50, "c": 120}
+    shares = {"a": 0.5, "b": 0.5, "c": 1.0}
+    counts = {"a": 100, "b": 240, "c": 300}
+    events = {name: make_events(n, start, dt.timedelta(seconds=20), salt=i + 1)
+              for i, (name, n) in enumerate(counts.items())}
+    servers = {name: okta_server(events[name], rate_limit=limits[name], rate_window_seconds=WINDOW)
+               for name in limits}
+    lake = tmp_path / "lake"
+    run = run_pipeline("--source=okta", f"--orgs={orgs_file(tmp_path, servers, shares)}",
+                       f"--since={iso(start)}", f"--until={iso(start + dt.timedelta(hours=2))}", "--slice=30m",
+                       "--okta_page_limit=5", f"--output={lake}", "--run_id=three")
+    assert run.code == 0, run.stderr + run.stdout
+
+    by_org = lake_keys_by_org(lake)
+    assert set(by_org) == {host(s) for s in servers.values()}
+    for name, server in servers.items():
+        assert by_org[host(server)] == expected_row_keys(events[name]), name
+        used = requests_per_window(server)
+        budget = math.floor(limits[name] * shares[name])
+        assert max(used.values()) <= budget, (name, used, budget)
+        assert 429 not in server.stats.by_status, name
+    assert len(requests_per_window(servers["a"])) >= 2  # org a needed more than one window's budget
+
+    manifest = manifest_of(lake, "three")
+    for name, server in servers.items():
+        entry = manifest["orgs"][host(server)]
+        assert entry["status"] == "ok" and entry["error"] is None
+        assert entry["events_written"] == len(personal(events[name]))
+        assert entry["rows_written"] == sum(expected_row_keys(events[name]).values())
+    assert sum(e["events_written"] for e in manifest["orgs"].values()) == run.count("events written")
+    assert [o["org"] for o in manifest["org_sources"]] == [host(s) for s in servers.values()]
+    assert all(TOKEN not in json.dumps(o) for o in manifest["org_sources"])
+    for server in servers.values():
+        line = next(line for line in run.stdout.splitlines() if line.strip().startswith(host(server) + ":"))
+        assert line.rstrip().endswith("rows)") and "-> OK" in line, line
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _revoke_after(server, requests: int) -> threading.Thread:
+    def watch():
+        deadline = time.monotonic() + 60
+        while server.stats.requests < requests and time.monotonic() < deadline:
+            time.sleep(0.002)
+        server.revoke_token()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_revoked_org_and_a_down_org_do_not_stop_the_third_and_the_rerun_heals(
+        okta_server, tokens, fast_retries, tmp_path):
+    start = recent_start(2)
+    events = {name: make_events(n, start, dt.timedelta(seconds=30), salt=i + 1)
+              for i, (name, n) in enumerate({"a": 80, "b": 120, "c": 60}.items())}
+    a = okta_server(events["a"])
+    b = okta_server(events["b"], rate_limit=600, rate_window_seconds=60)  # paced: ~10 calls a second
+    down_port = _free_port()  # nothing listens there: org c is down
+    servers = {"a": a, "b": b, "c": f"http://127.0.0.1:{down_port}"}
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    orgs = orgs_file(tmp_path, servers)
+    watcher = _revoke_after(b, 3)
+    run = run_pipeline("--source=okta", f"--orgs={orgs}", f"--state={state}", "--okta_page_limit=5",
+                       f"--output={lake}", "--run_id=faulty")
+    watcher.join()
+    assert run.code == 1, run.stderr + run.stdout
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: org ")]
+    assert len(errors) == 2, run.stderr
+    assert any(host(b) in line and "401" in line for line in errors), errors
+    assert any(f"127.0.0.1:{down_port}" in line for line in errors), errors
+    assert TOKEN not in run.stderr + run.stdout
+
+    by_org = lake_keys_by_org(lake)
+    assert by_org[host(a)] == expected_row_keys(events["a"])  # the healthy org: exact
+    # The revoked org's pages read before the 401 are committed (true events, once each); none of the
+    # down org's, and neither has a cursor: the next run reads both from where they were.
+    assert set(by_org.get(host(b), Counter())) <= set(expected_row_keys(events["b"]))
+    cursors = sorted(p.name for p in state.iterdir())
+    assert cursors == [host(a).replace(":", "_") + ".json"]
+    stored = json.loads((state / cursors[0]).read_text())
+    assert stored["org_url"] == a.url and stored["run_id"] == "faulty"
+    manifest = manifest_of(lake, "faulty")
+    assert manifest["orgs"][host(a)]["status"] == "ok"
+    assert manifest["orgs"][host(b)]["status"] == "failed" and "401" in manifest["orgs"][host(b)]["error"]
+    assert manifest["orgs"][f"127.0.0.1:{down_port}"]["status"] == "failed"
+
+    # Heal: a new token for b, and org c comes up (on its port), with its events.
+    b.restore_token()
+    c = okta_server(events["c"], port=down_port)
+    run = run_pipeline("--source=okta", f"--orgs={orgs}", f"--state={state}", "--okta_page_limit=5",
+                       f"--output={lake}", "--run_id=healed")
+    assert run.code == 0, run.stderr + run.stdout
+    by_org = lake_keys_by_org(lake)
+    for name, server in (("a", a), ("b", b), ("c", c)):
+        assert by_org[host(server)] == expected_row_keys(events[name]), name  # every row once
+    assert len(list(state.iterdir())) == 3
+    healed = manifest_of(lake, "healed")["orgs"]
+    assert healed[host(a)]["events_written"] == 0  # a's cursor had moved: nothing new
+    assert healed[host(c)]["events_written"] == len(personal(events["c"]))
+    assert healed[host(b)]["events_written"] + healed[host(b)]["duplicates_in_lake"] == len(personal(events["b"]))
+
+
+def _wait_for_orgs(lake: Path, want: dict, process, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the tail exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            got = lake_keys_by_org(lake) if list(lake.glob("event_date=*/event_type=*/*.parquet")) else {}
+        except Exception:  # noqa: BLE001 - a file renamed while listed: look again
+            got = {}
+        if all(set(keys) <= set(got.get(org, {})) for org, keys in want.items()):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"after {timeout} s the lake lacks rows:\n{log.read_text()[-3000:]}")
+
+
+def test_a_streaming_tail_of_three_orgs_pauses_a_revoked_one_and_resumes_each_from_its_cursor(
+        okta_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    now = dt.datetime.now(dt.timezone.utc)
+    history = {name: make_events(60, now - dt.timedelta(hours=2), dt.timedelta(seconds=5), salt=i + 1)
+               for i, name in enumerate("abc")}
+    servers = {name: okta_server(history[name]) for name in "abc"}
+    lake, state, log = tmp_path / "lake", tmp_path / "state", tmp_path / "tail.log"
+    orgs = orgs_file(tmp_path, servers)
+    env = {**os.environ, **{f"TOKEN_{n.upper()}": TOKEN for n in "abc"}}
+    command = [sys.executable, "-m", "pipeline", "--streaming", "--source=okta", f"--orgs={orgs}",
+               f"--state={state}", f"--output={lake}", "--window=2s", "--poll_interval=1s", "--lookback=1d"]
+
+    def start():
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def kill(process):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def fresh(salt: int) -> list[dict]:
+        return make_events(10, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1),
+                           dt.timedelta(milliseconds=10), salt=salt)
+
+    appended = {name: [] for name in "abc"}
+    run = start()
+    try:
+        _wait_for_orgs(lake, {host(s): expected_row_keys(history[n]) for n, s in servers.items()}, run, log)
+        servers["b"].revoke_token()  # b is paused with backoff; a and c keep committing
+        for round_ in range(3):
+            for i, name in enumerate("abc"):
+                batch = fresh(100 + 10 * round_ + i)
+                servers[name].append(batch)
+                appended[name] += batch
+            time.sleep(1.5)
+        _wait_for_orgs(lake, {host(servers[n]): expected_row_keys(history[n] + appended[n]) for n in "ac"}, run, log)
+        assert f"warning: org {host(servers['b'])} paused" in log.read_text()
+        assert not set(expected_row_keys(appended["b"])) & set(lake_keys_by_org(lake).get(host(servers["b"]), {}))
+    finally:
+        kill(run)  # killed mid-stream: whatever was read but not committed is read again from the cursors
+
+    servers["b"].restore_token()
+    for i, name in enumerate("abc"):
+        batch = fresh(200 + i)
+        servers[name].append(batch)
+        appended[name] += batch
+    rerun = start()
+    try:
+        _wait_for_orgs(lake, {host(s): expected_row_keys(history[n] + appended[n]) for n, s in servers.items()},
+                       rerun, log)
+    finally:
+        kill(rerun)
+    by_org = lake_keys_by_org(lake)
+    for name, server in servers.items():
+        assert by_org[host(server)] == expected_row_keys(history[name] + appended[name]), name  # each row once
+    assert sorted(p.name for p in state.iterdir()) == sorted(host(s).replace(":", "_") + ".json"
+                                                            for s in servers.values())
+    assert TOKEN not in log.read_text()
