@@ -5,8 +5,8 @@ manifests of committed backfills (their ``[since, until)``), the chain links
 that incremental runs and the Okta tail leave when they store a cursor, and
 the records of failed runs. Per org it prints the covered spans, the gaps
 between them, the cursor-chain breaks and the failed runs, plus events per
-hour (DuckDB over the lake's ``published`` column, local lakes only: the
-lake has no org column, so these are the lake's events, shown under each org).
+hour (DuckDB over the lake's ``published`` and ``okta_org`` columns, local
+lakes only; a lake whose rows carry no org shows all its rows under each org).
 
 A polling link covers ``[span_since, span_until)``: from where the chain it
 continues was caught up to where it is now. A link counts only when its
@@ -27,6 +27,8 @@ import html
 import json
 import sys
 from dataclasses import dataclass, field
+
+from okta_client.urls import org_host
 
 UTC = _dt.timezone.utc
 KINDS = ("backfill", "incremental", "okta-tail")
@@ -178,7 +180,7 @@ def backfill_spans(manifests: list[dict]) -> list[Span]:
 
 
 def analyse(records: dict, orgs: list[str] | None = None, since: _dt.datetime | None = None,
-            until: _dt.datetime | None = None, events_per_hour: list[dict] | None = None) -> list[OrgCoverage]:
+            until: _dt.datetime | None = None, events_per_hour: dict | list | None = None) -> list[OrgCoverage]:
     """Per org: spans, their union, the gaps (inside ``[since, until)`` when given), breaks and failures."""
     by_org: dict[str, dict[str, list]] = {}
 
@@ -204,7 +206,7 @@ def analyse(records: dict, orgs: list[str] | None = None, since: _dt.datetime | 
         coverage.covered = union(coverage.spans)
         coverage.gaps = gaps(coverage.covered, since, until)
         coverage.failed_runs = sorted((failed_run(f) for f in found["failed"]), key=lambda f: f.get("failed_at", ""))
-        coverage.events_per_hour = list(events_per_hour or [])
+        coverage.events_per_hour = events_of(org, events_per_hour)
         result.append(coverage)
     return result
 
@@ -212,8 +214,12 @@ def analyse(records: dict, orgs: list[str] | None = None, since: _dt.datetime | 
 # --- reading the lake -----------------------------------------------------------------------------------------
 
 
-def read_events_per_hour(lake: str) -> tuple[list[dict], str]:
-    """Distinct events per UTC hour of ``published``, by DuckDB (local lakes); and where the numbers come from."""
+def read_events_per_hour(lake: str) -> tuple[dict, str]:
+    """Distinct events per UTC hour of ``published`` for each ``okta_org`` (DuckDB, local lakes); and the source.
+
+    Keys are org hosts as the ``okta_org`` column holds them; ``None`` collects rows with no org (files
+    written before the column existed, or file/Pub/Sub input without ``--okta_org``).
+    """
     import glob
     import os
 
@@ -221,26 +227,43 @@ def read_events_per_hour(lake: str) -> tuple[list[dict], str]:
     from sinks import fs
 
     if not fs.is_local(lake):
-        return [], "not counted: events per hour are read with DuckDB from local lakes only"
+        return {}, "not counted: events per hour are read with DuckDB from local lakes only"
     files = os.path.join(fs.local_path(lake), DATA_FILES)
     if not glob.glob(files):
-        return [], "no Parquet files in the lake"
+        return {}, "no Parquet files in the lake"
     try:
         import duckdb
     except ImportError:
-        return [], "not counted: DuckDB is not installed (the 'local' extra)"
-    rows = duckdb.connect().execute(
-        "SELECT date_trunc('hour', published) AS hour, count(DISTINCT uuid) AS events "
-        "FROM read_parquet(?, hive_partitioning = true) GROUP BY 1 ORDER BY 1", [files]).fetchall()
-    return ([{"hour": text(hour.replace(tzinfo=UTC) if hour.tzinfo is None else hour), "events": n}
-             for hour, n in rows], "DuckDB: count(DISTINCT uuid) per hour of published, over the whole lake")
+        return {}, "not counted: DuckDB is not installed (the 'local' extra)"
+    connection = duckdb.connect()
+    source = "read_parquet(?, hive_partitioning = true, union_by_name = true)"
+    columns = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}", [files]).fetchall()}
+    org = "okta_org" if "okta_org" in columns else "NULL::VARCHAR"  # a lake older than the column
+    rows = connection.execute(
+        f"SELECT {org} AS org, date_trunc('hour', published) AS hour, count(DISTINCT uuid) AS events "
+        f"FROM {source} GROUP BY 1, 2 ORDER BY 1, 2", [files]).fetchall()
+    by_org: dict = {}
+    for host, hour, n in rows:
+        by_org.setdefault(host, []).append(
+            {"hour": text(hour.replace(tzinfo=UTC) if hour.tzinfo is None else hour), "events": n})
+    return by_org, "DuckDB: count(DISTINCT uuid) per hour of published, per okta_org"
+
+
+def events_of(org_url: str, events_per_hour) -> list[dict]:
+    """The org's hourly counts: its own rows; a lake whose rows carry no org at all counts every row."""
+    if isinstance(events_per_hour, list):  # one series for every org
+        return list(events_per_hour)
+    by_org = events_per_hour or {}
+    if set(by_org) <= {None}:
+        return list(by_org.get(None, []))
+    return list(by_org.get(org_host(org_url), []))
 
 
 def report(lake: str, orgs: list[str] | None, since, until, count_events: bool = True) -> dict:
     from sinks import run_records
 
     records = run_records.read_all(lake)
-    hourly, source = read_events_per_hour(lake) if count_events else ([], "not counted")
+    hourly, source = read_events_per_hour(lake) if count_events else ({}, "not counted")
     coverage = analyse(records, orgs, since, until, hourly)
     requested = since is not None and until is not None
     in_range = sum(len(c.gaps) for c in coverage) if requested else 0

@@ -203,3 +203,22 @@ def test_a_lake_in_a_bucket_is_read_with_the_same_filesystem_options(okta_server
     assert [s["kind"] for s in org["spans"]] == ["incremental", "incremental"]
     assert org["gaps"] == [] and org["chain_breaks"] == [] and len(org["covered"]) == 1
     assert report(lake, "--no_such_option=1")[0] == 2
+
+
+def test_events_per_hour_are_counted_per_org(okta_server, tmp_path):
+    # Two orgs in one lake: each org's hourly counts are its own rows (the okta_org column).
+    from pipeline.coverage import read_events_per_hour
+    from pipeline.coverage import report as coverage_report
+
+    start = recent_start(hours_back=4).replace(minute=0)
+    hour = dt.timedelta(hours=1)
+    busy = okta_server(make_events(360, start, 10 * STEP))  # one event every 10 s for an hour
+    quiet = okta_server(make_events(36, start, 100 * STEP, salt=7))  # other uuids: another org
+    lake = tmp_path / "lake"
+    backfill(busy, lake, start, start + hour)
+    backfill(quiet, lake, start, start + hour)
+    by_org, _ = read_events_per_hour(str(lake))
+    assert None not in by_org and len(by_org) == 2
+    result = coverage_report(str(lake), None, None, None)
+    counts = {org["org_url"]: sum(h["events"] for h in org["events_per_hour"]) for org in result["orgs"]}
+    assert counts == {busy.url: 180, quiet.url: 18}
