@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
@@ -26,10 +27,11 @@ from sinks.lake_files import (
     StagedFile,
     commit_dead_letters,
     commit_partition,
+    newest_published,
     staging_dir,
 )
 from transforms import jsonio, progress
-from transforms.metrics import OrgCounters, counter
+from transforms.metrics import OrgCounters, counter, measure, mirroring
 from transforms.records import RowBatches
 
 
@@ -129,8 +131,14 @@ class CommitPartitions(_HoldsLease):
     def process(self, element):
         _, staged = element
         staged = list(staged)
+        started = time.monotonic()
         result = commit_partition(self.lake, staged[0].partition, staged, self.run_id,
                                   self.compression)
+        if mirroring():  # --metrics_port: the commit's duration and the lag it leaves (reads one column)
+            measure("commit_seconds", time.monotonic() - started)
+            newest = newest_published(fs.join(self.lake, result.partition), result.files)
+            if newest is not None:
+                measure("newest_published", newest)
         self._rows.inc(result.rows)
         self._events.inc(result.events)
         self._files.inc(len(result.files))

@@ -428,6 +428,17 @@ class DeadLetterStager:
         return finished
 
 
+def newest_published(directory: str, names: Iterable[str]) -> float | None:
+    """The newest ``published`` (epoch seconds) in committed files of one partition, None when empty."""
+    newest = None
+    for name in names:
+        value = pc.max(fs.read_parquet(fs.join(directory, name), columns=["published"]).column("published")).value
+        if value is not None:
+            seconds = value.timestamp() if hasattr(value, "timestamp") else value / 1e6
+            newest = seconds if newest is None else max(newest, seconds)
+    return newest
+
+
 class PartitionCommit(NamedTuple):
     """What committing one partition did."""
 

@@ -98,6 +98,11 @@ def dead_letter_counter(stage: str) -> _Counter:
     return _Counter(f"dead_letters_{stage}")
 
 
+def mirroring() -> bool:
+    """Whether a local endpoint takes readings (so a reading that costs work is worth taking)."""
+    return _mirror is not None
+
+
 def measure(name: str, value: float) -> None:
     """A reading for the local endpoint (no Beam metric): see :data:`MEASUREMENTS`."""
     if _mirror is not None:

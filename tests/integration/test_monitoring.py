@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -221,3 +222,8 @@ def test_a_batch_file_run_mirrors_its_summary_counts(tmp_path, monkeypatch):
                         ("dead letters", "dead_letters"), ("rows written", "rows_written"), ("coerced", "coerced")):
         assert values[f"okta_personal_{name}_total"] == run.count(label), name
     assert run.count("coerced") >= 1 and run.count("dead letters") >= 1
+    # The lag is read back from the committed files: now minus the newest published in the lake.
+    newest = max(pq.read_table(tmp_path / "lake", columns=["published"]).column("published").to_pylist())
+    assert values["okta_personal_newest_committed_published_seconds"] == pytest.approx(newest.timestamp())
+    assert values["okta_personal_lag_seconds"] >= time.time() - newest.timestamp() - 60
+    assert values["okta_personal_commit_duration_seconds_count"] >= 1
