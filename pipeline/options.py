@@ -184,8 +184,8 @@ def add_iceberg_args(parser) -> None:
         "--iceberg_table",
         help="Also commit the rows to this Apache Iceberg table, NAMESPACE.TABLE (created if missing from the "
              "schema module: day(published) + identity(event_type) partitions, sorted by published; a newly "
-             "documented field becomes a new optional column). Each batch run is one snapshot, insert-if-absent "
-             "on (uuid, target_index), safe with concurrent runs.")
+             "documented field becomes a new optional column). Each batch run, and each streaming window, is one "
+             "snapshot, insert-if-absent on (uuid, target_index), safe with concurrent runs.")
     iceberg.add_argument(
         "--iceberg_catalog", choices=("sqlite", "sql", "rest"), default="sqlite",
         help="The Iceberg catalog: sqlite (embedded, no server; catalog file WAREHOUSE/catalog.db), sql (a SQL "
@@ -215,8 +215,6 @@ def iceberg_problems(options: LakeOptions) -> list[str]:
     if target is None:
         return []
     standard = options.view_as(StandardOptions)
-    if standard.streaming:
-        return ["--iceberg_table is written by batch runs only so far (not with --streaming)"]
     runner = str(standard.runner or "").lower()
     if target.catalog == "sqlite" and "dataflow" in runner:
         return ["--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]

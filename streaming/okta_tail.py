@@ -71,9 +71,9 @@ class OktaTail:
         return pages
 
     def _flush(self) -> None:
-        """Commit the finished window, then (and only then) store the cursor that covers it."""
+        """Commit the finished window (lake, then Iceberg), then (and only then) store the cursor that covers it."""
         cursor = self._cursor
-        self._buffer.commit("poll")
+        self._buffer.commit("poll", "okta", cursor)
         if cursor and cursor != self._stored_cursor:
             okta_state.store(self.tail.state_uri, okta_state.CursorState(
                 self.settings.org_url, self.settings.filter, cursor, run_id=self.tail.window.job))

@@ -28,6 +28,7 @@ class WindowSettings:
     max_payload_bytes: int
     quiet: bool = False
     bigquery: Any = None  # sinks.bigquery.BigQueryTarget or None
+    iceberg: Any = None  # sinks.iceberg_catalog.IcebergTarget or None: plain settings, the catalog opens per process
 
 
 @dataclass(frozen=True)

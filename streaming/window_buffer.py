@@ -21,7 +21,7 @@ import time
 
 from schemas.arrow import file_schema
 from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
-from streaming.commit import finish_window, report_window
+from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
@@ -100,14 +100,19 @@ class WindowBuffer:
         self._counters["duplicates"].inc(duplicates)
         self._counters["duplicates_in_run"].inc(duplicates)
 
-    def commit(self, what: str) -> WindowCommit | None:
-        """Commit the buffered window (None when it holds nothing) and print its progress line."""
+    def commit(self, what: str, source: str, cursor: str | None = None) -> WindowCommit | None:
+        """Commit the buffered window (None when it holds nothing) and print its progress line.
+
+        With ``--iceberg_table`` the window's files then become one Iceberg snapshot, its summary
+        naming ``source`` and ``cursor`` (the Okta cursor after the window).
+        """
         if self.empty:
             return None
         settings, window = self.settings, self.window
         result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
                                self._rows, self._dead, settings.compression)
         finish_window(settings, window_id(window), self._schema, result)
+        commit_snapshot(settings, window_id(window), [result], source, cursor)
         lag = self._clock() - (self._oldest or self._clock())
         report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read)
         return result
