@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import tempfile
@@ -102,7 +103,7 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
         return time.perf_counter() - started
 
     table = catalog.load_table(target.table)
-    out = {"commit_s": at_points(times, points), "worst_s": worst_at_points(times, points),
+    out = {"times": times, "commit_s": at_points(times, points), "worst_s": worst_at_points(times, points),
            "snapshots": len(table.snapshots()), "manifests": len(table.current_snapshot().manifests(table.io))}
     if not compaction:
         return out
@@ -158,6 +159,7 @@ def main(argv=None) -> int:
                              "commit.manifest.min-count-to-merge=10)")
     parser.add_argument("--skip_hive", action="store_true")
     parser.add_argument("--skip_compaction", action="store_true")
+    parser.add_argument("--times", help="Write every window's commit time (JSON list, seconds) to this file")
     args = parser.parse_args(argv)
     points = [p for p in (1, 100, 300, 1440) if p <= args.windows] or [args.windows]
     properties = dict(item.split("=", 1) for item in args.property)
@@ -173,6 +175,9 @@ def main(argv=None) -> int:
           f"properties={properties}")
     print("  median of 5, s:", {p: round(v, 4) for p, v in result["commit_s"].items()})
     print("  slowest of 20, s:", {p: round(v, 4) for p, v in result["worst_s"].items()})
+    if args.times:
+        with open(args.times, "w") as handle:
+            json.dump(result["times"], handle)
     print(f"  at the end: {result['snapshots']} snapshots, {result['manifests']} manifests in the current one")
     if "before" not in result:
         return 0

@@ -105,3 +105,31 @@ def test_okta_tail_commits_each_window_as_one_snapshot_and_a_restart_adds_no_dup
     stored = json.loads(state.read_text())["next_url"]
     assert stored.startswith(server.url)
     assert TOKEN not in log.read_text()
+
+
+def test_pubsub_loop_commits_each_window_as_one_snapshot_before_acknowledging(pubsub_emulator, tmp_path, monkeypatch):
+    import dataclasses
+
+    from sinks import iceberg_windows
+    from streaming.pubsub_loop import PubSubTail
+    from tests.integration.test_streaming import loop_settings, publish_events
+    from tests.okta_helpers import lake_row_keys
+
+    monkeypatch.setattr(iceberg_windows, "_COMMITTERS", {})
+    subscription, events = publish_events(pubsub_emulator, "okta-iceberg", 60)
+    lake = tmp_path / "lake"
+    base = loop_settings(subscription, lake, 2)
+    target = IcebergTarget("okta.events", "sqlite", None, str(lake / "_iceberg"))
+    settings = dataclasses.replace(base, window=dataclasses.replace(base.window, iceberg=target))
+    tail = PubSubTail(settings)
+    deadline = time.monotonic() + 90
+    want = set(expected_row_keys(events))
+    while time.monotonic() < deadline and set(_table_keys(lake)) != want:
+        tail.tick()
+    table_keys = _table_keys(lake)
+    assert set(table_keys) == want and max(table_keys.values()) == 1
+    assert set(table_keys) == set(lake_row_keys(lake))
+    snapshots = [s for s in snapshot_summaries(_table(lake)) if s["operation"] == "append"]
+    assert snapshots and all(s["source"] == "pubsub" and s["run-id"] == "loop-test" for s in snapshots)
+    assert len({s["window"] for s in snapshots}) == len(snapshots)
+    assert sum(int(s["rows-added"]) for s in snapshots) == len(want)
