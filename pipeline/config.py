@@ -112,7 +112,7 @@ class RunConfig:
             lake=self.lake, dead_letter=self.dead_letter, job=self.run_id, event_types=options.event_types,
             raw_event=options.raw_event, compression=options.compression,
             max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery(),
-            iceberg=target_from_options(options))
+            iceberg=target_from_options(options), iceberg_keep_snapshots=options.iceberg_keep_snapshots)
 
     def tail(self) -> TailSettings:
         return TailSettings(

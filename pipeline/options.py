@@ -204,6 +204,11 @@ def add_iceberg_args(parser) -> None:
         "--iceberg_credential_file",
         help="Where the REST catalog's credential is (client_id:secret or a token): a file (local, gs://, "
              "s3://) or a Secret Manager secret (projects/P/secrets/S[/versions/V]). Never an option value.")
+    iceberg.add_argument(
+        "--iceberg_keep_snapshots", type=int, default=60,
+        help="With --streaming: every 10 windows, expire all but this many newest snapshots (one per window), "
+             "so commits stay fast and time travel reaches back this many windows; 0 never expires "
+             "(python -m pipeline.maintain --retention then does).")
 
 
 def iceberg_problems(options: LakeOptions) -> list[str]:
@@ -215,6 +220,8 @@ def iceberg_problems(options: LakeOptions) -> list[str]:
     if target is None:
         return []
     standard = options.view_as(StandardOptions)
+    if options.iceberg_keep_snapshots < 0:
+        return ["--iceberg_keep_snapshots must be 0 or more"]
     runner = str(standard.runner or "").lower()
     if target.catalog == "sqlite" and "dataflow" in runner:
         return ["--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]

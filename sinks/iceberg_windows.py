@@ -11,7 +11,7 @@ keeps what a long stream of small commits must not redo or let grow:
   between, our commit loses once and the retry reloads (keys are always checked at the
   snapshot the commit is based on, see :mod:`sinks.iceberg_table`);
 - every ``expire_every`` windows it expires the snapshots beyond the newest
-  ``keep_snapshots`` (never a branch or tag head), because the table metadata lists every
+  ``keep_snapshots`` (``--iceberg_keep_snapshots``; never a branch or tag head), because the table metadata lists every
   snapshot and pyiceberg copies it whole several times per commit: without expiry a window's
   commit grows with the number of windows before it (bench/RESULTS.md). Time travel then
   reaches back ``keep_snapshots`` windows; ``python -m pipeline.maintain`` removes the
@@ -93,13 +93,18 @@ class WindowCommitter:
         return 0
 
 
-_COMMITTERS: dict[IcebergTarget, WindowCommitter] = {}
+_COMMITTERS: dict[tuple[IcebergTarget, int], WindowCommitter] = {}
 _LOCK = threading.Lock()
 
 
-def committer(target: IcebergTarget) -> WindowCommitter:
-    """This process's committer for the table (opened lazily: settings travel pickled, catalogs do not)."""
+def committer(target: IcebergTarget, keep_snapshots: int = KEEP_SNAPSHOTS) -> WindowCommitter:
+    """This process's committer for the table (opened lazily: settings travel pickled, catalogs do not).
+
+    ``keep_snapshots`` 0: never expire.
+    """
     with _LOCK:
-        if target not in _COMMITTERS:
-            _COMMITTERS[target] = WindowCommitter(target)
-        return _COMMITTERS[target]
+        key = (target, keep_snapshots)
+        if key not in _COMMITTERS:
+            _COMMITTERS[key] = WindowCommitter(target, keep_snapshots=keep_snapshots,
+                                               expire_every=EXPIRE_EVERY if keep_snapshots else 0)
+        return _COMMITTERS[key]

@@ -63,7 +63,8 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
                "lake-events-written": sum(r.events for r in results)}
     if cursor:
         summary["cursor"] = cursor
-    result = committer(settings.iceberg).commit_files(settings.lake, files, summary, settings.raw_event)
+    tables = committer(settings.iceberg, settings.iceberg_keep_snapshots)
+    result = tables.commit_files(settings.lake, files, summary, settings.raw_event)
     counter("iceberg_rows_added").inc(result.rows_added)
     counter("iceberg_rows_present").inc(result.rows_present)
     if result.data_files:

@@ -29,6 +29,7 @@ class WindowSettings:
     quiet: bool = False
     bigquery: Any = None  # sinks.bigquery.BigQueryTarget or None
     iceberg: Any = None  # sinks.iceberg_catalog.IcebergTarget or None: plain settings, the catalog opens per process
+    iceberg_keep_snapshots: int = 60  # --iceberg_keep_snapshots
 
 
 @dataclass(frozen=True)

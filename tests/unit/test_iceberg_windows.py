@@ -90,6 +90,28 @@ def test_a_crash_between_the_lake_and_the_snapshot_is_healed_by_the_replayed_win
     assert keys == lake_keys(window) and max(keys.values()) == 1
 
 
+def test_the_retention_comes_from_the_option_and_zero_never_expires(tmp_path, okta_token_env):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.config import resolve
+    from pipeline.options import LakeOptions, validate
+
+    def options(*extra):
+        return PipelineOptions(["--streaming", "--source=okta", "--okta_org_url=https://acme.okta.com",
+                                f"--state={tmp_path}/s.json", f"--output={tmp_path}/lake",
+                                "--iceberg_table=okta.events", *extra]).view_as(LakeOptions)
+
+    assert validate(options("--iceberg_keep_snapshots=-1")) == ["--iceberg_keep_snapshots must be 0 or more"]
+    window = resolve(options("--iceberg_keep_snapshots=5"), local=True).window()
+    assert window.iceberg_keep_snapshots == 5 and window.iceberg.table == "okta.events"
+    assert iceberg_windows.committer(window.iceberg, 5).keep_snapshots == 5
+    never = iceberg_windows.committer(window.iceberg, 0)
+    for w in range(12):
+        never.commit_rows(make_rows(range(w, w + 1)), {"window": f"w{w}"})
+    assert never.snapshots_expired == 0
+    assert len(load_catalog(window.iceberg).load_table("okta.events").snapshots()) == 12
+
+
 def test_the_committer_keeps_the_newest_snapshots_and_reloads_after_another_writer(tmp_path):
     target = IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))
     committer = WindowCommitter(target, keep_snapshots=3, expire_every=2)
