@@ -1,9 +1,14 @@
 """Commit cost per streaming window as one day's partition grows: the Iceberg table against the Hive lake.
 
-``python -m bench.iceberg_commit [--windows 1440] [--events 100]``: commits WINDOWS windows of
-EVENTS events (two rows each, one event type, window w published in minute w of one day) one
-after the other, each as one Iceberg snapshot (insert-if-absent, :func:`sinks.iceberg_table.commit_rows`),
-and prints the commit time at windows 1, 100 and 1,440 (median of the 5 commits ending there).
+``python -m bench.iceberg_commit [--windows 1440] [--events 100] [--path streaming]``: commits
+WINDOWS windows of EVENTS events (two rows each, one event type, window w published in minute w
+of one day) one after the other, each as one Iceberg snapshot (insert-if-absent,
+:func:`sinks.iceberg_table.commit_rows`), and prints the commit time at windows 1, 100, 300 and
+1,440 (median of the 5 commits ending there, and the slowest of the 20 ending there).
+``--path streaming`` commits through what the streaming job uses,
+:class:`sinks.iceberg_windows.WindowCommitter` (table kept open between windows, snapshots
+beyond the newest ``--keep_snapshots`` expired every ``--expire_every`` windows, the expiry
+counted in the window's time); ``--path rows`` (the default) is a fresh load per commit.
 For the Hive lake it builds the partition with k window files directly and times one
 :func:`sinks.lake_files.commit_partition` of the next window (which reads every uuid of the
 partition). Then it compacts the Iceberg partition and prints file counts and the time of a
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import tempfile
@@ -50,24 +56,38 @@ def at_points(times: list[float], points: list[int]) -> dict[int, float]:
     return {p: statistics.median(times[max(0, p - 5):p]) for p in points if p <= len(times)}
 
 
-def iceberg(windows: int, events: int, root: str, points: list[int], keep: int = 0) -> dict:
+def worst_at_points(times: list[float], points: list[int]) -> dict[int, float]:
+    return {p: max(times[max(0, p - 20):p]) for p in points if p <= len(times)}
+
+
+def iceberg(windows: int, events: int, root: str, points: list[int], keep: int = 0, path: str = "rows",
+            expire_every: int = 10, properties: dict | None = None, compaction: bool = True) -> dict:
     import duckdb
 
     from sinks.iceberg_catalog import IcebergTarget, load_catalog
     from sinks.iceberg_maintenance import compact, expire_snapshots, file_count
-    from sinks.iceberg_table import commit_rows
+    from sinks.iceberg_table import commit_rows, open_table
+    from sinks.iceberg_windows import WindowCommitter
 
     target = IcebergTarget("okta.events", "sqlite", None, os.path.join(root, "iceberg"))
     catalog = load_catalog(target)
+    if properties:
+        with open_table(catalog, target).transaction() as transaction:
+            transaction.set_properties(properties)
+    committer = WindowCommitter(target, keep_snapshots=keep, expire_every=expire_every, catalog=catalog)
     times = []
     for w in range(windows):
         rows = window_rows(w, events, True)
         started = time.perf_counter()
-        commit_rows(catalog, target, rows, {"run-id": f"w{w}"})
+        if path == "streaming":
+            committer.commit_rows(rows, {"run-id": f"w{w}"})
+        else:
+            commit_rows(catalog, target, rows, {"run-id": f"w{w}"})
         times.append(time.perf_counter() - started)
         if (w + 1) % 100 == 0:
-            print(f"  window {w + 1}: commit {statistics.median(times[-5:]):.3f} s", flush=True)
-        if keep and (w + 1) % 100 == 0:  # what `pipeline.maintain --retention` does, by count here
+            print(f"  window {w + 1}: commit {statistics.median(times[-5:]):.3f} s, slowest of 20 "
+                  f"{max(times[-20:]):.3f} s", flush=True)
+        if path == "rows" and keep and (w + 1) % 100 == 0:  # what `pipeline.maintain --retention` does, by count here
             snapshots = sorted(catalog.load_table(target.table).snapshots(), key=lambda s: s.timestamp_ms)
             if len(snapshots) > keep:
                 cutoff = snapshots[-keep].timestamp_ms / 1000
@@ -83,6 +103,10 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
         return time.perf_counter() - started
 
     table = catalog.load_table(target.table)
+    out = {"times": times, "commit_s": at_points(times, points), "worst_s": worst_at_points(times, points),
+           "snapshots": len(table.snapshots()), "manifests": len(table.current_snapshot().manifests(table.io))}
+    if not compaction:
+        return out
     before = {"files": file_count(table), "query_s": query()}
     started = time.perf_counter()
     compact(catalog, target.table)
@@ -91,7 +115,7 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
     started = time.perf_counter()
     commit_rows(catalog, target, window_rows(windows, events, True), {"run-id": "after-compaction"})
     after["next_commit_s"] = time.perf_counter() - started
-    return {"commit_s": at_points(times, points), "before": before, "after": after, "compact_s": compact_s}
+    return {**out, "before": before, "after": after, "compact_s": compact_s}
 
 
 def hive(windows: int, events: int, root: str, points: list[int]) -> dict:
@@ -127,19 +151,36 @@ def main(argv=None) -> int:
     parser.add_argument("--windows", type=int, default=1440)
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--keep_snapshots", type=int, default=0,
-                        help="Every 100 windows expire all but this many newest snapshots (0: never)")
+                        help="Expire all but this many newest snapshots (0: never); --path rows: every 100 windows")
+    parser.add_argument("--path", choices=("rows", "streaming"), default="rows")
+    parser.add_argument("--expire_every", type=int, default=10, help="--path streaming: expire every N windows")
+    parser.add_argument("--property", action="append", default=[],
+                        help="KEY=VALUE table property set before the first window (e.g. "
+                             "commit.manifest.min-count-to-merge=10)")
     parser.add_argument("--skip_hive", action="store_true")
+    parser.add_argument("--skip_compaction", action="store_true")
+    parser.add_argument("--times", help="Write every window's commit time (JSON list, seconds) to this file")
     args = parser.parse_args(argv)
-    points = [p for p in (1, 100, 1440) if p <= args.windows] or [args.windows]
+    points = [p for p in (1, 100, 300, 1440) if p <= args.windows] or [args.windows]
+    properties = dict(item.split("=", 1) for item in args.property)
     print(describe())
     with tempfile.TemporaryDirectory() as root:
         if not args.skip_hive:
             hive_result = hive(args.windows, args.events, root, points)
             print("hive lake commit_partition, s:", {p: round(v, 4) for p, v in hive_result["commit_s"].items()},
                   flush=True)
-        result = iceberg(args.windows, args.events, root, points, args.keep_snapshots)
-    print(f"iceberg commit_rows (keep_snapshots={args.keep_snapshots}), s:",
-          {p: round(v, 4) for p, v in result["commit_s"].items()})
+        result = iceberg(args.windows, args.events, root, points, args.keep_snapshots, args.path,
+                         args.expire_every if args.keep_snapshots else 0, properties, not args.skip_compaction)
+    print(f"iceberg path={args.path} keep_snapshots={args.keep_snapshots} expire_every={args.expire_every} "
+          f"properties={properties}")
+    print("  median of 5, s:", {p: round(v, 4) for p, v in result["commit_s"].items()})
+    print("  slowest of 20, s:", {p: round(v, 4) for p, v in result["worst_s"].items()})
+    if args.times:
+        with open(args.times, "w") as handle:
+            json.dump(result["times"], handle)
+    print(f"  at the end: {result['snapshots']} snapshots, {result['manifests']} manifests in the current one")
+    if "before" not in result:
+        return 0
     print(f"iceberg before compaction: {result['before']['files']} files, day query "
           f"{result['before']['query_s']:.3f} s")
     print(f"iceberg compaction: {result['compact_s']:.2f} s; after: {result['after']['files']} files, day query "

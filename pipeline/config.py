@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from okta_client.urls import normalise_org_url
 from pipeline.options import LakeOptions, input_patterns, parse_duration, parse_time
 from sinks import fs
+from sinks.iceberg_catalog import target_from_options
 from sinks.lake_files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
 from sources.okta_config import OktaSettings
 from streaming.settings import PubSubSettings, TailSettings, WindowSettings
@@ -126,7 +127,8 @@ class RunConfig:
             lake=self.lake, dead_letter=self.dead_letter, job=self.run_id, event_types=options.event_types,
             raw_event=options.raw_event, compression=options.compression,
             max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery(),
-            okta_org=options.okta_org)
+            okta_org=options.okta_org, iceberg=target_from_options(options),
+            iceberg_keep_snapshots=options.iceberg_keep_snapshots)
 
     def tail(self) -> TailSettings:
         return TailSettings(

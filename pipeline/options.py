@@ -198,8 +198,8 @@ def add_iceberg_args(parser) -> None:
         "--iceberg_table",
         help="Also commit the rows to this Apache Iceberg table, NAMESPACE.TABLE (created if missing from the "
              "schema module: day(published) + identity(event_type) partitions, sorted by published; a newly "
-             "documented field becomes a new optional column). Each batch run is one snapshot, insert-if-absent "
-             "on (uuid, target_index), safe with concurrent runs.")
+             "documented field becomes a new optional column). Each batch run, and each streaming window, is one "
+             "snapshot, insert-if-absent on (uuid, target_index), safe with concurrent runs.")
     iceberg.add_argument(
         "--iceberg_catalog", choices=("sqlite", "sql", "rest"), default="sqlite",
         help="The Iceberg catalog: sqlite (embedded, no server; catalog file WAREHOUSE/catalog.db), sql (a SQL "
@@ -218,6 +218,11 @@ def add_iceberg_args(parser) -> None:
         "--iceberg_credential_file",
         help="Where the REST catalog's credential is (client_id:secret or a token): a file (local, gs://, "
              "s3://) or a Secret Manager secret (projects/P/secrets/S[/versions/V]). Never an option value.")
+    iceberg.add_argument(
+        "--iceberg_keep_snapshots", type=int, default=60,
+        help="With --streaming: every 10 windows, expire all but this many newest snapshots (one per window), "
+             "so commits stay fast and time travel reaches back this many windows; 0 never expires "
+             "(python -m pipeline.maintain --retention then does).")
 
 
 def add_monitoring_args(parser) -> None:
@@ -269,8 +274,8 @@ def iceberg_problems(options: LakeOptions) -> list[str]:
     if target is None:
         return []
     standard = options.view_as(StandardOptions)
-    if standard.streaming:
-        return ["--iceberg_table is written by batch runs only so far (not with --streaming)"]
+    if options.iceberg_keep_snapshots < 0:
+        return ["--iceberg_keep_snapshots must be 0 or more"]
     runner = str(standard.runner or "").lower()
     if target.catalog == "sqlite" and "dataflow" in runner:
         return ["--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]

@@ -7,7 +7,7 @@ count and report a window with :mod:`streaming.commit`.
 
     rows ─ DropRecentDuplicates (state per uuid) ─ FixedWindows ─ GBK(partition) ─ commit
     dead letters ─ FixedWindows ─ GBK ─ commit
-    commits of a window ─ GBK ─ one progress line per window
+    commits of a window ─ GBK ─ one Iceberg snapshot (``--iceberg_table``) and one progress line per window
 
 Windows are in *arrival* time: every element is re-stamped with the time the
 pipeline received it before windowing (:func:`transforms.local_runner.stamp_arrival`).
@@ -30,7 +30,7 @@ from apache_beam.transforms import window as beam_window
 
 from schemas.arrow import file_schema
 from sinks.window_commit import commit_window, window_id
-from streaming.commit import finish_window, report_window
+from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.dedupe import DropRecentDuplicates
 from transforms.local_runner import stamp_arrival
@@ -60,8 +60,11 @@ class _ReportFn(beam.DoFn):
 
     def process(self, element, window=beam.DoFn.WindowParam):
         _, results = element
+        results = list(results)
+        # Every lake commit of the window is in: its files become one Iceberg snapshot (one step, one worker).
+        commit_snapshot(self.settings, window_id(float(window.start)), results, "pubsub")
         lag = time.time() - float(window.end)
-        report_window(self.settings, float(window.start), list(results),
+        report_window(self.settings, float(window.start), results,
                       f"committed {lag:.1f} s after the window closed")
 
 

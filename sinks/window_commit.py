@@ -44,6 +44,8 @@ class WindowCommit:
     window: str
     partitions: list = field(default_factory=list)  # partition paths written
     written: list = field(default_factory=list)  # (partition path, file name) of every file committed
+    # Partitions already holding some of the window's rows (a replay): the Iceberg commit re-reads them whole.
+    replayed: list = field(default_factory=list)
     files: int = 0
     rows: int = 0
     events: int = 0
@@ -72,6 +74,8 @@ def commit_window(lake: str, dead_letter_uri: str, window: str, job: str, schema
             if commit.files:
                 result.partitions.append(commit.partition)
                 result.written += [(commit.partition, name) for name in commit.files]
+            if commit.duplicates_in_lake:
+                result.replayed.append(commit.partition)
             result.files += len(commit.files)
             result.rows += commit.rows
             result.events += commit.events

@@ -1,4 +1,4 @@
-"""After a window is committed to the lake: its counters, its BigQuery rows, its one progress line.
+"""After a window is committed to the lake: its counters, its BigQuery rows, its Iceberg snapshot, its one line.
 
 Every streaming path ends here, whichever runner: the window buffer of the
 local loops and the Okta tail (:mod:`streaming.window_buffer`) and the
@@ -11,6 +11,7 @@ import datetime as _dt
 import sys
 from collections.abc import Sequence
 
+from sinks.iceberg_windows import committer
 from sinks.window_commit import WindowCommit, commit_window
 from streaming.settings import WindowSettings
 from transforms.metrics import counter
@@ -38,6 +39,37 @@ def finish_window(settings: WindowSettings, window: str, schema, result) -> None
                       settings.compression)
         counter("dead_letters").inc(len(refused))
         result.dead_letters += len(refused)
+
+
+def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[WindowCommit], source: str,
+                    cursor: str | None = None):
+    """With ``--iceberg_table``: the window's committed lake files as one Iceberg snapshot (else nothing).
+
+    Called once per window after all of its lake commits, and before the caller stores the Okta
+    cursor or acknowledges Pub/Sub messages. The summary holds the job, the window, the source, the
+    lake's counts and, for the Okta tail, the cursor after the window. A partition the lake said
+    already held some of the window's rows (a replay after a crash between the lake and Iceberg
+    commits) is re-read whole, so the table catches up with the lake; insert-if-absent keeps it
+    free of duplicates. Returns :class:`sinks.iceberg_table.CommitResult` or None.
+    """
+    if settings.iceberg is None:
+        return None
+    files = [item for result in results for item in result.written]
+    files += [(partition, None) for partition in sorted({p for r in results for p in r.replayed})]
+    if not files:
+        return None
+    summary = {"run-id": settings.job, "window": window, "source": source,
+               "lake-rows-written": sum(r.rows for r in results),
+               "lake-events-written": sum(r.events for r in results)}
+    if cursor:
+        summary["cursor"] = cursor
+    tables = committer(settings.iceberg, settings.iceberg_keep_snapshots)
+    result = tables.commit_files(settings.lake, files, summary, settings.raw_event)
+    counter("iceberg_rows_added").inc(result.rows_added)
+    counter("iceberg_rows_present").inc(result.rows_present)
+    if result.data_files:
+        counter("iceberg_snapshots").inc()
+    return result
 
 
 def report_window(settings: WindowSettings, start: float, results: Sequence[WindowCommit], latency: str,

@@ -84,9 +84,9 @@ class OktaTail:
         return pages
 
     def _flush(self) -> None:
-        """Commit the finished window, then (and only then) store the cursor that covers it."""
+        """Commit the finished window (lake, then Iceberg), then (and only then) store the cursor that covers it."""
         cursor, window = self._cursor, self._buffer.window
-        committed = self._buffer.commit("poll")
+        committed = self._buffer.commit("poll", "okta", cursor)
         state = okta_state.CursorState(self.settings.org_url, self.settings.filter, cursor or "",
                                        run_id=self.tail.window.job, caught_up_at=self._covered_until,
                                        started=self._link)

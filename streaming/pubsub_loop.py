@@ -16,8 +16,8 @@ and grows its process about 1 MB a minute. The loop instead:
 - holds the messages of the open ``--window`` unacknowledged, renewing a
   30-second lease on them (their ack deadline) until the window is committed,
   so after a crash Pub/Sub delivers them again within 30 s;
-- commits the window to the lake (and BigQuery) and only then acknowledges
-  its messages.
+- commits the window to the lake (and BigQuery, and as one Iceberg snapshot
+  with ``--iceberg_table``) and only then acknowledges its messages.
 
 A crash at any point leaves the window's messages unacknowledged: Pub/Sub
 delivers them again and the lake's insert-if-absent keeps what was already
@@ -101,7 +101,7 @@ class PubSubTail:
 
     def _flush(self) -> None:
         """Commit the finished window, then (and only then) acknowledge its messages."""
-        self._buffer.commit("message")
+        self._buffer.commit("message", "pubsub")
         held, self._held = self._held, []
         self._buffer.reset(None)
         # An acknowledgement that fails now only means Pub/Sub delivers those messages again after their

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from schemas.arrow import file_schema
 from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
-from streaming.commit import finish_window, report_window
+from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
@@ -104,8 +104,12 @@ class WindowBuffer:
         self._counters["duplicates_in_run"].inc(duplicates)
         self._counters["coerced"].inc(flat.coerced)
 
-    def commit(self, what: str) -> WindowCommit | None:
-        """Commit the buffered window (None when it holds nothing) and print its progress line."""
+    def commit(self, what: str, source: str, cursor: str | None = None) -> WindowCommit | None:
+        """Commit the buffered window (None when it holds nothing) and print its progress line.
+
+        With ``--iceberg_table`` the window's files then become one Iceberg snapshot, its summary
+        naming ``source`` and ``cursor`` (the Okta cursor after the window).
+        """
         if self.empty:
             measure("window_closed", self._clock())
             return None
@@ -114,6 +118,7 @@ class WindowBuffer:
         result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
                                self._rows, self._dead, settings.compression)
         finish_window(settings, window_id(window), self._schema, result)
+        commit_snapshot(settings, window_id(window), [result], source, cursor)
         measure("commit_seconds", time.monotonic() - started)
         if self._rows:
             measure("newest_published", max(pc.max(table["published"]).value for _, table in self._rows) / 1e6)

@@ -99,6 +99,29 @@ def test_an_iceberg_run_translates_with_one_commit_step_and_no_catalog_credentia
         assert "rest-secret-00abc" not in text
 
 
+@pytest.mark.parametrize("source", ["okta", "pubsub"])
+def test_a_streaming_iceberg_job_translates_carrying_only_the_catalog_settings(source, monkeypatch):
+    monkeypatch.setenv("ICEBERG_REST_CREDENTIAL", "client:rest-secret-00abc")
+    args = {"okta": ["--source=okta", "--okta_org_url=https://acme.okta.com",
+                     "--state=gs://okta-lake-test/state/tail.json"],
+            "pubsub": ["--source=pubsub", "--subscription=projects/okta-lake-test/subscriptions/okta-events"]}
+    job, proto = translate(["--streaming", *args[source], "--output=gs://okta-lake-test/lake",
+                            "--iceberg_table=okta.events", "--iceberg_catalog=rest",
+                            "--iceberg_catalog_uri=https://biglake.googleapis.com/iceberg/v1"], True)
+    assert job.proto.type_.name == "JOB_TYPE_STREAMING"
+    assert len(environments(proto)) == 1
+    text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
+    assert "rest-secret-00abc" not in text
+    # The workers get the table's settings (plain, picklable values), never an open catalog.
+    window = resolve(job.options.view_as(LakeOptions), local=False).window()
+    assert window.iceberg.table == "okta.events" and window.iceberg.catalog == "rest"
+    assert pickle.loads(pickle.dumps(window)) == window
+    assert b"rest-secret-00abc" not in pickle.dumps(window)
+    if source == "pubsub":  # the window's snapshot is committed by the one per-window step after the lake
+        names = [t.unique_name for t in proto.components.transforms.values()]
+        assert any(n.endswith("GroupWindow") for n in names) and any(n.endswith("/Report") for n in names)
+
+
 def test_the_embedded_sqlite_catalog_is_refused_on_dataflow():
     options = PipelineOptions(DATAFLOW + ["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl.gz",
                                           "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events"])

@@ -1,0 +1,135 @@
+"""``python -m pipeline --streaming --source=okta --iceberg_table=...``: one Iceberg snapshot per streaming window.
+
+The Okta tail runs as a real process against the System Log stand-in, is killed mid-stream and
+restarted; the table must then hold exactly the lake's rows, each window one snapshot whose summary
+names the job, the window, the source and the cursor after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections import Counter
+
+import pytest
+
+from sinks.iceberg_catalog import IcebergTarget, load_catalog
+from sinks.iceberg_table import snapshot_summaries
+from tests.helpers import read_lake
+from tests.integration.test_streaming import UTC, start_stream, stop, tail_args
+from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, make_events, wait_for_lake
+
+STEP = dt.timedelta(seconds=1)
+
+
+def _table(lake):
+    return load_catalog(IcebergTarget("okta.events", "sqlite", None, str(lake / "_iceberg"))).load_table("okta.events")
+
+
+def _table_keys(lake) -> Counter:
+    try:
+        arrow = _table(lake).scan(selected_fields=("uuid", "target_index")).to_arrow()
+    except Exception:  # noqa: BLE001 - not created yet
+        return Counter()
+    return Counter(zip(arrow.column("uuid").to_pylist(), arrow.column("target_index").to_pylist()))
+
+
+def _wait_for_table(lake, events, process, log, timeout: float = 120) -> None:
+    want = set(expected_row_keys(events))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the streaming run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        if want <= set(_table_keys(lake)):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"after {timeout} s the Iceberg table has {len(want & set(_table_keys(lake)))} of {len(want)} rows")
+
+
+def test_okta_tail_commits_each_window_as_one_snapshot_and_a_restart_adds_no_duplicate(okta_server, tmp_path):
+    now = dt.datetime.now(UTC)
+    history = make_events(200, now - dt.timedelta(hours=3), STEP)
+    server = okta_server(history)
+    lake, state, log = tmp_path / "lake", tmp_path / "cursor.json", tmp_path / "tail.log"
+    args = [*tail_args(server, lake, state), "--iceberg_table=okta.events", "--run_id=job-a"]
+    run = start_stream(*args, log=log, env={"OKTA_API_TOKEN": TOKEN})
+    appended = []
+    try:
+        _wait_for_table(lake, history, run, log)
+        for batch in range(3):  # each batch after the previous one is in the table: a window of its own
+            fresh = make_events(15, dt.datetime.now(UTC) - dt.timedelta(seconds=2), dt.timedelta(milliseconds=10),
+                                salt=10 + batch)
+            server.append(fresh)
+            appended += fresh
+            _wait_for_table(lake, history + appended, run, log)
+        wait_for_lake(lake, history + appended, run, log)
+        more = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=3)
+        server.append(more)
+        time.sleep(1.5)  # killed mid-stream: `more` may be read, in the lake, in the table, or none of these
+    finally:
+        stop(run)
+    later = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=4)
+    server.append(later)
+    rerun = start_stream(*[a for a in args if a != "--run_id=job-a"], "--run_id=job-b", log=log,
+                         env={"OKTA_API_TOKEN": TOKEN})
+    everything = history + appended + more + later
+    try:
+        wait_for_lake(lake, everything, rerun, log)
+        _wait_for_table(lake, everything, rerun, log)
+    finally:
+        stop(rerun)
+
+    assert_lake_exact(lake, everything)
+    table_keys = _table_keys(lake)
+    doubled = [k for k, n in table_keys.items() if n > 1]
+    assert not doubled, f"{len(doubled)} rows are in the Iceberg table twice, e.g. {doubled[:3]}"
+    assert set(table_keys) == {(r["uuid"], r["target_index"]) for r in read_lake(lake)}
+
+    snapshots = [s for s in snapshot_summaries(_table(lake)) if s["operation"] == "append"]
+    assert len([s for s in snapshots if s["run-id"] == "job-a"]) >= 4  # the history, then each batch
+    windows = [(s["run-id"], s["window"]) for s in snapshots]
+    assert len(windows) == len(set(windows)), "a window was committed as more than one snapshot"
+    assert {s["run-id"] for s in snapshots} <= {"job-a", "job-b"} and "job-a" in {s["run-id"] for s in snapshots}
+    # One snapshot per window that wrote lake files: the windows in the file names are the snapshots' windows.
+    lake_windows = {m.groups() for p in lake.glob("*/*/part-w*.parquet")
+                    for m in [re.match(r"part-(w\d{8}T\d{6}Z)-(job-[ab])-", p.name)] if m}
+    assert {(job, window) for window, job in lake_windows} <= set(windows)
+    for s in snapshots:
+        assert s["source"] == "okta"
+        assert s["cursor"].startswith(server.url), s["cursor"]
+        assert int(s["rows-added"]) > 0 and int(s["lake-rows-written"]) >= 0
+    assert sum(int(s["rows-added"]) for s in snapshots) == sum(table_keys.values())
+    # The tail stored a cursor only after a snapshot recorded it (or after a window with no new rows).
+    stored = json.loads(state.read_text())["next_url"]
+    assert stored.startswith(server.url)
+    assert TOKEN not in log.read_text()
+
+
+def test_pubsub_loop_commits_each_window_as_one_snapshot_before_acknowledging(pubsub_emulator, tmp_path, monkeypatch):
+    import dataclasses
+
+    from sinks import iceberg_windows
+    from streaming.pubsub_loop import PubSubTail
+    from tests.integration.test_streaming import loop_settings, publish_events
+    from tests.okta_helpers import lake_row_keys
+
+    monkeypatch.setattr(iceberg_windows, "_COMMITTERS", {})
+    subscription, events = publish_events(pubsub_emulator, "okta-iceberg", 60)
+    lake = tmp_path / "lake"
+    base = loop_settings(subscription, lake, 2)
+    target = IcebergTarget("okta.events", "sqlite", None, str(lake / "_iceberg"))
+    settings = dataclasses.replace(base, window=dataclasses.replace(base.window, iceberg=target))
+    tail = PubSubTail(settings)
+    deadline = time.monotonic() + 90
+    want = set(expected_row_keys(events))
+    while time.monotonic() < deadline and set(_table_keys(lake)) != want:
+        tail.tick()
+    table_keys = _table_keys(lake)
+    assert set(table_keys) == want and max(table_keys.values()) == 1
+    assert set(table_keys) == set(lake_row_keys(lake))
+    snapshots = [s for s in snapshot_summaries(_table(lake)) if s["operation"] == "append"]
+    assert snapshots and all(s["source"] == "pubsub" and s["run-id"] == "loop-test" for s in snapshots)
+    assert len({s["window"] for s in snapshots}) == len(snapshots)
+    assert sum(int(s["rows-added"]) for s in snapshots) == len(want)
