@@ -30,6 +30,10 @@ def loads(payload: bytes) -> Any:
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as first_error:
+        if "depth limit" in str(first_error):
+            # orjson stops at 1024 levels; the standard library's limit differs by Python version
+            # (3.13 accepts far deeper), so the verdict is orjson's on every version.
+            raise NotJson(f"not valid JSON: nested too deeply ({first_error})") from None
         data = payload[3:] if payload.startswith(_BOM) else payload
         try:
             text = bytes(data).decode("utf-8")
