@@ -49,7 +49,6 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-_MAX_DEPTH = 1024  # orjson's nesting limit, which transforms.jsonio applies on every Python version
 
 
 def surely_filtered(payload: bytes, selection: Callable[[str], bool]) -> bool:
@@ -59,7 +58,7 @@ def surely_filtered(payload: bytes, selection: Callable[[str], bool]) -> bool:
     JSON object with a non-empty string ``uuid`` and ``eventType``, a valid
     ``published``, and count it as filtered. False says nothing: decode it fully.
     """
-    if payload.count(b"[") + payload.count(b"{") > _MAX_DEPTH:
+    if payload.count(b"[") + payload.count(b"{") > jsonio.MAX_DEPTH:
         # Possibly deeper than the full decode allows (orjson: 1024); msgspec's own limit follows the
         # interpreter's C recursion limit, which differs by Python version, so the full path judges.
         return False

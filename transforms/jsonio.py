@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 _BOM = b"\xef\xbb\xbf"
+#: orjson's nesting limit; :func:`loads` gives orjson's verdict on every Python version.
+MAX_DEPTH = 1024
 
 
 class NotJson(ValueError):
@@ -31,7 +33,7 @@ def loads(payload: bytes) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as first_error:
         if "depth limit" in str(first_error):
-            # orjson stops at 1024 levels; the standard library's limit differs by Python version
+            # orjson stops at MAX_DEPTH levels; the standard library's limit differs by Python version
             # (3.13 accepts far deeper), so the verdict is orjson's on every version.
             raise NotJson(f"not valid JSON: nested too deeply ({first_error})") from None
         data = payload[3:] if payload.startswith(_BOM) else payload

@@ -115,3 +115,16 @@ def test_the_skim_is_off_when_every_type_is_kept():
     payload = TRICKY["invalid UTF-8 in a skipped field"]
     decoded = decode_batch(RawBatch("t", "line", [1], [payload]), selection=EventTypeSelection.parse("*"))
     assert [d["stage"] for d in decoded.dead_letters] == ["decode"]
+
+
+@pytest.mark.parametrize("extra_levels, kept", [(0, True), (1, False)])
+def test_nesting_at_the_shared_limit_is_judged_the_same_both_ways(extra_levels, kept):
+    from transforms.jsonio import MAX_DEPTH
+
+    depth = MAX_DEPTH - 1 + extra_levels  # the event object itself is one level
+    payload = line()[:-1] + b',"x":' + b"[" * depth + b"]" * depth + b"}"
+    batch = RawBatch("t.jsonl", "line", [1], [payload])
+    full = decode_batch(batch, selection=SELECTION, skim=False)
+    assert summary(decode_batch(batch, selection=SELECTION)) == summary(full)
+    assert (full.filtered == 1) is kept
+    assert (len(full.dead_letters) == 1) is not kept
