@@ -114,10 +114,14 @@ def run(pipeline_options, config: RunConfig) -> int:
 
 
 def org_outcome(config: RunConfig) -> str:
-    """What a failed org leaves behind, for its error line (the other orgs are committed)."""
+    """What a failed org leaves behind, for its error line (the other orgs are committed).
+
+    Nothing: its rows and dead letters are withheld at the commit (:class:`sinks.lake.WriteLake`).
+    """
     if config.mode == "incremental":
-        return "its cursor was not stored: the next run re-reads it from the old one"
-    return "the pages it delivered are committed; rerun the backfill to complete it, without duplicates"
+        return ("nothing of it was committed and its cursor was not stored: the next run reads it again "
+                "from the old cursor, without duplicates")
+    return "nothing of it was committed; rerun the backfill to complete it, without duplicates"
 
 
 def batch_outcome(config: RunConfig) -> str:

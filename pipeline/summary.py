@@ -30,6 +30,23 @@ def counter_totals(result, namespace: str = NAMESPACE) -> dict[str, int]:
     return totals
 
 
+#: The right side of the identity ``events_read == sum(TERMS)``, as the summary counts them.
+TERMS = ("events_written", "filtered_out", "duplicates", "dead_letters", "withheld")
+
+
+def committed_dead_letters(counts: dict) -> dict:
+    """``counts`` with ``dead_letters`` (and each stage's) made the committed ones, in place.
+
+    The counters count a dead letter when it is made; a failed org's are then withheld (counted in
+    ``withheld`` and ``withheld_dead_letters``), so they are taken out of ``dead_letters`` here.
+    """
+    for name in [n for n in counts if n.startswith("withheld_dead_letters")]:
+        target = "dead_letters" + name[len("withheld_dead_letters"):]
+        if target in counts:
+            counts[target] -= counts[name]
+    return counts
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -49,13 +66,15 @@ class RunSummary:
             by_org.setdefault(org, {})[counter_name] = value
         for org in manifest.get("orgs", {}):
             by_org.setdefault(org, {})
-        return cls(run_id, lake, counter_totals(result), manifest, seconds, dict(sorted(by_org.items())))
+        for counts in by_org.values():
+            committed_dead_letters(counts)
+        return cls(run_id, lake, committed_dead_letters(counter_totals(result)), manifest, seconds,
+                   dict(sorted(by_org.items())))
 
     @staticmethod
     def org_balanced(counts: dict) -> bool:
-        """The identity for one org: read = written + filtered + duplicates + dead letters."""
-        return counts.get("events_read", 0) == sum(counts.get(n, 0) for n in (
-            "events_written", "filtered_out", "duplicates", "dead_letters"))
+        """The identity for one org: read = written + filtered + duplicates + dead letters + withheld."""
+        return counts.get("events_read", 0) == sum(counts.get(n, 0) for n in TERMS)
 
     @property
     def failed_orgs(self) -> dict[str, str]:
@@ -68,8 +87,7 @@ class RunSummary:
 
     @property
     def accounted(self) -> int:
-        return (self.get("events_written") + self.get("filtered_out") + self.get("duplicates")
-                + self.get("dead_letters"))
+        return sum(self.get(name) for name in TERMS)
 
     @property
     def balanced(self) -> bool:
@@ -103,9 +121,9 @@ class RunSummary:
         lines.append(
             f"  check: read {read:,} = written {self.get('events_written'):,} + filtered "
             f"{self.get('filtered_out'):,} + duplicates {self.get('duplicates'):,} + dead letters "
-            f"{self.get('dead_letters'):,} -> {verdict}")
+            f"{self.get('dead_letters'):,} + withheld {self.get('withheld'):,} -> {verdict}")
         if self.by_org:
-            lines.append("  per org:   read = written + filtered + duplicates + dead letters")
+            lines.append("  per org:   read = written + filtered + duplicates + dead letters + withheld")
             failed = self.failed_orgs
             for org, counts in self.by_org.items():
                 verdict = "OK" if self.org_balanced(counts) else "MISMATCH"
@@ -113,7 +131,8 @@ class RunSummary:
                 lines.append(
                     f"    {org}: {counts.get('events_read', 0):,} = {counts.get('events_written', 0):,} + "
                     f"{counts.get('filtered_out', 0):,} + {counts.get('duplicates', 0):,} + "
-                    f"{counts.get('dead_letters', 0):,} -> {verdict} ({counts.get('rows_written', 0):,} rows)"
+                    f"{counts.get('dead_letters', 0):,} + {counts.get('withheld', 0):,} -> {verdict} "
+                    f"({counts.get('rows_written', 0):,} rows)"
                     + state)
         partitions = self.manifest.get("partitions", [])
         if partitions:

@@ -7,6 +7,11 @@ letters to ``DEAD_LETTER/<run_id>/``, then writes the run manifest
 ``LAKE/_runs/<run_id>.json`` and removes the staging folder, and the staging
 folders of dead runs (:mod:`sinks.staging`). Every DoFn that stages or
 commits holds the run's staging lease while it is set up.
+
+In a many-org run the commits take the orgs whose source failed as a side
+input and withhold their rows and dead letters: a failed org leaves nothing
+in the lake (so nothing in BigQuery or Iceberg, which read the lake), only
+a ``withheld`` count, and its rerun completes it without duplicates.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from sinks.lake_files import (
     commit_partition,
     newest_published,
     staging_dir,
+    withheld_dead_letters,
 )
 from transforms import jsonio, progress
 from transforms.metrics import OrgCounters, counter, measure, mirroring
@@ -96,24 +102,35 @@ class _HoldsLease(beam.DoFn):
 
 
 class StageDeadLetters(_HoldsLease):
+    """Stage dead letters as JSON Lines, one file per org (``okta_org``), so a failed org's are withheld whole."""
+
     def __init__(self, lake: str, run_id: str):
         self.lake, self.run_id = lake, run_id
 
     def start_bundle(self):
-        self._stager = DeadLetterStager(staging_dir(self.lake, self.run_id))
+        self._stagers: dict = {}
 
     def process(self, record):
-        self._stager.add(record)
-        yield from self._stager.finished
-        self._stager.finished = []
+        org = record.get("okta_org")
+        stager = self._stagers.get(org)
+        if stager is None:
+            stager = self._stagers[org] = DeadLetterStager(staging_dir(self.lake, self.run_id), org=org)
+        stager.add(record)
+        yield from stager.finished
+        stager.finished = []
 
     def finish_bundle(self):
-        for staged in self._stager.close():
-            yield _global(staged)
+        for stager in self._stagers.values():
+            for staged in stager.close():
+                yield _global(staged)
 
 
 class CommitPartitions(_HoldsLease):
-    """Commit one partition's staged files (runs once per partition, after all staging)."""
+    """Commit one partition's staged files (runs once per partition, after all staging).
+
+    ``failed``: the orgs whose source failed (a side input from the source's reports): their rows are
+    withheld, not committed (see :func:`sinks.lake_files.commit_partition`).
+    """
 
     def __init__(self, lake: str, run_id: str, compression: str):
         self.lake, self.run_id, self.compression = lake, run_id, compression
@@ -126,14 +143,15 @@ class CommitPartitions(_HoldsLease):
         self._duplicates = counter("duplicates")
         self._dup_run = counter("duplicates_in_run")
         self._dup_lake = counter("duplicates_in_lake")
+        self._withheld = counter("withheld")
         self._by_org = OrgCounters()
 
-    def process(self, element):
+    def process(self, element, failed=()):
         _, staged = element
         staged = list(staged)
         started = time.monotonic()
         result = commit_partition(self.lake, staged[0].partition, staged, self.run_id,
-                                  self.compression)
+                                  self.compression, withheld_orgs=frozenset(failed))
         if mirroring():  # --metrics_port: the commit's duration and the lag it leaves (reads one column)
             measure("commit_seconds", time.monotonic() - started)
             newest = newest_published(fs.join(self.lake, result.partition), result.files)
@@ -145,18 +163,41 @@ class CommitPartitions(_HoldsLease):
         self._duplicates.inc(result.duplicates_in_run + result.duplicates_in_lake)
         self._dup_run.inc(result.duplicates_in_run)
         self._dup_lake.inc(result.duplicates_in_lake)
+        self._withheld.inc(result.withheld)
         for org, tally in result.by_org.items():
             self._by_org.inc(org, "events_written", tally["events"])
             self._by_org.inc(org, "rows_written", tally["rows"])
             self._by_org.inc(org, "duplicates", tally["duplicates_in_run"] + tally["duplicates_in_lake"])
+            self._by_org.inc(org, "withheld", tally["withheld"])
         yield {"kind": "partition", **result._asdict()}
 
 
 class CommitDeadLetters(_HoldsLease):
+    """Move one staged dead-letter file into place, unless its org failed (``failed``, a side input):
+    then it stays in staging (removed with it) and its records are counted as withheld."""
+
     def __init__(self, lake: str, dead_letter_uri: str, run_id: str):
         self.lake, self.dead_letter_uri, self.run_id = lake, dead_letter_uri, run_id
 
-    def process(self, staged: StagedFile):
+    def setup(self):
+        super().setup()
+        self._withheld = counter("withheld")
+        self._withheld_dead = counter("withheld_dead_letters")
+        self._by_org = OrgCounters()
+
+    def process(self, staged: StagedFile, failed=()):
+        if staged.org is not None and staged.org in failed:
+            stages = withheld_dead_letters(staged)
+            records = sum(stages.values())
+            self._withheld.inc(records)
+            self._withheld_dead.inc(records)
+            for stage, n in stages.items():
+                if stage:
+                    counter(f"withheld_dead_letters_{stage}").inc(n)
+            self._by_org.inc(staged.org, "withheld", records)
+            self._by_org.inc(staged.org, "withheld_dead_letters", records)
+            yield {"kind": "withheld_dead_letters", "org": staged.org, "records": records}
+            return
         final = commit_dead_letters(self.dead_letter_uri, staged, self.run_id)
         yield {"kind": "dead_letters", "file": final, "records": staged.rows}
 
@@ -175,16 +216,21 @@ class FinishRun(beam.DoFn):
             "started_at": self.started_at,
             "committed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
             **self.description,
+            # A partition where nothing but a failed org's rows were staged is not one the run touched.
             "partitions": [
                 {k: r[k] for k in ("partition", "files", "rows", "events",
                                    "duplicates_in_run", "duplicates_in_lake")}
                 for r in partitions
+                if r["files"] or r["duplicates_in_run"] or r["duplicates_in_lake"] or not r.get("withheld")
             ],
             "dead_letter_files": [{"file": r["file"], "records": r["records"]} for r in dead],
         }
-        orgs = org_breakdown(partitions, [r for r in results if r["kind"] == "org"])
+        withheld_dead = [r for r in results if r["kind"] == "withheld_dead_letters"]
+        orgs = org_breakdown(partitions, [r for r in results if r["kind"] == "org"], withheld_dead)
         if orgs:
             manifest["orgs"] = orgs
+            manifest["withheld_events"] = sum(o["withheld_events"] for o in orgs.values())
+            manifest["withheld_dead_letters"] = sum(o["withheld_dead_letters"] for o in orgs.values())
         fs.write_bytes(fs.join(self.lake, RUNS_DIR, f"{self.run_id}.json"),
                        jsonio.dumps(manifest))
         ours = staging_dir(self.lake, self.run_id)
@@ -197,18 +243,20 @@ class FinishRun(beam.DoFn):
         yield manifest
 
 
-def org_breakdown(partitions: list[dict], reports: list[dict]) -> dict:
+def org_breakdown(partitions: list[dict], reports: list[dict], withheld_dead: list[dict] = ()) -> dict:
     """The manifest's ``orgs``: per org, what was committed and whether its source finished.
 
     ``{host: {"status": "ok" | "failed", "error": str | None, "events_written", "rows_written",
-    "duplicates_in_run", "duplicates_in_lake"}}``; ``reports`` are the source's ``{"kind": "org",
-    "org", "status", "error"}`` records (many-org API runs), partitions give the commit counts.
+    "duplicates_in_run", "duplicates_in_lake", "withheld_events", "withheld_dead_letters"}}``;
+    ``reports`` are the source's ``{"kind": "org", "org", "status", "error"}`` records (many-org API
+    runs), partitions give the commit counts, ``withheld_dead`` the failed orgs' uncommitted dead letters.
     """
     orgs: dict = {}
 
     def entry(org: str) -> dict:
         return orgs.setdefault(org, {"status": "ok", "error": None, "events_written": 0, "rows_written": 0,
-                                     "duplicates_in_run": 0, "duplicates_in_lake": 0})
+                                     "duplicates_in_run": 0, "duplicates_in_lake": 0,
+                                     "withheld_events": 0, "withheld_dead_letters": 0})
 
     for report in sorted(reports, key=lambda r: r["org"]):
         found = entry(report["org"])
@@ -221,6 +269,9 @@ def org_breakdown(partitions: list[dict], reports: list[dict]) -> dict:
             found["rows_written"] += tally["rows"]
             found["duplicates_in_run"] += tally["duplicates_in_run"]
             found["duplicates_in_lake"] += tally["duplicates_in_lake"]
+            found["withheld_events"] += tally.get("withheld", 0)
+    for dead in withheld_dead:
+        entry(dead["org"])["withheld_dead_letters"] += dead["records"]
     return dict(sorted(orgs.items()))
 
 
@@ -228,7 +279,8 @@ class WriteLake(beam.PTransform):
     """Write ``RowBatch`` / ``RowBatches`` elements and dead letters to the lake; output: the run manifest.
 
     The input is ``(rows, dead_letters)`` or ``(rows, dead_letters, org_reports)``: a many-org source's
-    per-org outcome records, which the manifest's ``orgs`` breakdown shows.
+    per-org outcome records, which the manifest's ``orgs`` breakdown shows. The rows and dead letters
+    of an org reported failed are withheld: counted (``withheld``), never committed.
     """
 
     def __init__(self, lake: str, dead_letter: str, run_id: str, schema, *,
@@ -241,19 +293,26 @@ class WriteLake(beam.PTransform):
 
     def expand(self, inputs):
         rows, dead_letters, *reports = inputs
+        # The orgs whose source failed: nothing of theirs is committed (a side input, so every commit
+        # waits for every org's report, i.e. for all reading to end).
+        failed = [beam.pvalue.AsList(
+            reports[0] | "FailedOrgs" >> beam.FlatMap(lambda r: [r["org"]] if r["status"] != "ok" else []))
+        ] if reports else []
         committed_rows = (
             rows
             | "StageRows" >> beam.ParDo(StageRows(self.lake, self.run_id, self.schema, self.compression))
             | "ByPartition" >> beam.Map(lambda s: (s.partition.path(), s))
             | "GroupStaged" >> beam.GroupByKey()
-            | "CommitPartitions" >> beam.ParDo(CommitPartitions(self.lake, self.run_id, self.compression))
+            | "CommitPartitions" >> beam.ParDo(CommitPartitions(self.lake, self.run_id, self.compression),
+                                               *failed)
         )
         committed_dead = (
             dead_letters
             | "StageDeadLetters" >> beam.ParDo(StageDeadLetters(self.lake, self.run_id))
             # A fusion break, so only files of successful bundles are ever committed.
             | "AfterStaging" >> beam.Reshuffle()
-            | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.lake, self.dead_letter, self.run_id))
+            | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.lake, self.dead_letter, self.run_id),
+                                                *failed)
         )
         return (
             (committed_rows, committed_dead, *reports)

@@ -48,6 +48,7 @@ class StagedFile(NamedTuple):
     path: str
     rows: int
     events: int
+    org: str | None = None  # a dead-letter file's okta_org (they are staged per org), else None
 
 
 def final_name(run_id: str, staged_path: str, prefix: str = "part") -> str:
@@ -387,10 +388,11 @@ def _parent_id(table: pa.Table) -> int:
 
 
 class DeadLetterStager:
-    """Appends dead-letter records as JSON Lines to staging files."""
+    """Appends dead-letter records as JSON Lines to staging files (of one org, when ``org`` is given)."""
 
-    def __init__(self, staging: str, max_file_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, staging: str, max_file_bytes: int = 64 * 1024 * 1024, org: str | None = None):
         self.staging = staging
+        self.org = org
         self.max_file_bytes = max_file_bytes
         self._handle = None
         self._path = None
@@ -418,7 +420,7 @@ class DeadLetterStager:
 
     def _close(self) -> None:
         self._handle.close()
-        self.finished.append(StagedFile(None, self._path, self._records, self._records))
+        self.finished.append(StagedFile(None, self._path, self._records, self._records, self.org))
         self._handle, self._path, self._bytes, self._records = None, None, 0, 0
 
     def close(self) -> list[StagedFile]:
@@ -448,9 +450,14 @@ class PartitionCommit(NamedTuple):
     events: int
     duplicates_in_run: int  # events already committed by an earlier staged file of this run
     duplicates_in_lake: int  # events whose uuid was already in the lake before this run
-    #: The same counts per okta_org (``{org: {"rows", "events", "duplicates_in_run", "duplicates_in_lake"}}``),
-    #: for the orgs that have one; empty when no row names its org.
+    #: The same counts per okta_org (``{org: {"rows", "events", "duplicates_in_run", "duplicates_in_lake",
+    #: "withheld"}}``), for the orgs that have one; empty when no row names its org.
     by_org: dict = {}
+    withheld: int = 0  # events of ``withheld_orgs`` (orgs whose source failed), left uncommitted
+
+
+def _tally() -> dict:
+    return {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0, "withheld": 0}
 
 
 def _uuid_set(path: str) -> set[str]:
@@ -469,12 +476,22 @@ def commit_partition(
     staged: Iterable[StagedFile],
     run_id: str,
     compression: str = fs.PARQUET_COMPRESSION,
+    withheld_orgs: frozenset = frozenset(),
 ) -> PartitionCommit:
     """Move a partition's staged files into the lake, skipping uuids already there.
 
     Safe to run again after a crash or a retried bundle: a staged file that is
     already committed (its final file exists, the staged one is gone) is
     counted as committed, not written twice.
+
+    Rows whose ``okta_org`` is in ``withheld_orgs`` (many-org runs: the orgs whose source failed)
+    are never committed: they are counted as ``withheld`` and left out of the file. Filtering here,
+    rather than staging each org apart, costs nothing when every org is healthy (the commit reads the
+    ``uuid`` and ``okta_org`` columns anyway) and keeps one file per partition and stager, not one per
+    org. A staged file that held withheld rows stays in the staging folder (removed with it at the
+    end of the run, or as a dead run's), so a retried commit counts them again the same way; a
+    staged file is only ever published by its own run's commit, so a failed org's rows never reach
+    the lake later either, whatever crashes.
     """
     directory = fs.join(lake, key.path())
     staged = sorted(staged, key=lambda s: s.path)
@@ -484,20 +501,18 @@ def commit_partition(
         if os.path.basename(path) not in ours:
             in_lake |= _uuid_set(path)
     in_run: set[str] = set()
-    files, rows, events, dup_run, dup_lake = [], 0, 0, 0, 0
+    files, rows, events, dup_run, dup_lake, withheld = [], 0, 0, 0, 0, 0
     by_org: dict = {}
 
     def count(orgs, uuids, what: str, row_counts: dict | None = None) -> None:
         if isinstance(orgs, str):  # the whole file is one org's (the usual case): no per-uuid work
-            tally = by_org.setdefault(orgs, {"rows": 0, "events": 0, "duplicates_in_run": 0,
-                                             "duplicates_in_lake": 0})
+            tally = by_org.setdefault(orgs, _tally())
             tally[what] += len(uuids)
             return
         for uuid in uuids:
             org = orgs.get(uuid)
             if org is not None:
-                tally = by_org.setdefault(org, {"rows": 0, "events": 0, "duplicates_in_run": 0,
-                                                "duplicates_in_lake": 0})
+                tally = by_org.setdefault(org, _tally())
                 tally[what] += 1
                 if row_counts is not None:
                     tally["rows"] += row_counts[uuid]
@@ -521,6 +536,13 @@ def commit_partition(
         table = _keys(item.path)
         uuids = set(table.column("uuid").to_pylist())
         orgs, row_counts = _orgs_of(table)
+        held = _withheld(orgs, uuids, withheld_orgs)
+        if held:
+            withheld += len(held)
+            count(orgs, held, "withheld")
+            uuids -= held
+            if isinstance(orgs, str):
+                orgs, row_counts = {}, {}  # nothing of this one-org file is committed
         lake_dups = uuids & in_lake
         run_dups = (uuids - in_lake) & in_run
         dup_lake += len(lake_dups)
@@ -529,13 +551,15 @@ def commit_partition(
         count(orgs, run_dups, "duplicates_in_run")
         fresh = uuids - lake_dups - run_dups
         if not fresh:
-            fs.delete([item.path])
+            if not held:
+                fs.delete([item.path])
             continue
-        if lake_dups or run_dups:
+        if lake_dups or run_dups or held:
             full = fs.read_parquet(item.path)
             keep = full.filter(pc.is_in(full.column("uuid"), pa.array(list(fresh), pa.string())))
             fs.write_parquet(final, keep, compression)
-            fs.delete([item.path])
+            if not held:
+                fs.delete([item.path])
             rows += keep.num_rows
             _add_rows(by_org, orgs, keep.num_rows)
         else:
@@ -546,7 +570,16 @@ def commit_partition(
         events += len(fresh)
         count(orgs, fresh, "events", row_counts)
         files.append(name)
-    return PartitionCommit(key.path(), files, rows, events, dup_run, dup_lake, by_org)
+    return PartitionCommit(key.path(), files, rows, events, dup_run, dup_lake, by_org, withheld)
+
+
+def _withheld(orgs, uuids: set, withheld_orgs: frozenset) -> set:
+    """The uuids of a staged file that belong to a withheld org (``orgs`` as :func:`_orgs_of` gives)."""
+    if not withheld_orgs or not orgs:
+        return set()
+    if isinstance(orgs, str):
+        return set(uuids) if orgs in withheld_orgs else set()
+    return {uuid for uuid in uuids if orgs.get(uuid) in withheld_orgs}
 
 
 def _keys(path: str) -> pa.Table:
@@ -577,8 +610,7 @@ def _orgs_of(table: pa.Table) -> tuple:
 def _add_rows(by_org: dict, orgs, rows: int) -> None:
     """Rows committed from a one-org file (a mixed file counts its rows per uuid instead)."""
     if isinstance(orgs, str) and rows:
-        by_org.setdefault(orgs, {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0})
-        by_org[orgs]["rows"] += rows
+        by_org.setdefault(orgs, _tally())["rows"] += rows
 
 
 def commit_dead_letters(dead_letter_uri: str, staged: StagedFile, run_id: str) -> str:
@@ -590,3 +622,19 @@ def commit_dead_letters(dead_letter_uri: str, staged: StagedFile, run_id: str) -
     elif not fs.exists(final):
         raise OSError(f"staged dead-letter file {staged.path} is missing and was never committed")
     return final
+
+
+def withheld_dead_letters(staged: StagedFile) -> dict[str, int]:
+    """A staged dead-letter file of a failed org, left uncommitted: ``{stage: records}``.
+
+    The file stays in the staging folder, which the run removes (or a later run, as a dead run's): it is
+    never moved to the dead-letter folder.
+    """
+    if not fs.exists(staged.path):
+        return {"": staged.rows}  # cannot happen within a run (staging is removed last); stages unknown
+    stages: dict[str, int] = {}
+    for line in fs.read_bytes(staged.path).splitlines():
+        if line.strip():
+            stage = jsonio.loads(line).get("stage", "")
+            stages[stage] = stages.get(stage, 0) + 1
+    return stages

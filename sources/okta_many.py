@@ -11,8 +11,9 @@
 Isolation: an org whose credential is refused (401/403), whose URL is wrong or that is down stops
 only itself. Its error goes to the ``ORG_REPORTS`` output (one record per org: ``{"kind": "org",
 "org", "status": "ok" | "failed", "error"}``), its cursor is not stored, and the others go on. The
-pages it had already delivered are committed like any others (real events, each uuid once); the
-rerun reads them again and the lake's insert-if-absent drops them.
+pages it had already delivered are staged like any others, but the commit withholds them (the
+reports are its side input, :class:`sinks.lake.WriteLake`): nothing of a failed org is committed,
+and the rerun reads it whole.
 
 Both run as one element with threads inside: Beam's local runner hands a stage's elements to its
 workers in bundles, and a bundle holding two orgs would read them one after the other.

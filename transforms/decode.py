@@ -213,7 +213,8 @@ def decode_batch(
     full decode (same counts, same dead letters; ``False`` only for tests
     that prove it).
 
-    Each event's org is the batch's own (``RawBatch.org``), else ``org``.
+    Each event's org is the batch's own (``RawBatch.org``), else ``org``; so is each dead letter's
+    ``okta_org`` (absent when neither is known).
     """
     events: list[ParsedEvent] = []
     filtered = 0
@@ -223,6 +224,8 @@ def decode_batch(
     context = batch.context
     kind = batch.position_kind
     org = getattr(batch, "org", None) or org
+    if org is not None:  # a dead letter says its org (a failed org's are withheld by the batch commit)
+        context = {**(context or {}), "okta_org": org}
     loads = jsonio.loads
     append = events.append
     skim = skim and selection is not None and not _selects_everything(selection)

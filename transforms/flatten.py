@@ -291,6 +291,7 @@ class Flattener:
             stage=STAGE_FLATTEN, error=error, payload=raw if raw is not None else parsed.event,
             origin=parsed.origin, position=parsed.where, uuid=parsed.uuid,
             event_type=parsed.event_type, max_payload_bytes=self.max_payload_bytes,
+            context={"okta_org": parsed.org} if parsed.org is not None else None,
         )
 
     def _table(self, items: list) -> pa.Table:

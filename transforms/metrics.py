@@ -1,7 +1,9 @@
 """The pipeline's Beam metrics: one namespace, names listed once.
 
 The conservation identity every run must satisfy, in these names:
-``events_read == events_written + filtered_out + duplicates + dead_letters``.
+``events_read == events_written + filtered_out + duplicates + dead_letters + withheld``,
+where ``dead_letters`` counts the committed ones: the counter counts every dead letter
+made, so the summary subtracts ``withheld_dead_letters`` (a failed org's, part of ``withheld``).
 
 Every increment goes to Beam (the Dataflow UI, the run summary) and, on a
 local run with ``--metrics_port``, also to the process's Prometheus endpoint
@@ -26,6 +28,8 @@ COUNTERS = {
     "duplicates_in_run": "  of which seen earlier in this run",
     "duplicates_in_lake": "  of which already in the lake before this run",
     "dead_letters": "inputs sent to the dead-letter output",
+    "withheld": "events and dead letters of orgs whose source failed: not committed, the rerun reads them",
+    "withheld_dead_letters": "  of which dead letters",
     "rows_written": "rows committed (one per target[] entry)",
     "coerced": "events kept with a number or boolean in a text field stored as its JSON text (informational)",
     "files_written": "Parquet files committed",
@@ -112,7 +116,8 @@ def measure(name: str, value: float) -> None:
 #: Per-org counters (runs that know the org): namespace of their own, so the totals above stay as they are.
 ORG_NAMESPACE = "okta_personal_org"
 #: The counters broken down per org; the identity holds for each org.
-ORG_COUNTERS = ("events_read", "events_written", "filtered_out", "duplicates", "dead_letters", "rows_written")
+ORG_COUNTERS = ("events_read", "events_written", "filtered_out", "duplicates", "dead_letters", "withheld",
+                "withheld_dead_letters", "rows_written")
 ORG_SEPARATOR = "|"
 
 

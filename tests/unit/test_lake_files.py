@@ -189,11 +189,70 @@ def test_a_commit_counts_each_org_of_mixed_and_one_org_files(tmp_path):
     first = PartitionStager(str(tmp_path / "s1"), schema)
     first.add(key, rows(["a1", "a2"], ["a.okta.com"] * 2, targets=2))
     result = commit_partition(lake, key, first.close(), "run1")
-    assert result.by_org == {"a.okta.com": {"rows": 4, "events": 2, "duplicates_in_run": 0, "duplicates_in_lake": 0}}
+    assert result.by_org == {"a.okta.com": {"rows": 4, "events": 2, "duplicates_in_run": 0, "duplicates_in_lake": 0,
+                                            "withheld": 0}}
 
     second = PartitionStager(str(tmp_path / "s2"), schema)
     second.add(key, rows(["a2", "b1", "b2", "c1"], ["a.okta.com", "b.okta.com", "b.okta.com", None]))
     result = commit_partition(lake, key, second.close(), "run2")
-    assert result.by_org == {"a.okta.com": {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 1},
-                             "b.okta.com": {"rows": 2, "events": 2, "duplicates_in_run": 0, "duplicates_in_lake": 0}}
+    assert result.by_org == {"a.okta.com": {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 1,
+                                            "withheld": 0},
+                             "b.okta.com": {"rows": 2, "events": 2, "duplicates_in_run": 0, "duplicates_in_lake": 0,
+                                            "withheld": 0}}
     assert result.events == 3 and result.duplicates_in_lake == 1  # c1 (no org) counts in the totals only
+
+
+def test_a_commit_withholds_every_row_of_a_failed_org_and_a_retry_counts_the_same(tmp_path):
+    """withheld_orgs: a failed org's rows never reach the lake, from one-org and mixed files; the rest commit."""
+    import pyarrow as pa
+
+    from sinks.lake_files import PartitionStager, commit_partition
+
+    schema = file_schema(raw_event=False)
+    key = PartitionKey("2026-11-01", "personal.x")
+
+    def rows(uuids, orgs, targets=1):
+        columns = {f.name: [None] * (len(uuids) * targets) for f in schema}
+        columns["uuid"] = [u for u in uuids for _ in range(targets)]
+        columns["published"] = [0] * len(columns["uuid"])
+        columns["okta_org"] = [o for o in orgs for _ in range(targets)]
+        return pa.Table.from_pydict(columns, schema=schema)
+
+    lake = tmp_path / "lake"
+    one_org = PartitionStager(str(tmp_path / "s1"), schema)  # only the failed org's rows
+    one_org.add(key, rows(["b1", "b2"], ["b.okta.com"] * 2, targets=2))
+    mixed = PartitionStager(str(tmp_path / "s2"), schema)
+    mixed.add(key, rows(["a1", "b3", "a2", "a3"], ["a.okta.com", "b.okta.com", "a.okta.com", "a.okta.com"],
+                        targets=2))
+    healthy = PartitionStager(str(tmp_path / "s3"), schema)
+    healthy.add(key, rows(["a4"], ["a.okta.com"]))
+    staged = one_org.close() + mixed.close() + healthy.close()
+    failed = frozenset({"b.okta.com"})
+
+    def commit():
+        return commit_partition(str(lake), key, staged, "run", withheld_orgs=failed)
+
+    result = commit()
+    committed = pq.read_table(lake / key.path()).to_pydict()
+    assert sorted(set(committed["uuid"])) == ["a1", "a2", "a3", "a4"]
+    assert set(committed["okta_org"]) == {"a.okta.com"}
+    assert (result.events, result.rows, result.withheld) == (4, 7, 3)
+    assert result.by_org == {"a.okta.com": {"rows": 7, "events": 4, "duplicates_in_run": 0, "duplicates_in_lake": 0,
+                                            "withheld": 0},
+                             "b.okta.com": {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0,
+                                            "withheld": 3}}
+    assert len(result.files) == 2  # the mixed file (rewritten without b) and the healthy one
+    # The files that held withheld rows stay staged (the run removes its staging folder), so a retried
+    # commit (a bundle retried after a crash) counts and writes exactly the same.
+    assert all(os.path.exists(s.path) for s in staged[:2]) and not os.path.exists(staged[2].path)
+    again = commit()
+    assert (again.events, again.rows, again.withheld, again.by_org) == (4, 7, 3, result.by_org)
+    assert sorted(pq.read_table(lake / key.path()).column("uuid").to_pylist()) == sorted(committed["uuid"])
+
+    # The next run (the org healed) commits the failed org's events once.
+    rerun = PartitionStager(str(tmp_path / "s4"), schema)
+    rerun.add(key, rows(["b1", "b2", "b3", "a1"], ["b.okta.com"] * 3 + ["a.okta.com"], targets=2))
+    result = commit_partition(str(lake), key, rerun.close(), "rerun")
+    assert (result.events, result.duplicates_in_lake, result.withheld) == (3, 1, 0)
+    assert sorted(set(pq.read_table(lake / key.path()).column("uuid").to_pylist())) == [
+        "a1", "a2", "a3", "a4", "b1", "b2", "b3"]
