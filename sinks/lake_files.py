@@ -550,16 +550,15 @@ def commit_partition(
         count(orgs, lake_dups, "duplicates_in_lake")
         count(orgs, run_dups, "duplicates_in_run")
         fresh = uuids - lake_dups - run_dups
+        # A staged file that is not published whole stays in staging (removed with the folder), so a
+        # retried commit judges it again the same way: deleting it here would make a retry count a
+        # rewritten file's duplicates as nothing, or find an all-duplicates file "missing".
         if not fresh:
-            if not held:
-                fs.delete([item.path])
             continue
         if lake_dups or run_dups or held:
             full = fs.read_parquet(item.path)
             keep = full.filter(pc.is_in(full.column("uuid"), pa.array(list(fresh), pa.string())))
             fs.write_parquet(final, keep, compression)
-            if not held:
-                fs.delete([item.path])
             rows += keep.num_rows
             _add_rows(by_org, orgs, keep.num_rows)
         else:

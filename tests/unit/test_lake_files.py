@@ -62,7 +62,6 @@ def test_commit_moves_files_and_skips_uuids_already_in_the_lake(tmp_path):
     staged3, _ = stage(tmp_path, table_of(["a", "c"]))
     third = commit_partition(lake, KEY, staged3, "run3")
     assert (third.events, third.files, third.duplicates_in_lake) == (0, [], 2)
-    assert not os.path.exists(staged3[0].path)
 
 
 def test_commit_across_two_staged_files_of_one_run(tmp_path):
@@ -80,6 +79,22 @@ def test_commit_run_again_after_a_crash_counts_but_does_not_duplicate(tmp_path):
     again = commit_partition(lake, KEY, staged, "run")  # a retried bundle
     assert (again.events, again.rows, again.duplicates_in_lake) == (2, 2, 0)
     assert len(os.listdir(os.path.join(lake, KEY.path()))) == 1
+
+
+def test_a_retried_commit_counts_duplicates_and_all_duplicate_files_as_the_first_did(tmp_path):
+    lake = str(tmp_path / "lake")
+    earlier, _ = stage(tmp_path, table_of(["a", "b"], targets=2))
+    commit_partition(lake, KEY, earlier, "run0")
+    clean, _ = stage(tmp_path, table_of(["c"], targets=2))
+    some_dups, _ = stage(tmp_path, table_of(["b", "d"], targets=2))
+    all_dups, _ = stage(tmp_path, table_of(["a", "c"], targets=2))
+    staged = clean + some_dups + all_dups
+    first = commit_partition(lake, KEY, staged, "run")  # the bundle then fails and Beam retries it
+    again = commit_partition(lake, KEY, staged, "run")
+    assert first == again
+    assert (first.events, first.rows, first.duplicates_in_lake, first.duplicates_in_run) == (2, 4, 2, 1)
+    rows = pq.read_table(os.path.join(lake, KEY.path())).column("uuid").to_pylist()
+    assert sorted(rows) == ["a", "a", "b", "b", "c", "c", "d", "d"]
 
 
 def test_commit_refuses_a_lost_staged_file(tmp_path):
