@@ -110,11 +110,16 @@ def read_lake_partition(lake: str, partition: str, raw_event: bool = True) -> pa
 
 def write_partition(table, lake: str, partition: str, base_snapshot_id: int | None,
                     raw_event: bool = True) -> PartitionFiles:
-    """Write the partition's rows absent from the table at ``base_snapshot_id`` as data files (not committed)."""
+    """Write the lake partition's rows absent from the table at ``base_snapshot_id`` as data files (not committed)."""
+    rows = read_lake_partition(lake, partition, raw_event)
+    return write_rows(table, rows, base_snapshot_id, partition)
+
+
+def write_rows(table, rows: pa.Table | None, base_snapshot_id: int | None, partition: str = "") -> PartitionFiles:
+    """Write the rows (lake columns plus ``event_type``) absent at ``base_snapshot_id`` as data files."""
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     result = PartitionFiles(partition)
-    rows = read_lake_partition(lake, partition, raw_event)
     if rows is None or rows.num_rows == 0:
         return result
     rows = dedupe(rows)
@@ -287,7 +292,7 @@ def _keys_added_since(table, parts: list[PartitionFiles], checked: int | None, h
     except ValidationException:  # the base is not an ancestor of the head (a rollback)
         return None
     keys = [key_strings(_read(table.io, e.data_file.file_path, KEY)) for e in entries]
-    return pa.concat_arrays(keys) if keys else pa.array([], pa.string())
+    return pa.chunked_array([chunk for k in keys for chunk in k.chunks], pa.string()).combine_chunks()
 
 
 def _read(io, path: str, columns=None) -> pa.Table:
