@@ -11,10 +11,12 @@ data files written by many workers and one commit step.
   ``SpreadIcebergWrites`` (one key per partition the run touched: a shuffle, so on Dataflow the
   partitions spread over the workers) -> ``WriteIcebergFiles`` (per partition: read every file
   of it from the lake, as the BigQuery merge does, so a run that crashed between the lake
-  commit and Iceberg is healed by the rerun; write the rows absent at B as Iceberg data files)
-  -> ``CollectIcebergFiles`` (a global combine: all files to one place) -> ``CommitToIceberg``
-  (**one snapshot**, re-checked if the table moved past B, recording the run id, the source,
-  the counts and, for an incremental Okta run, the cursor the snapshot covers).
+  commit and Iceberg is healed by the rerun; write the rows absent at B as Iceberg data files).
+  ``CommitToIceberg`` runs once, on B's one element, with every worker's files as a side input
+  (all of them, in one place; cheaper on the local runner than a global combine, which needs
+  a default for an empty run): **one snapshot**, re-checked if the table moved past B,
+  recording the run id, the source, the counts and, for an incremental Okta run, the cursor
+  the snapshot covers.
 
   The cursor is stored after this step, so ``--state`` and the table move together;
   ``--state`` is still what a restart reads.
@@ -61,12 +63,8 @@ def commit_after_lake(manifest, options, lake: str, run_id: str, cursors=None):
         | "WriteIcebergFiles" >> beam.ParDo(_WriteFilesFn(target, lake, options.raw_event))
     )
     cursor = beam.pvalue.AsList(cursors) if cursors is not None else None
-    return (
-        written
-        | "CollectIcebergFiles" >> beam.combiners.ToList()
-        | "CommitToIceberg" >> beam.ParDo(_CommitFn(target, run_id, options.source),
-                                          beam.pvalue.AsSingleton(plan), cursor)
-    )
+    return plan | "CommitToIceberg" >> beam.ParDo(_CommitFn(target, run_id, options.source),
+                                                  beam.pvalue.AsList(written), cursor)
 
 
 def _cursor_text(cursors) -> str | None:
@@ -116,7 +114,7 @@ class _CommitFn(beam.DoFn):
     def __init__(self, target, run_id, source):
         self.target, self.run_id, self.source = target, run_id, source
 
-    def process(self, written, plan, cursors=None):
+    def process(self, plan, written, cursors=None):
         manifest = plan["manifest"]
         summary = {"run-id": self.run_id, "source": self.source,
                    "lake-events-written": sum(p["events"] for p in manifest["partitions"])}

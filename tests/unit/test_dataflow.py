@@ -111,6 +111,8 @@ def fused_stages(proto) -> list[list[str]]:
 
 
 def test_a_batch_iceberg_run_writes_data_files_on_many_workers_and_commits_in_one_step():
+    from apache_beam.portability.api import beam_runner_api_pb2
+
     job, _ = translate(["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl.gz",
                         "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events", "--iceberg_catalog=sql",
                         "--iceberg_catalog_uri=postgresql://lake@db.internal:5432/okta",
@@ -125,16 +127,19 @@ def test_a_batch_iceberg_run_writes_data_files_on_many_workers_and_commits_in_on
 
     base, write, commit = stage_of("IcebergBase"), stage_of("WriteIcebergFiles"), stage_of("CommitToIceberg")
     assert len({base, write, commit}) == 3, stages[write]
-    # The writes read a shuffle keyed by partition (so the partitions spread over the workers) and the
-    # commit reads a global combine of all their files (one element, one worker).
+    # The writes read a shuffle keyed by partition (so the partitions spread over the workers); the commit
+    # runs on the base step's one element with all their files as a side input (one element, one worker).
     transforms = proto.components.transforms
     by_name = {t.unique_name: t for t in transforms.values()}
     producer = {pc: t.unique_name for t in transforms.values() for pc in t.outputs.values()}
     [write_input] = by_name["WriteIcebergFiles"].inputs.values()
     assert producer[write_input] == "SpreadIcebergWrites"
     assert by_name["SpreadIcebergWrites"].spec.urn == "beam:transform:group_by_key:v1"
-    commit_inputs = [producer[pc] for pc in by_name["CommitToIceberg"].inputs.values()]
-    assert any(name.startswith("CollectIcebergFiles") for name in commit_inputs), commit_inputs
+    step = by_name["CommitToIceberg"]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
+    side = {producer[step.inputs[tag]] for tag in payload.side_inputs}
+    main = {producer[pc] for tag, pc in step.inputs.items() if tag not in payload.side_inputs}
+    assert "WriteIcebergFiles" in side and main == {"IcebergBase"}, (side, main)
     assert sum(1 for stage in stages for name in stage if name.endswith("CommitToIceberg")) == 1
 
 
