@@ -179,3 +179,21 @@ def test_data_files_cross_a_beam_shuffle_intact(target, tmp_path):
     result = commit_partitions(catalog, target, [back], base, new_commit_id())
     assert result.rows_added == 40
     assert table_keys(catalog.load_table(target.table)) == expected_keys(range(0, 40, 2))
+
+
+def test_a_worker_that_fails_while_writing_leaves_no_file(target, tmp_path, monkeypatch):
+    import pyiceberg.io.pyarrow as pyiceberg_arrow
+
+    catalog = load_catalog(target)
+    partitions = write_lake(tmp_path / "lake")
+    table, base = base_snapshot(catalog, target)
+    real = pyiceberg_arrow._dataframe_to_data_files
+
+    def then_fails(**kwargs):
+        yield from real(**kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pyiceberg_arrow, "_dataframe_to_data_files", then_fails)
+    with pytest.raises(OSError, match="disk full"):
+        write_partition(table, str(tmp_path / "lake"), partitions[0], base)
+    assert data_files_on_disk(target) == set()
