@@ -1,16 +1,25 @@
-"""The Iceberg output of a batch run (``--iceberg_table``): a check before the run, one commit step after the lake.
+"""The Iceberg output of a batch run (``--iceberg_table``): a check before the run, then, after the lake,
+data files written by many workers and one commit step.
 
 - :func:`preflight` runs before anything is read: it opens the catalog and the table
   (creating it, or adding newly documented columns), so a bad catalog URI, an unreachable
   catalog or a table whose schema conflicts ends the run with one line and exit 1 while
   the lake and the cursor are untouched.
-- :func:`commit_after_lake` adds one step after the lake commit: it reads every file of
-  each partition the run touched (as the BigQuery merge does, so a run that crashed
-  between the lake commit and Iceberg is healed by the rerun) and commits the rows absent
-  from the table as **one snapshot** (:func:`sinks.iceberg_table.commit_rows`), recording
-  the run id, the source, the counts and, for an incremental Okta run, the cursor the
-  snapshot covers. The cursor is stored after this step, so ``--state`` and the table
-  move together; ``--state`` is still what a restart reads.
+- :func:`commit_after_lake` adds, after the lake commit (:mod:`sinks.iceberg_files`):
+
+  ``IcebergBase`` (once: the table's current snapshot B and a commit id) ->
+  ``SpreadIcebergWrites`` (one key per partition the run touched: a shuffle, so on Dataflow the
+  partitions spread over the workers) -> ``WriteIcebergFiles`` (per partition: read every file
+  of it from the lake, as the BigQuery merge does, so a run that crashed between the lake
+  commit and Iceberg is healed by the rerun; write the rows absent at B as Iceberg data files).
+  ``CommitToIceberg`` runs once, on B's one element, with every worker's files as a side input
+  (all of them, in one place; cheaper on the local runner than a global combine, which needs
+  a default for an empty run): **one snapshot**, re-checked if the table moved past B,
+  recording the run id, the source, the counts and, for an incremental Okta run, the cursor
+  the snapshot covers.
+
+  The cursor is stored after this step, so ``--state`` and the table move together;
+  ``--state`` is still what a restart reads.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ import json
 import apache_beam as beam
 
 from sinks.iceberg_catalog import IcebergConfigError, target_from_options
-from sinks.iceberg_table import IcebergCommitError, commit_lake_files, connect, open_table
+from sinks.iceberg_files import base_snapshot, commit_partitions, new_commit_id, write_partition
+from sinks.iceberg_table import IcebergCommitError, connect, open_table
 from transforms.metrics import counter
 
 
@@ -40,13 +50,21 @@ def preflight(options) -> str | None:
 
 
 def commit_after_lake(manifest, options, lake: str, run_id: str, cursors=None):
-    """Chain the Iceberg commit after the lake commit; returns the manifest PCollection (to wait on)."""
+    """Chain the Iceberg steps after the lake commit; returns the manifest PCollection (to wait on)."""
     target = target_from_options(options)
     if target is None:
         return manifest
+    plan = manifest | "IcebergBase" >> beam.ParDo(_BaseFn(target))
+    written = (
+        plan
+        | "IcebergPartitions" >> beam.FlatMap(lambda p: [(part["partition"], p["base"])
+                                                         for part in p["manifest"]["partitions"]])
+        | "SpreadIcebergWrites" >> beam.GroupByKey()
+        | "WriteIcebergFiles" >> beam.ParDo(_WriteFilesFn(target, lake, options.raw_event))
+    )
     cursor = beam.pvalue.AsList(cursors) if cursors is not None else None
-    return manifest | "CommitToIceberg" >> beam.ParDo(
-        _CommitFn(target, lake, run_id, options.source, options.raw_event), cursor)
+    return plan | "CommitToIceberg" >> beam.ParDo(_CommitFn(target, run_id, options.source),
+                                                  beam.pvalue.AsList(written), cursor)
 
 
 def _cursor_text(cursors) -> str | None:
@@ -57,22 +75,54 @@ def _cursor_text(cursors) -> str | None:
                        "updated_at": getattr(state, "updated_at", None)})
 
 
+class _BaseFn(beam.DoFn):
+    """Open the table (creating or evolving it) and fix the snapshot every worker checks keys against."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def process(self, manifest):
+        _, base = base_snapshot(connect(self.target), self.target)
+        yield {"manifest": manifest, "base": base, "commit_id": new_commit_id()}
+
+
+class _WriteFilesFn(beam.DoFn):
+    """One partition's absent rows as Iceberg data files, not committed (runs on any worker)."""
+
+    def __init__(self, target, lake, raw_event):
+        self.target, self.lake, self.raw_event = target, lake, raw_event
+
+    def setup(self):
+        self._catalog = self._table = None
+
+    def process(self, element):
+        partition, bases = element
+        base = next(iter(bases))
+        yield write_partition(self._table_holding(base), self.lake, partition, base, self.raw_event)
+
+    def _table_holding(self, base):
+        """The table, loaded once per worker (again only if it predates the base snapshot)."""
+        if self._table is None or (base is not None and self._table.metadata.snapshot_by_id(base) is None):
+            self._catalog = self._catalog or connect(self.target)
+            self._table = self._catalog.load_table(self.target.table)
+        return self._table
+
+
 class _CommitFn(beam.DoFn):
-    """Commit the partitions the run touched to Iceberg, as one snapshot (runs once, after the lake)."""
+    """Commit every worker's data files as one snapshot (runs once, after all of them)."""
 
-    def __init__(self, target, lake, run_id, source, raw_event):
-        self.target, self.lake, self.run_id = target, lake, run_id
-        self.source, self.raw_event = source, raw_event
+    def __init__(self, target, run_id, source):
+        self.target, self.run_id, self.source = target, run_id, source
 
-    def process(self, manifest, cursors=None):
-        partitions = [p["partition"] for p in manifest["partitions"]]
+    def process(self, plan, written, cursors=None):
+        manifest = plan["manifest"]
         summary = {"run-id": self.run_id, "source": self.source,
                    "lake-events-written": sum(p["events"] for p in manifest["partitions"])}
         cursor = _cursor_text(cursors)
         if cursor:
             summary["cursor"] = cursor
-        result = commit_lake_files(connect(self.target), self.target, self.lake,
-                                   [(p, None) for p in partitions], summary, self.raw_event)
+        result = commit_partitions(connect(self.target), self.target, written, plan["base"], plan["commit_id"],
+                                   summary)
         counter("iceberg_rows_added").inc(result.rows_added)
         counter("iceberg_rows_present").inc(result.rows_present)
         yield {**manifest, "iceberg": {"table": self.target.table, **result.as_dict()}}

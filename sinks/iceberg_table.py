@@ -411,3 +411,11 @@ def connect(target: IcebergTarget):
         raise IcebergConfigError(f"cannot open the Iceberg catalog for {target.describe()}: "
                                  f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
                                  ) from None
+
+
+# The pieces of the commit above that sinks/iceberg_files.py (a batch run's commit, its data
+# files written by many workers) shares, under public names.
+dedupe = _dedupe
+delete_quietly = _delete_quietly
+key_strings = _key_strings
+checked_append_class = _checked_append_class

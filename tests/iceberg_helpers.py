@@ -37,11 +37,16 @@ def make_rows(indexes, day: dt.datetime = DAY, columns: tuple[Column, ...] = COL
     return pa.table(data, schema=schema)
 
 
-def writer_command(target, start: int, stop: int, chunk: int, at: float, run_id: str) -> list[str]:
-    """A separate writer process committing events [start, stop) in chunks, starting at time ``at``."""
+def writer_command(target, start: int, stop: int, chunk: int, at: float, run_id: str,
+                   path: str = "rows") -> list[str]:
+    """A separate writer process committing events [start, stop) in chunks, starting at time ``at``.
+
+    ``path``: ``rows`` (``commit_rows``) or ``files`` (data files written, then one commit).
+    """
     import json
     import sys
 
     spec = json.dumps({"table": target.table, "catalog": target.catalog, "uri": target.uri,
                        "warehouse": target.warehouse})
-    return [sys.executable, "-m", "tests.iceberg_writer", spec, str(start), str(stop), str(chunk), str(at), run_id]
+    return [sys.executable, "-m", "tests.iceberg_writer", spec, str(start), str(stop), str(chunk), str(at), run_id,
+            path]

@@ -161,11 +161,11 @@ def test_pyicebergs_own_retry_does_not_recheck_but_ours_does(sqlite_target, monk
         (event_uuid(i), t) for i in range(10, 16) for t in (0, 1))
 
 
-def _concurrent_writers(target, writers: int = 4):
+def _concurrent_writers(target, writers: int = 4, path: str = "rows"):
     load_catalog(target)  # create the catalog tables once, before the race
     at = time.time() + 3.0
     # Overlapping input: writer w commits events [w*25, w*25 + 100) in chunks of 20.
-    processes = [subprocess.Popen(writer_command(target, w * 25, w * 25 + 100, 20, at, f"w{w}"), cwd=REPO,
+    processes = [subprocess.Popen(writer_command(target, w * 25, w * 25 + 100, 20, at, f"w{w}", path), cwd=REPO,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for w in range(writers)]
     results = []
@@ -182,13 +182,16 @@ def _concurrent_writers(target, writers: int = 4):
     return results
 
 
-def test_four_concurrent_writer_processes_on_sqlite(sqlite_target):
-    results = _concurrent_writers(sqlite_target)
+# rows: commit_rows; files: the batch run's pieces (data files checked at a base snapshot, one commit).
+@pytest.mark.parametrize("path", ["rows", "files"])
+def test_four_concurrent_writer_processes_on_sqlite(sqlite_target, path):
+    results = _concurrent_writers(sqlite_target, path=path)
     print("attempts per commit:", sorted(r["attempts"] for r in results))
 
 
-def test_four_concurrent_writer_processes_on_postgresql(postgres_target):
-    results = _concurrent_writers(postgres_target)
+@pytest.mark.parametrize("path", ["rows", "files"])
+def test_four_concurrent_writer_processes_on_postgresql(postgres_target, path):
+    results = _concurrent_writers(postgres_target, path=path)
     assert any(r["rows_present"] for r in results)
     print("attempts per commit:", sorted(r["attempts"] for r in results))
 

@@ -55,6 +55,56 @@ def test_a_batch_run_is_one_snapshot_holding_what_the_lake_holds(tmp_path):
     assert _keys(table.scan().to_arrow()) == [(r["uuid"], r["target_index"]) for r in read_lake(lake)]
 
 
+def _spread_events(days: int, types: int, per_partition: int) -> list[dict]:
+    """Events over ``days`` days x ``types`` personal event types: one lake partition each."""
+    import datetime as dt
+
+    real, events, start = real_events(), [], dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+    for day in range(days):
+        for kind in range(types):
+            for n in range(per_partition):
+                i = len(events)
+                event = personalize(real[i % len(real)], i, event_type=f"personal.test.kind{kind:02d}")
+                event["published"] = (start + dt.timedelta(days=day, seconds=37 * n + kind)).strftime(
+                    "%Y-%m-%dT%H:%M:%S.000Z")
+                events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("workers", [[], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
+                         ids=["one-process", "two-worker-processes"])
+def test_a_run_over_many_partitions_writes_per_partition_and_commits_once(tmp_path, workers):
+    import duckdb
+
+    lake = tmp_path / "lake"
+    source = write_jsonl(tmp_path / "in" / "a.jsonl", _spread_events(days=20, types=5, per_partition=3))
+    earlier = write_jsonl(tmp_path / "in" / "b.jsonl", _spread_events(days=1, types=5, per_partition=3))
+    assert run_pipeline("--input", str(earlier), "--output", str(lake), "--iceberg_table=okta.events",
+                        "--run_id=earlier").code == 0  # the first day's events: present before the run
+    run = run_pipeline("--input", str(source), "--output", str(lake), "--iceberg_table=okta.events",
+                       "--run_id=many", *workers)
+    assert run.code == 0, run.stderr
+    assert len(list(lake.glob("event_date=*/event_type=*"))) == 100
+
+    table = _table(lake)
+    iceberg = table.scan().to_arrow()  # noqa: F841 - DuckDB reads both by name
+    columns = "uuid, target_index, published, event_type, actor_id, raw_event"
+    lake_rows = duckdb.sql(f"SELECT {columns} FROM read_parquet('{lake}/event_date=*/*/*.parquet', "  # noqa: F841
+                           "hive_partitioning = true)")
+    assert duckdb.sql("SELECT count(*), count(DISTINCT (uuid, target_index)) FROM iceberg").fetchall() == (
+        duckdb.sql("SELECT count(*), count(*) FROM lake_rows").fetchall())
+    for a, b in (("iceberg", "lake_rows"), ("lake_rows", "iceberg")):
+        assert duckdb.sql(f"SELECT {columns} FROM {a} EXCEPT ALL SELECT {columns} FROM {b}").fetchall() == []
+
+    earlier_run, this_run = snapshot_summaries(table)  # the run is ONE snapshot
+    assert earlier_run["run-id"] == "earlier" and this_run["run-id"] == "many"
+    assert int(this_run["rows-added"]) == len(read_lake(lake)) - int(earlier_run["rows-added"])
+    assert int(this_run["rows-already-present"]) == int(earlier_run["rows-added"])
+    files = list(table.scan(snapshot_id=this_run["snapshot_id"]).plan_files())
+    # One data file per partition, each written by its own WriteIcebergFiles element.
+    assert len(files) == 100 and len({f.file.partition for f in files}) == 100
+
+
 def test_an_incremental_okta_run_records_its_cursor_in_the_snapshot(okta_server, tmp_path, monkeypatch):
     monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
     server = okta_server(make_events(200, recent_start(hours_back=2), __import__("datetime").timedelta(seconds=1)))

@@ -99,6 +99,50 @@ def test_an_iceberg_run_translates_with_one_commit_step_and_no_catalog_credentia
         assert "rest-secret-00abc" not in text
 
 
+def fused_stages(proto) -> list[list[str]]:
+    """The job's stages as Beam's fuser forms them (fusion never crosses a shuffle, on Dataflow either)."""
+    from apache_beam.portability import common_urns
+    from apache_beam.runners.portability.fn_api_runner import translations
+
+    known = frozenset(u.urn for u in (common_urns.primitives.GROUP_BY_KEY, common_urns.primitives.IMPULSE,
+                                      common_urns.primitives.FLATTEN))
+    _, stages = translations.create_and_optimize_stages(proto, translations.standard_optimize_phases(), known)
+    return [[t.unique_name for t in stage.transforms] for stage in stages]
+
+
+def test_a_batch_iceberg_run_writes_data_files_on_many_workers_and_commits_in_one_step():
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    job, _ = translate(["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl.gz",
+                        "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events", "--iceberg_catalog=sql",
+                        "--iceberg_catalog_uri=postgresql://lake@db.internal:5432/okta",
+                        "--iceberg_warehouse=gs://okta-lake-test/iceberg"], False)
+    assert job.proto.type_.name == "JOB_TYPE_BATCH"
+    proto = job.proto_pipeline  # what was submitted, not the graph before translation
+    stages = fused_stages(proto)
+
+    def stage_of(name: str) -> int:
+        [found] = [i for i, stage in enumerate(stages) if name in stage]
+        return found
+
+    base, write, commit = stage_of("IcebergBase"), stage_of("WriteIcebergFiles"), stage_of("CommitToIceberg")
+    assert len({base, write, commit}) == 3, stages[write]
+    # The writes read a shuffle keyed by partition (so the partitions spread over the workers); the commit
+    # runs on the base step's one element with all their files as a side input (one element, one worker).
+    transforms = proto.components.transforms
+    by_name = {t.unique_name: t for t in transforms.values()}
+    producer = {pc: t.unique_name for t in transforms.values() for pc in t.outputs.values()}
+    [write_input] = by_name["WriteIcebergFiles"].inputs.values()
+    assert producer[write_input] == "SpreadIcebergWrites"
+    assert by_name["SpreadIcebergWrites"].spec.urn == "beam:transform:group_by_key:v1"
+    step = by_name["CommitToIceberg"]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
+    side = {producer[step.inputs[tag]] for tag in payload.side_inputs}
+    main = {producer[pc] for tag, pc in step.inputs.items() if tag not in payload.side_inputs}
+    assert "WriteIcebergFiles" in side and main == {"IcebergBase"}, (side, main)
+    assert sum(1 for stage in stages for name in stage if name.endswith("CommitToIceberg")) == 1
+
+
 @pytest.mark.parametrize("source", ["okta", "pubsub"])
 def test_a_streaming_iceberg_job_translates_carrying_only_the_catalog_settings(source, monkeypatch):
     monkeypatch.setenv("ICEBERG_REST_CREDENTIAL", "client:rest-secret-00abc")
