@@ -7,7 +7,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
-from sources.files import ReadExportedFiles, _ReadRangeFn, _SplitFilesFn
+from sources.files import ReadExportedFiles, ReadRangeFn, SplitFilesFn
 
 _FOUND: list = []
 
@@ -31,8 +31,8 @@ def payloads_of(pattern, **kwargs):
 
 def read_all(path, split_bytes, batch_size=3):
     """Split and read one file without a pipeline (fast, deterministic)."""
-    ranges = list(_SplitFilesFn(split_bytes).process(str(path)))
-    reader = _ReadRangeFn(batch_size, 1 << 30)
+    ranges = list(SplitFilesFn(split_bytes).process(str(path)))
+    reader = ReadRangeFn(batch_size, 1 << 30)
     payloads = []
     for r in ranges:
         for batch in reader.process(r):
