@@ -28,6 +28,8 @@ from transforms import (
 )
 from transforms.records import RawBatch
 
+#: Uncompressed JSON Lines files are cut into byte ranges of this size (read in parallel).
+SPLIT_BYTES = 64 * 1024 * 1024
 #: Files larger than this are never tried as one pretty-printed JSON document.
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 _FIRST_LINE_LIMIT = 64 * 1024 * 1024
@@ -125,12 +127,12 @@ class ReadExportedFiles(beam.PTransform):
     """Glob patterns -> ``RawBatch`` elements of up to ``batch_size`` lines."""
 
     def __init__(self, patterns: list[str], batch_size: int = 1000,
-                 batch_bytes: int = 8 * 1024 * 1024, split_bytes: int = 64 * 1024 * 1024):
+                 batch_bytes: int = 8 * 1024 * 1024, split_bytes: int | None = None):
         super().__init__()
         self.patterns = list(patterns)
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
-        self.split_bytes = split_bytes
+        self.split_bytes = split_bytes or SPLIT_BYTES
 
     def expand(self, pbegin):
         return (

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from sources import files
 from sources.files import FileRange, ReadRangeFn, SplitFilesFn, plain_local_lines
 from sources.range_pool import decoded_batches
 from sources.range_worker import BatchDecoder
@@ -55,12 +56,14 @@ class _DecodeInProcessesFn(beam.DoFn):
         collector.start()
         try:
             plain = sorted(r for r in ranges if plain_local_lines(r))
+            if len(plain) < 2 or self.processes < 2:
+                plain = []  # one range (a file under SPLIT_BYTES): starting processes would cost more
             for decoded in decoded_batches(plain, self.settings, self.processes):
                 collector.between_batches()
                 yield from self._emit(*decoded)
-            # Compressed files, documents, remote paths: here, in this process (rare in a big replay).
+            # The rest here, in this process: compressed files, documents, remote paths, a single range.
             reader, decoder = ReadRangeFn(self.settings["batch_size"], self.settings["batch_bytes"]), None
-            for file_range in sorted(r for r in ranges if not plain_local_lines(r)):
+            for file_range in sorted(r for r in ranges if r not in plain):
                 for batch in reader.process(file_range):
                     collector.between_batches()
                     decoder = decoder or BatchDecoder(self.settings)
@@ -99,13 +102,14 @@ class ExportedFilesToRows(beam.PTransform):
     def __init__(self, patterns: list[str], processes: int, event_types: str = DEFAULT_EVENT_TYPES,
                  raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
                  org: str | None = None, batch_size: int = 1000, batch_bytes: int = 8 * 1024 * 1024,
-                 split_bytes: int = 64 * 1024 * 1024):
+                 split_bytes: int | None = None):
         super().__init__()
         self.patterns = list(patterns)
         self.processes = processes
         self.event_types, self.raw_event, self.org = event_types, raw_event, org
         self.max_payload_bytes, self.progress_interval = max_payload_bytes, progress_interval
-        self.batch_size, self.batch_bytes, self.split_bytes = batch_size, batch_bytes, split_bytes
+        self.batch_size, self.batch_bytes = batch_size, batch_bytes
+        self.split_bytes = split_bytes or files.SPLIT_BYTES
 
     def expand(self, pbegin):
         settings = {"event_types": self.event_types, "raw_event": self.raw_event,

@@ -50,19 +50,21 @@ class _Process:
         self.current = None  # the range it works on
         write_message(self.popen.stdin, settings)
 
-    def describe(self) -> str:
-        where = ""
-        if self.current is not None:
-            path, start, end, _ = self.current
-            where = f" while reading {path} bytes {start}-{'' if end is None else end}"
-        return f"decode process {self.number + 1} (pid {self.popen.pid}){where}"
+    def name(self) -> str:
+        return f"decode process {self.number + 1} (pid {self.popen.pid})"
+
+    def where(self) -> str:
+        if self.current is None:
+            return ""
+        path, start, end, _ = self.current
+        return f" while reading {path} bytes {start}-{'' if end is None else end}"
 
     def death(self) -> str:
         code = self.popen.wait()
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         self.stderr.seek(0)
         last = [line for line in self.stderr.read().decode(errors="replace").splitlines() if line.strip()]
-        return f"{self.describe()} {how}" + (f" ({last[-1].strip()[:200]})" if last else "")
+        return f"{self.name()} {how}{self.where()}" + (f" ({last[-1].strip()[:200]})" if last else "")
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -124,7 +126,7 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
                     put(("end", meta[1]))
                     return
                 else:  # "error"
-                    put(("died", f"{proc.describe()} failed: {meta[1]}"))
+                    put(("died", f"{proc.name()} failed{proc.where()}: {meta[1]}"))
                     return
         except (OSError, EOFError, ValueError):
             if not stopping.is_set():
