@@ -66,10 +66,12 @@ class _Process:
         last = [line for line in self.stderr.read().decode(errors="replace").splitlines() if line.strip()]
         return f"{self.name()} {how}{self.where()}" + (f" ({last[-1].strip()[:200]})" if last else "")
 
-    def stop(self) -> None:
+    def kill(self) -> None:
         if self.popen.poll() is None:
             self.popen.kill()
         self.popen.wait()
+
+    def close(self) -> None:
         for stream in (self.popen.stdin, self.popen.stdout):
             try:
                 stream.close()
@@ -112,7 +114,8 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
             while True:
                 message = read_message(proc.popen.stdout)
                 if message is None:
-                    put(("died", proc.death()))
+                    if not stopping.is_set():
+                        put(("died", proc.death()))
                     return
                 meta, data = message
                 kind = meta[0]
@@ -130,7 +133,10 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
                     return
         except (OSError, EOFError, ValueError):
             if not stopping.is_set():
-                put(("died", proc.death()))
+                try:
+                    put(("died", proc.death()))
+                except (OSError, ValueError):  # stopped meanwhile: the caller is already failing or done
+                    put(("died", f"{proc.name()} stopped{proc.where()}"))
 
     threads = []
     try:
@@ -155,6 +161,8 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
     finally:
         stopping.set()
         for proc in pool:
-            proc.stop()
+            proc.kill()
         for thread in threads:
             thread.join(timeout=10)
+        for proc in pool:
+            proc.close()
