@@ -1,7 +1,7 @@
 """The local decode processes (``--decode_processes``) write exactly the lake the single-process path writes.
 
 The input is cut into many small byte ranges (``sources.files.SPLIT_BYTES`` patched to a few KB, for both
-paths, so dead-letter positions match): bad lines of every kind, duplicates in other ranges, escaped event
+paths, so dead-letter positions match) and batches of two lines: bad lines of every kind, duplicates in other ranges, escaped event
 types, many partitions, plus a gzipped file (decoded in the parent process). A killed decode process fails
 the run with one line and publishes nothing.
 """
@@ -60,7 +60,9 @@ def _input(tmp_path: Path) -> list[Path]:
 
 def _run(tmp_path: Path, name: str, inputs: list[Path], *flags: str):
     lake = tmp_path / name
-    run = run_pipeline("--source=file", *(f"--input={p}" for p in inputs), f"--output={lake}", *flags)
+    # Batches of 2 lines: several batches per range, so a process merges batches (and their duplicates).
+    run = run_pipeline("--source=file", *(f"--input={p}" for p in inputs), f"--output={lake}", "--batch_size=2",
+                       *flags)
     return run, lake
 
 
