@@ -26,7 +26,7 @@ import pyarrow as pa
 from sources.range_worker import read_message, write_message
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding the project's packages
-_QUEUE_PER_PROCESS = 4  # batches buffered per process (~1 MB each) before it waits
+_QUEUE_PER_PROCESS = 2  # messages buffered per process (8 batches each) before it waits
 
 
 class DecodeProcessFailed(RuntimeError):
@@ -137,6 +137,8 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
                     put(("died", proc.death()))
                 except (OSError, ValueError):  # stopped meanwhile: the caller is already failing or done
                     put(("died", f"{proc.name()} stopped{proc.where()}"))
+        except Exception as exc:  # noqa: BLE001 - e.g. a message that does not unpickle: never leave the caller waiting
+            put(("died", f"{proc.name()} sent what could not be read{proc.where()} ({type(exc).__name__}: {exc})"))
 
     threads = []
     try:

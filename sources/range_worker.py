@@ -9,7 +9,7 @@ pipeline). It runs exactly what the Beam graph runs on one batch
 every count are the same; only where the work happens changes.
 
 Protocol, on stdin / stdout, every message framed as ``<meta length, data length>``
-(two little-endian uint32), a pickled ``meta``, then ``data`` bytes:
+(two little-endian uint64), a pickled ``meta``, then ``data`` bytes:
 
 - parent -> worker: first the settings ``dict``; then one ``FileRange`` per
   task, sent when the worker asked for work; ``None`` to stop.
@@ -41,7 +41,7 @@ from transforms.flatten import Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.selection import EventTypeSelection
 
-HEADER = struct.Struct("<II")
+HEADER = struct.Struct("<QQ")
 #: Test hook: a worker kills itself (SIGKILL) after this many batches, to prove a crash fails the run cleanly.
 KILL_AFTER_ENV = "OKTA_PERSONAL_TEST_KILL_WORKER_AFTER_BATCHES"
 #: Batches sent as one message: the parent stages one table slice per partition and message, so fewer,

@@ -1,9 +1,9 @@
 """The local decode processes (``--decode_processes``) write exactly the lake the single-process path writes.
 
 The input is cut into many small byte ranges (``sources.files.SPLIT_BYTES`` patched to a few KB, for both
-paths, so dead-letter positions match) and batches of two lines: bad lines of every kind, duplicates in other ranges, escaped event
-types, many partitions, plus a gzipped file (decoded in the parent process). A killed decode process fails
-the run with one line and publishes nothing.
+paths, so dead-letter positions match) and batches of two lines: bad lines of every kind, duplicates in other
+ranges and batches, escaped event types, many partitions, plus a gzipped file (decoded in the parent process).
+A killed decode process fails the run with one line and publishes nothing.
 """
 
 from __future__ import annotations
