@@ -34,7 +34,9 @@ def line_batches(handle, path: str, start: int, end: int | None, batch_size: int
             pending.append(block)
             continue
         if block:
-            lines = (b"".join(pending) + block if pending else block).split(b"\n")
+            lines = block.split(b"\n")
+            if pending:  # joined to the first line only: no copy of the whole block
+                lines[0] = b"".join(pending) + lines[0]
             pending = [lines.pop()]
         else:  # end of file: the last line may have no newline
             tail = b"".join(pending)

@@ -102,3 +102,15 @@ def test_a_glob_mixes_formats(tmp_path):
     found = payloads_of(str(tmp_path / "*"))
     assert len(found) == 4
     assert {o.rsplit("/", 1)[1] for o, _, _ in found} == {"a.jsonl", "b.json", "c.jsonl.gz"}
+
+
+def test_lines_longer_than_a_block_are_read_whole(tmp_path, monkeypatch):
+    import sources.line_ranges
+
+    monkeypatch.setattr(sources.line_ranges, "BLOCK", 7)  # most lines span several blocks
+    lines = [json.dumps({"n": i, "pad": "x" * (i * 3 % 41)}).encode() for i in range(200)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\r\n\n" + b'{"last": true}')
+    for split in (1, 13, 500, 10 ** 9):
+        _, payloads = read_all(path, split)
+        assert payloads == lines + [b'{"last": true}'], f"split={split}"
