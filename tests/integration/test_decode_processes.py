@@ -33,7 +33,8 @@ def _event(base: dict, index: int, event_type: str, day: int) -> dict:
     return event
 
 
-def _input(tmp_path: Path) -> list[Path]:
+def _input(tmp_path: Path) -> tuple[list[Path], set[str]]:
+    """The input files, and the uuids of selected events whose type is written with a JSON escape."""
     real = real_events()
     types = ["personal.user.app_migration.export", "personal.admin.configuration.update", "personal.a.b",
              "user.session.start", "user.authentication.sso"]
@@ -44,18 +45,22 @@ def _input(tmp_path: Path) -> list[Path]:
     lines += [line for line in (GOLDEN / "duplicates.input.jsonl").read_bytes().splitlines()
               if b'"dup-b"' not in line or line == (GOLDEN / "duplicates.input.jsonl").read_bytes().splitlines()[3]]
     events = [_event(real[i % len(real)], i, types[i % len(types)], i // 5) for i in range(240)]
+    texts = []
     for event in events:
         text = json.dumps(event)
         if event["uuid"].endswith(("3", "7")):  # an escaped type: selected or not, judged exactly
             text = text.replace('"eventType": "personal.', '"eventType": "personal\\u002e')
             text = text.replace('"eventType": "user.', '"eventType": "\\u0075ser.')
-        lines.append(text)
-    lines += [json.dumps(e) for e in events[::9]]  # re-sent, far from the first copy: another range
+        texts.append(text)
+    lines += texts
+    # Re-sent byte for byte (raw_event keeps the line, so which copy wins must not matter), far from the
+    # first copy: another range.
+    lines += texts[::9]
     lines += [b"{not json at the end", b'{"uuid": "x", "eventType": "personal.late", "published": 7}']
     main = write_jsonl(tmp_path / "in" / "export.jsonl", lines)
-    extra = write_jsonl(tmp_path / "in" / "more.jsonl.gz", [json.dumps(e) for e in events[:30:3]] + [b"nope"],
-                        gz=True)
-    return [main, extra]
+    extra = write_jsonl(tmp_path / "in" / "more.jsonl.gz", texts[:30:3] + [b"nope"], gz=True)
+    escaped = {e["uuid"] for e in events if e["uuid"].endswith(("3", "7")) and e["eventType"].startswith("personal.")}
+    return [main, extra], escaped
 
 
 def _run(tmp_path: Path, name: str, inputs: list[Path], *flags: str):
@@ -82,7 +87,7 @@ def small_ranges(monkeypatch):
 
 
 def test_processes_write_the_same_lake_as_one_process(tmp_path, small_ranges, monkeypatch):
-    inputs = _input(tmp_path)
+    inputs, escaped = _input(tmp_path)
     used = []
     real_batches = sources.files_in_processes.decoded_batches
 
@@ -110,12 +115,13 @@ def test_processes_write_the_same_lake_as_one_process(tmp_path, small_ranges, mo
     assert one.count("duplicates in run") >= 15 and one.count("coerced") >= 1
     assert {r["stage"] for r in _dead(one_lake)} >= {"decode", "validate", "flatten"}
     assert any(r["event_type"] == "personal.a.b" for r in read_lake(one_lake))
+    assert escaped and escaped <= {r["uuid"] for r in read_lake(one_lake)}  # kept though written "personal\u002e"
     assert one.count("events read") == sum(one.count(c) for c in ("events written", "filtered out", "duplicates",
                                                                   "dead letters"))
 
 
 def test_a_killed_decode_process_fails_the_run_and_publishes_nothing(tmp_path, small_ranges, monkeypatch):
-    inputs = _input(tmp_path)
+    inputs, _ = _input(tmp_path)
     monkeypatch.setenv(KILL_AFTER_ENV, "2")
     run, lake = _run(tmp_path, "lake", inputs, "--decode_processes=2")
     assert run.code != 0
