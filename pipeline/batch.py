@@ -21,8 +21,10 @@ from schemas.arrow import file_schema
 from sinks.bigquery import merge_step
 from sinks.lake import WriteLake
 from sources.files import ReadExportedFiles
+from sources.files_in_processes import ExportedFilesToRows
 from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
 from sources.okta_many import ORG_REPORTS, ReadOrgsRange, ReadOrgsTail
+from sources.range_pool import default_processes
 from transforms.local_runner import beam_tracebacks_hidden
 from transforms.personal_rows import PersonalEventsToRows
 
@@ -61,15 +63,31 @@ def read_orgs(pipeline: beam.Pipeline, config: RunConfig):
     return read.pages, read[CURSOR], {**described, ORG_REPORTS: read[ORG_REPORTS]}
 
 
+def decode_processes(config: RunConfig) -> int:
+    """How many local processes decode a file replay (1: none, the Beam graph does it; always 1 on Dataflow)."""
+    if config.mode != "file" or not config.local:
+        return 1
+    return config.options.decode_processes or default_processes()
+
+
 def build(pipeline: beam.Pipeline, config: RunConfig):
     """Wire the batch pipeline; returns the PCollection holding the run manifest."""
     options = config.options
-    batches, cursors, described = read_source(pipeline, config)
-    reports = described.pop(ORG_REPORTS, None)
-    org_event_types = {org["org"]: org["event_types"] for org in described.get("org_sources", [])}
-    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
-        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, config.progress_interval,
-        whole_batches=True, org=options.okta_org, org_event_types=org_event_types or None)
+    processes = decode_processes(config)
+    if processes > 1:
+        rows, dead = pipeline | "ExportedFilesToRows" >> ExportedFilesToRows(
+            config.inputs, processes, options.event_types, options.raw_event,
+            options.max_dead_letter_payload_bytes, config.progress_interval, org=options.okta_org,
+            batch_size=options.batch_size)
+        cursors, reports, described = None, None, {"input": config.inputs}
+    else:
+        batches, cursors, described = read_source(pipeline, config)
+        reports = described.pop(ORG_REPORTS, None)
+        org_event_types = {org["org"]: org["event_types"] for org in described.get("org_sources", [])}
+        rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
+            options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
+            config.progress_interval, whole_batches=True, org=options.okta_org,
+            org_event_types=org_event_types or None)
     manifest = ((rows, dead) if reports is None else (rows, dead, reports)) | "WriteLake" >> WriteLake(
         config.lake, config.dead_letter, config.run_id, file_schema(options.raw_event),
         compression=options.compression, started_at=config.started.isoformat(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from okta_client.errors import ConfigurationError, OktaApiError, QueryTimeout, ResponseTooLarge, UnsafeUrl
+from sources.range_pool import DecodeProcessFailed
 from transforms.decode import InvalidEvent
 from transforms.flatten import PartitionNameError, WrongType
 from transforms.jsonio import NotJson
@@ -21,7 +22,7 @@ from transforms.local_runner import worker_error
 # Every error class the code raises (the record-level ones become dead letters and should never end a run).
 PROJECT_ERRORS: tuple[type[BaseException], ...] = (
     UnsafeUrl, ConfigurationError, QueryTimeout, ResponseTooLarge, OktaApiError,
-    InvalidEvent, WrongType, PartitionNameError, NotJson,
+    InvalidEvent, WrongType, PartitionNameError, NotJson, DecodeProcessFailed,
 )
 # Standard errors the code raises on purpose (files and paths), recognised by name too.
 STANDARD_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, PermissionError, OSError, ValueError)

@@ -72,6 +72,11 @@ class LakeOptions(PipelineOptions):
             "--batch_size", type=int, default=1000,
             help="Events per pipeline element (default 1000, an Okta page).")
         group.add_argument(
+            "--decode_processes", type=int, default=0,
+            help="A local run of --source=file decodes and flattens uncompressed local JSON Lines in this "
+                 "many processes (default 0: one per usable core; 1: in the pipeline's own process). "
+                 "Ignored on Dataflow, where the file ranges spread over the workers.")
+        group.add_argument(
             "--max_dead_letter_payload_bytes", type=int, default=16 * 1024 * 1024,
             help="Cut dead-letter payloads longer than this many bytes (flagged in the record; "
                  "default 16 MiB).")
@@ -319,6 +324,8 @@ def validate(options: LakeOptions) -> list[str]:
         errors.append(str(exc))
     if options.batch_size < 1 or options.batch_size > 100_000:
         errors.append(f"--batch_size must be between 1 and 100000, got {options.batch_size}")
+    if options.decode_processes < 0 or options.decode_processes > 256:
+        errors.append(f"--decode_processes must be between 0 (one per core) and 256, got {options.decode_processes}")
     if options.max_dead_letter_payload_bytes < 1024:
         errors.append("--max_dead_letter_payload_bytes must be at least 1024")
     if options.progress_interval < 0:

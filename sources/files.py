@@ -21,12 +21,15 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from sources.line_ranges import line_batches
 from transforms import (
     coders,  # noqa: F401  (registers the batch coders)
     jsonio,
 )
 from transforms.records import RawBatch
 
+#: Uncompressed JSON Lines files are cut into byte ranges of this size (read in parallel).
+SPLIT_BYTES = 64 * 1024 * 1024
 #: Files larger than this are never tried as one pretty-printed JSON document.
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 _FIRST_LINE_LIMIT = 64 * 1024 * 1024
@@ -63,7 +66,9 @@ def _first_line_is_json(path: str) -> tuple[bool, bytes]:
         return False, stripped
 
 
-class _SplitFilesFn(beam.DoFn):
+class SplitFilesFn(beam.DoFn):
+    """Glob pattern -> the ``FileRange`` elements of the files it matches."""
+
     def __init__(self, split_bytes: int):
         self.split_bytes = split_bytes
 
@@ -85,7 +90,9 @@ class _SplitFilesFn(beam.DoFn):
                     yield FileRange(path, start, min(start + self.split_bytes, size), False)
 
 
-class _ReadRangeFn(beam.DoFn):
+class ReadRangeFn(beam.DoFn):
+    """``FileRange`` -> ``RawBatch`` elements."""
+
     def __init__(self, batch_size: int, batch_bytes: int):
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
@@ -104,78 +111,38 @@ class _ReadRangeFn(beam.DoFn):
         yield from self._lines(path, start, end)
 
     def _lines(self, path, start, end):
-        """Yield batches of the lines that start inside [start, end).
-
-        Reads blocks of ``_BLOCK`` bytes and splits them (a ``readline`` per
-        line cost a tenth of a replay, measured).
-        """
-        kind = "line" if start == 0 else "byte"
-        positions, payloads, size = [], [], 0
-        batch_size, batch_bytes = self.batch_size, self.batch_bytes
+        """Yield batches of the lines that start inside [start, end) (:func:`sources.line_ranges.line_batches`)."""
         with FileSystems.open(path, compression_type=_compression(path)) as handle:
-            offset = 0
-            if start > 0:
-                handle.seek(start - 1)
-                offset = start - 1 + len(handle.readline())  # finish the line before us
-            number = 0
-            pending: list[bytes] = []  # the start of a line longer than a block, in pieces
-            done = False
-            while not done and (end is None or offset < end):
-                block = handle.read(_BLOCK)
-                if block and b"\n" not in block:
-                    pending.append(block)
-                    continue
-                if block:
-                    lines = (b"".join(pending) + block if pending else block).split(b"\n")
-                    pending = [lines.pop()]
-                else:  # end of file: the last line may have no newline
-                    tail = b"".join(pending)
-                    lines, pending, done = ([tail] if tail else []), [], True
-                last = len(lines) - 1
-                for i, line in enumerate(lines):
-                    if end is not None and offset >= end:
-                        done = True
-                        break
-                    number += 1
-                    line_start = offset
-                    offset += len(line) + (0 if done and i == last else 1)
-                    if not line or line.isspace():
-                        continue
-                    if number == 1 and start == 0 and line.startswith(b"\xef\xbb\xbf"):
-                        line = line[3:]
-                    positions.append(number if start == 0 else line_start)
-                    payloads.append(line.rstrip(b"\r"))
-                    size += len(line)
-                    if len(payloads) >= batch_size or size >= batch_bytes:
-                        yield RawBatch(path, kind, positions, payloads)
-                        positions, payloads, size = [], [], 0
-        if payloads:
-            yield RawBatch(path, kind, positions, payloads)
+            yield from line_batches(handle, path, start, end, self.batch_size, self.batch_bytes)
 
 
-_BLOCK = 4 * 1024 * 1024
+def plain_local_lines(file_range: FileRange) -> bool:
+    """Whether a range is JSON Lines of an uncompressed local file (what a local decode process reads)."""
+    path = file_range.path
+    return (not file_range.document and "://" not in path
+            and _compression(path) == CompressionTypes.UNCOMPRESSED)
 
 
 class ReadExportedFiles(beam.PTransform):
     """Glob patterns -> ``RawBatch`` elements of up to ``batch_size`` lines."""
 
     def __init__(self, patterns: list[str], batch_size: int = 1000,
-                 batch_bytes: int = 8 * 1024 * 1024, split_bytes: int = 64 * 1024 * 1024):
+                 batch_bytes: int = 8 * 1024 * 1024, split_bytes: int | None = None):
         super().__init__()
         self.patterns = list(patterns)
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
-        self.split_bytes = split_bytes
+        self.split_bytes = split_bytes or SPLIT_BYTES
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Patterns" >> beam.Create(self.patterns)
-            | "SplitFiles" >> beam.ParDo(_SplitFilesFn(self.split_bytes))
+            | "SplitFiles" >> beam.ParDo(SplitFilesFn(self.split_bytes))
             # Keyed grouping (not Reshuffle) spreads ranges over local workers; see the Beam notes.
             | "KeyRanges" >> beam.Map(lambda r: (hash(r) & 0xFFFF, r))
             | "SpreadRanges" >> beam.GroupByKey()
             | "Ranges" >> beam.FlatMap(lambda kv: kv[1])
             | "ReadRanges" >> beam.ParDo(
-                _ReadRangeFn(self.batch_size, self.batch_bytes)).with_output_types(RawBatch)
+                ReadRangeFn(self.batch_size, self.batch_bytes)).with_output_types(RawBatch)
         )

@@ -205,3 +205,22 @@ def test_a_many_org_run_translates_and_carries_no_secret(mode, tmp_path):
     if mode != "backfill":
         assert [o.state for o in config.orgs()] == ["gs://okta-lake-test/state/acme.okta.com.json",
                                                       "gs://okta-lake-test/state/beta.okta.com.json"]
+
+
+def test_a_dataflow_file_run_keeps_the_beam_graph_whatever_decode_processes_says():
+    """The local decode processes never reach Dataflow: its workers read the byte ranges of the ordinary graph."""
+    args = ["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl", "--output=gs://okta-lake-test/lake",
+            "--decode_processes=4"]
+    _, proto = translate(args, False)
+    labels = {t.unique_name for t in proto.components.transforms.values()}
+    assert any(label.startswith("ReadExportedFiles/ReadRanges") for label in labels)
+    assert not any("ExportedFilesToRows" in label for label in labels)
+
+    options = PipelineOptions(["--source=file", "--input=/tmp/x.jsonl", "--output=/tmp/lake", "--decode_processes=2"])
+    lake = options.view_as(LakeOptions)
+    lake.run_id = "run2"
+    local = beam.Pipeline(options=PipelineOptions([]))
+    batch.build(local, resolve(lake, local=True))
+    local_labels = {t.unique_name for t in local.to_runner_api().components.transforms.values()}
+    assert "ExportedFilesToRows/DecodeInProcesses" in local_labels
+    assert not any(label.startswith("ReadExportedFiles") for label in local_labels)

@@ -7,7 +7,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
-from sources.files import ReadExportedFiles, _ReadRangeFn, _SplitFilesFn
+from sources.files import ReadExportedFiles, ReadRangeFn, SplitFilesFn
 
 _FOUND: list = []
 
@@ -31,8 +31,8 @@ def payloads_of(pattern, **kwargs):
 
 def read_all(path, split_bytes, batch_size=3):
     """Split and read one file without a pipeline (fast, deterministic)."""
-    ranges = list(_SplitFilesFn(split_bytes).process(str(path)))
-    reader = _ReadRangeFn(batch_size, 1 << 30)
+    ranges = list(SplitFilesFn(split_bytes).process(str(path)))
+    reader = ReadRangeFn(batch_size, 1 << 30)
     payloads = []
     for r in ranges:
         for batch in reader.process(r):
@@ -102,3 +102,15 @@ def test_a_glob_mixes_formats(tmp_path):
     found = payloads_of(str(tmp_path / "*"))
     assert len(found) == 4
     assert {o.rsplit("/", 1)[1] for o, _, _ in found} == {"a.jsonl", "b.json", "c.jsonl.gz"}
+
+
+def test_lines_longer_than_a_block_are_read_whole(tmp_path, monkeypatch):
+    import sources.line_ranges
+
+    monkeypatch.setattr(sources.line_ranges, "BLOCK", 7)  # most lines span several blocks
+    lines = [json.dumps({"n": i, "pad": "x" * (i * 3 % 41)}).encode() for i in range(200)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\r\n\n" + b'{"last": true}')
+    for split in (1, 13, 500, 10 ** 9):
+        _, payloads = read_all(path, split)
+        assert payloads == lines + [b'{"last": true}'], f"split={split}"
