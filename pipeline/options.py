@@ -208,12 +208,14 @@ def add_iceberg_args(parser) -> None:
              "ICEBERG_REST_TOKEN or --iceberg_credential_file).")
     iceberg.add_argument(
         "--iceberg_catalog_uri",
-        help="The catalog's URI: sqlite:///PATH.db (optional with sqlite), postgresql://USER@HOST:PORT/DB (sql) "
-             "or https://HOST/PATH (rest). Never holds a password.")
+        help="The catalog's URI: sqlite:///PATH.db (sqlite: optional with a local warehouse, a local file needed "
+             "with a gs:// or s3:// one), postgresql://USER@HOST:PORT/DB (sql) or https://HOST/PATH (rest). Never "
+             "holds a password.")
     iceberg.add_argument(
         "--iceberg_warehouse",
-        help="Where the table's data and metadata files go (local folder, gs:// or s3://); default with "
-             "--iceberg_catalog=sqlite: OUTPUT/_iceberg. REST catalogs may choose it themselves.")
+        help="Where the table's data and metadata files go (local folder, gs:// or s3://, reached with the same "
+             "--s3_* options and STORAGE_EMULATOR_HOST as the lake); default with --iceberg_catalog=sqlite: "
+             "OUTPUT/_iceberg. REST catalogs may choose it themselves.")
     iceberg.add_argument(
         "--iceberg_credential_file",
         help="Where the REST catalog's credential is (client_id:secret or a token): a file (local, gs://, "

@@ -154,6 +154,18 @@ def _normalise(uri: str) -> str:
     return uri.removeprefix("file://") if uri.startswith("file:///") else uri
 
 
+def _filesystem(table, location: str):
+    """The Arrow filesystem and root path of ``location`` as the table's FileIO reaches it (its object store
+    endpoint and credentials, see :func:`sinks.iceberg_catalog.file_io_properties`)."""
+    from pyarrow import fs as pafs
+
+    io = table.io
+    if hasattr(io, "fs_by_scheme") and hasattr(io, "parse_location"):  # pyiceberg's PyArrowFileIO
+        scheme, netloc, path = io.parse_location(location)
+        return io.fs_by_scheme(scheme, netloc), path
+    return pafs.FileSystem.from_uri(location)
+
+
 def remove_orphan_files(catalog, table_name: str, min_age: _dt.timedelta,
                         report: MaintenanceReport | None = None, now: _dt.datetime | None = None
                         ) -> MaintenanceReport:
@@ -163,7 +175,7 @@ def remove_orphan_files(catalog, table_name: str, min_age: _dt.timedelta,
     report = report or MaintenanceReport()
     table = catalog.load_table(table_name)
     location = table.location()
-    filesystem, root = pafs.FileSystem.from_uri(location)
+    filesystem, root = _filesystem(table, location)
     listed = [info for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
               if info.type == pafs.FileType.File]
     # The files are listed before the references are read: a file committed in between is then referenced.
