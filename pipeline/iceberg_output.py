@@ -9,17 +9,17 @@
   between the lake commit and Iceberg is healed by the rerun) and commits the rows absent
   from the table as **one snapshot** (:func:`sinks.iceberg_table.commit_rows`), recording
   the run id, the source, the counts and, for an incremental Okta run, the cursor the
-  snapshot covers. The cursor is stored after this step, so ``--state`` and the table
-  move together; ``--state`` is still what a restart reads.
+  snapshot covers. The cursor is stored in ``--state`` (when given) after this step, so
+  ``--state`` and the table move together; without ``--state`` the next run resumes from the
+  table's cursor (:mod:`sinks.iceberg_cursor`).
 """
 
 from __future__ import annotations
 
-import json
-
 import apache_beam as beam
 
 from sinks.iceberg_catalog import IcebergConfigError, target_from_options
+from sinks.iceberg_cursor import cursor_text
 from sinks.iceberg_table import IcebergCommitError, commit_lake_files, connect, open_table
 from transforms.metrics import counter
 
@@ -50,11 +50,7 @@ def commit_after_lake(manifest, options, lake: str, run_id: str, cursors=None):
 
 
 def _cursor_text(cursors) -> str | None:
-    if not cursors:
-        return None
-    state = cursors[-1]
-    return json.dumps({"next_url": getattr(state, "next_url", None),
-                       "updated_at": getattr(state, "updated_at", None)})
+    return cursor_text(cursors)  # each org's cursor, with its org and filter: a restart can resume from it
 
 
 class _CommitFn(beam.DoFn):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from sinks import iceberg_cursor
 from sinks.iceberg_table import SORT, SUMMARY_PREFIX
 
 LOG = logging.getLogger(__name__)
@@ -115,14 +116,16 @@ def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
 
 def expire_snapshots(catalog, table_name: str, older_than: _dt.datetime,
                      report: MaintenanceReport | None = None) -> MaintenanceReport:
-    """Drop snapshots older than ``older_than`` that no branch or tag points at (re-tried on a concurrent commit)."""
+    """Drop snapshots older than ``older_than`` that no branch or tag points at and that hold no org's newest
+    Okta cursor (:func:`sinks.iceberg_cursor.keep_ids`); re-tried on a concurrent commit."""
     from pyiceberg.exceptions import CommitFailedException
 
     report = report or MaintenanceReport()
     cutoff_ms = int(older_than.timestamp() * 1000)
     for _ in range(COMPACT_ATTEMPTS):
         table = catalog.load_table(table_name)
-        heads = {ref.snapshot_id for ref in table.metadata.refs.values()}
+        # Also kept: the newest snapshot recording each org's Okta cursor, where a run without --state resumes.
+        heads = {ref.snapshot_id for ref in table.metadata.refs.values()} | iceberg_cursor.keep_ids(table)
         expired = [s.snapshot_id for s in table.snapshots()
                    if s.timestamp_ms < cutoff_ms and s.snapshot_id not in heads]
         if not expired:
