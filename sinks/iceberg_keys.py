@@ -10,6 +10,8 @@ needs (event type, ``published`` bounds as integers), in a per-process cache key
 manifest's path: a commit decodes only the manifests written since the last one (its own, and
 a merge's; new tables keep merged manifests small, see ``commit.manifest.target-size-bytes``
 in :data:`sinks.iceberg_table.TABLE_PROPERTIES`), then compares a few integers per file.
+Manifests whose partition summary excludes the rows' days are skipped unread, as pyiceberg's
+planning does, so a large table's other days are neither decoded nor cached.
 
 :func:`candidate_files` returns None when it cannot plan safely (a snapshot with delete
 files): the caller then scans as before.
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CACHE_MANIFESTS = 2048  # manifests whose entries are kept (a day of one-minute windows needs a few dozen)
+CACHE_ENTRIES = 100_000  # manifest entries kept, least recently used dropped (a day of one-minute windows: 1,440)
+_DAY_US = 86_400_000_000
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
@@ -37,8 +40,11 @@ class _Entry:
 
 
 class _Cache:
+    """Manifest path -> its entries, bounded by the number of entries held."""
+
     def __init__(self, size: int):
         self._size, self._items, self._lock = size, {}, threading.Lock()
+        self._held = 0
         self.reads = 0  # manifests decoded (for tests and the bench)
 
     def get(self, key):
@@ -50,12 +56,15 @@ class _Cache:
 
     def put(self, key, value) -> None:
         with self._lock:
+            if key in self._items:
+                self._held -= len(self._items.pop(key))
             self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.pop(next(iter(self._items)))
+            self._held += len(value)
+            while self._held > self._size and len(self._items) > 1:
+                self._held -= len(self._items.pop(next(iter(self._items))))
 
 
-_CACHE = _Cache(CACHE_MANIFESTS)
+_CACHE = _Cache(CACHE_ENTRIES)
 
 
 def manifests_decoded() -> int:
@@ -120,8 +129,11 @@ def candidate_files(table, snapshot, ranges: dict[str, tuple[int, int]]) -> list
         return None
     published_id = table.schema().find_field("published").field_id
     everything = list(ranges.values())
+    days = (min(low for low, _ in everything) // _DAY_US, max(high for _, high in everything) // _DAY_US)
     out = []
     for manifest in manifests:
+        if not _may_hold_days(table, manifest, published_id, days):
+            continue  # as pyiceberg's planning does: the manifest's partition summary excludes these days
         for entry in _entries(table, manifest, published_id):
             if entry.event_type is not None:
                 span = ranges.get(entry.event_type)
@@ -134,6 +146,27 @@ def candidate_files(table, snapshot, ranges: dict[str, tuple[int, int]]) -> list
                    for low, high in spans):
                 out.append(entry.data_file)
     return out
+
+
+def _may_hold_days(table, manifest, published_id: int, days: tuple[int, int]) -> bool:
+    """False when the manifest's summary of the ``day(published)`` partition field lies outside ``days``."""
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.transforms import DayTransform
+    from pyiceberg.types import DateType
+
+    spec = table.specs().get(manifest.partition_spec_id)
+    if spec is None or not manifest.partitions:
+        return True
+    for position, field in enumerate(spec.fields):
+        if field.source_id == published_id and isinstance(field.transform, DayTransform):
+            if position >= len(manifest.partitions):
+                return True
+            summary = manifest.partitions[position]
+            if summary.lower_bound is None or summary.upper_bound is None:
+                return True
+            low, high = from_bytes(DateType(), summary.lower_bound), from_bytes(DateType(), summary.upper_bound)
+            return not (high < days[0] or low > days[1])
+    return True
 
 
 def read_keys(table, files: list, row_filter, fields: tuple[str, ...]) -> pa.Table:
