@@ -5,7 +5,8 @@ Three paths, one graph shape (docs/ARCHITECTURE.md):
 - ``file``: exported files (:class:`~sources.files.ReadExportedFiles`);
 - ``backfill``: ``--since``/``--until`` of the System Log, sliced (:class:`~sources.okta.ReadSystemLogRange`);
 - ``incremental``: from the cursor in ``--state`` (:class:`~sources.okta.ReadSystemLogTail`), whose new
-  cursor is stored only after the lake (and BigQuery) commit (:class:`~sources.okta.StoreCursor`).
+  cursor is stored only after the lake (and BigQuery, Iceberg) commit (:class:`~sources.okta.StoreCursor`);
+  with ``--iceberg_table``, from the newest cursor the table records (``--state`` then optional).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.config import RunConfig
 from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
 from sinks.bigquery import merge_step
+from sinks.iceberg_catalog import target_from_options
 from sinks.lake import WriteLake
 from sources.files import ReadExportedFiles
 from sources.files_in_processes import ExportedFilesToRows
@@ -44,7 +46,7 @@ def read_source(pipeline: beam.Pipeline, config: RunConfig):
         batches = pipeline | "ReadSystemLogRange" >> ReadSystemLogRange(settings, since, until, config.slice_length())
         return batches, None, {**described, "since": options.since, "until": options.until}
     tail = pipeline | "ReadSystemLogTail" >> ReadSystemLogTail(settings, options.state, config.lookback(),
-                                                                config.run_id)
+                                                                config.run_id, target_from_options(options))
     return tail.pages, tail[CURSOR], {**described, "state": options.state}
 
 

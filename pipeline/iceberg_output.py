@@ -18,17 +18,17 @@ data files written by many workers and one commit step.
   recording the run id, the source, the counts and, for an incremental Okta run, the cursor
   the snapshot covers.
 
-  The cursor is stored after this step, so ``--state`` and the table move together;
-  ``--state`` is still what a restart reads.
+  The cursor is stored in ``--state`` (when given) after this step, so ``--state`` and the table
+  move together; without ``--state`` the next run resumes from the table's cursor
+  (:mod:`sinks.iceberg_cursor`).
 """
 
 from __future__ import annotations
 
-import json
-
 import apache_beam as beam
 
 from sinks.iceberg_catalog import IcebergConfigError, target_from_options
+from sinks.iceberg_cursor import cursor_text
 from sinks.iceberg_files import base_snapshot, commit_partitions, new_commit_id, write_partition
 from sinks.iceberg_table import IcebergCommitError, connect, open_table
 from transforms.metrics import counter
@@ -65,14 +65,6 @@ def commit_after_lake(manifest, options, lake: str, run_id: str, cursors=None):
     cursor = beam.pvalue.AsList(cursors) if cursors is not None else None
     return plan | "CommitToIceberg" >> beam.ParDo(_CommitFn(target, run_id, options.source),
                                                   beam.pvalue.AsList(written), cursor)
-
-
-def _cursor_text(cursors) -> str | None:
-    if not cursors:
-        return None
-    state = cursors[-1]
-    return json.dumps({"next_url": getattr(state, "next_url", None),
-                       "updated_at": getattr(state, "updated_at", None)})
 
 
 class _BaseFn(beam.DoFn):
@@ -118,7 +110,7 @@ class _CommitFn(beam.DoFn):
         manifest = plan["manifest"]
         summary = {"run-id": self.run_id, "source": self.source,
                    "lake-events-written": sum(p["events"] for p in manifest["partitions"])}
-        cursor = _cursor_text(cursors)
+        cursor = cursor_text(cursors)  # each org's, with its org and filter: a restart can resume from it
         if cursor:
             summary["cursor"] = cursor
         result = commit_partitions(connect(self.target), self.target, written, plan["base"], plan["commit_id"],

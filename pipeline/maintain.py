@@ -2,7 +2,9 @@
 
 Safe while the pipeline commits (see :mod:`sinks.iceberg_maintenance`). Run it daily, e.g.
 from cron or Cloud Scheduler; ``make maintain TABLE=okta.events LAKE=lake`` runs it on the
-default embedded catalog. Exit codes: 0 done, 1 failed (one line), 2 bad options.
+default embedded catalog. A warehouse on s3:// takes Beam's S3 options as the pipeline does
+(``--s3_endpoint_url``, ``--s3_access_key_id``, ...); gs:// follows ``STORAGE_EMULATOR_HOST`` like
+the pipeline's lake. Exit codes: 0 done, 1 failed (one line), 2 bad options.
 """
 
 from __future__ import annotations
@@ -37,7 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     from sinks.iceberg_maintenance import MaintenanceReport, compact, expire_snapshots, remove_orphan_files
     from sinks.iceberg_table import connect
 
-    args = parser().parse_args(argv)
+    args, rest = parser().parse_known_args(argv)
+    unknown = [a for i, a in enumerate(rest) if not a.startswith("--s3_")
+               and not (i and rest[i - 1].startswith("--s3_") and "=" not in rest[i - 1])]
+    if unknown:
+        parser().error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:  # Beam's S3 options: the warehouse's store is reached as the lake's is
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipeline.cli import fs_options_set
+
+        fs_options_set(PipelineOptions(rest))
     target = target_from_options(args)
     errors = ["--iceberg_table is required"] if target is None else problems(target)
     try:

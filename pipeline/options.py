@@ -120,10 +120,13 @@ class LakeOptions(PipelineOptions):
             "--state",
             help="Cursor file for incremental runs (local path, gs://, s3://). Without --since, a run resumes "
                  "the polling chain from it, reads until caught up, commits the lake, then stores the new "
-                 "cursor.")
+                 "cursor. Optional with --iceberg_table (one org): the run then resumes from the newest cursor "
+                 "the table's snapshots record, which wins over --state when both are given (the table holds "
+                 "the data; re-read events are skipped). With --orgs: the folder of the orgs' cursor files.")
         okta.add_argument(
             "--lookback", default="7d",
-            help="How far back the first incremental run starts when --state holds no cursor yet.")
+            help="How far back the first incremental run starts when neither --state nor the Iceberg table holds "
+                 "a cursor yet.")
         okta.add_argument(
             "--okta_rate_share", type=float, default=1.0,
             help="Largest share of the org's /api/v1/logs rate limit this pipeline may use (0-1], so other "
@@ -213,12 +216,14 @@ def add_iceberg_args(parser) -> None:
              "ICEBERG_REST_TOKEN or --iceberg_credential_file).")
     iceberg.add_argument(
         "--iceberg_catalog_uri",
-        help="The catalog's URI: sqlite:///PATH.db (optional with sqlite), postgresql://USER@HOST:PORT/DB (sql) "
-             "or https://HOST/PATH (rest). Never holds a password.")
+        help="The catalog's URI: sqlite:///PATH.db (sqlite: optional with a local warehouse, a local file needed "
+             "with a gs:// or s3:// one), postgresql://USER@HOST:PORT/DB (sql) or https://HOST/PATH (rest). Never "
+             "holds a password.")
     iceberg.add_argument(
         "--iceberg_warehouse",
-        help="Where the table's data and metadata files go (local folder, gs:// or s3://); default with "
-             "--iceberg_catalog=sqlite: OUTPUT/_iceberg. REST catalogs may choose it themselves.")
+        help="Where the table's data and metadata files go (local folder, gs:// or s3://, reached with the same "
+             "--s3_* options and STORAGE_EMULATOR_HOST as the lake); default with --iceberg_catalog=sqlite: "
+             "OUTPUT/_iceberg. REST catalogs may choose it themselves.")
     iceberg.add_argument(
         "--iceberg_credential_file",
         help="Where the REST catalog's credential is (client_id:secret or a token): a file (local, gs://, "
@@ -408,9 +413,10 @@ def validate_streaming(options: LakeOptions) -> list[str]:
         if options.since or options.until:
             errors.append("--since/--until are for backfills; a --streaming tail starts from --state "
                           "(or --lookback back on its first run)")
-        if not options.state:
-            errors.append("--streaming with --source=okta needs --state: the cursor is stored there after each "
-                          "committed window, so a restart resumes without loss")
+        if not options.state and not (options.iceberg_table and not options.orgs):
+            errors.append("--streaming with --source=okta needs --state (or --iceberg_table, whose snapshots record "
+                          "the cursor): the cursor is stored there after each committed window, so a restart "
+                          "resumes without loss")
     durations = {}
     for name, value in (("--window", options.window), ("--poll_interval", options.poll_interval),
                         ("--dedupe_horizon", options.dedupe_horizon), ("--stop_after", options.stop_after)):
@@ -469,8 +475,9 @@ def validate_okta(options: LakeOptions, now: _dt.datetime | None = None, streami
         errors.append(f"--until {options.until} must be after --since {options.since}")
     if options.until and not options.since:
         errors.append("--until needs --since (a backfill reads [since, until))")
-    if not options.since and not options.state and not streaming and not options.orgs:
-        errors.append("--source=okta needs either --since/--until (a backfill) or --state (an incremental run)")
+    if not options.since and not options.state and not streaming and not options.orgs and not options.iceberg_table:
+        errors.append("--source=okta needs either --since/--until (a backfill) or --state or --iceberg_table "
+                      "(an incremental run, resuming from the cursor either records)")
     if options.since and not options.until and not errors and not streaming:
         errors.append("--since needs --until for a backfill; for an open-ended tail use --state")
     if not options.since:
@@ -515,7 +522,9 @@ def _orgs_problems(options: LakeOptions, streaming: bool) -> list[str]:
     if (not options.since or streaming) and any(org.state is None for org in orgs):
         missing = ", ".join(org.host for org in orgs if org.state is None)
         errors.append(f"--orgs: incremental and streaming runs need a cursor per org: give --state=FOLDER "
-                      f"(or state: per org) for {missing}")
+                      f"(or state: per org) for {missing}"
+                      + (" (--iceberg_table alone is not enough with --orgs: a many-org run resumes from the "
+                         "orgs' state files)" if options.iceberg_table else ""))
     return errors
 
 

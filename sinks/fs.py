@@ -23,6 +23,31 @@ from apache_beam.io.filesystems import FileSystems
 PARQUET_COMPRESSION = "zstd"
 
 
+def s3_settings() -> dict[str, str]:
+    """The S3 settings Beam's ``s3://`` filesystem uses in this process (``--s3_endpoint_url``, keys, region).
+
+    Beam keeps them where the run (``pipeline.cli.fs_options_set``) or its worker harness put
+    them; other S3 clients of the run (the Iceberg FileIO) take them from here, so one set of
+    options reaches one store. Empty when none were given (clients then use AWS's defaults).
+    """
+    from apache_beam.options.pipeline_options import S3Options
+
+    options = FileSystems._pipeline_options  # noqa: SLF001 - Beam's only record of the filesystem options
+    if options is None:
+        return {}
+    s3 = options.view_as(S3Options)
+    values = {"endpoint": s3.s3_endpoint_url, "access_key_id": s3.s3_access_key_id,
+              "secret_access_key": s3.s3_secret_access_key, "session_token": s3.s3_session_token,
+              "region": s3.s3_region_name}
+    return {k: v for k, v in values.items() if v}
+
+
+def gcs_emulator_host() -> str | None:
+    """``STORAGE_EMULATOR_HOST`` (``http://127.0.0.1:P``) when ``gs://`` goes to a local stand-in: Beam's
+    ``gs://`` filesystem (google-cloud-storage) follows it, so the other GCS clients of a run do too."""
+    return os.environ.get("STORAGE_EMULATOR_HOST") or None
+
+
 def is_local(uri: str) -> bool:
     return FileSystems.get_scheme(uri) in (None, "file")
 

@@ -13,16 +13,26 @@ Three kinds of catalog (``--iceberg_catalog``):
   credential comes from ``ICEBERG_REST_CREDENTIAL`` (OAuth ``client_id:secret``) or
   ``ICEBERG_REST_TOKEN`` (a bearer token), or from ``--iceberg_credential_file`` (a file or
   a Secret Manager secret name), never from an option value.
+
+**Object stores.** A gs:// or s3:// warehouse is read and written with pyiceberg's
+PyArrow FileIO, configured by :func:`file_io_properties` from what the Hive lake already
+uses, so one setting reaches both: Beam's S3 options (``--s3_endpoint_url``,
+``--s3_access_key_id``, ``--s3_secret_access_key``, ``--s3_region_name``; without them
+AWS's default credential chain) and, for GCS, the application default credentials or,
+when ``STORAGE_EMULATOR_HOST`` points at a local stand-in, that endpoint with a dummy
+token. ``PYICEBERG_CATALOG__OKTA__*`` variables (or ``~/.pyiceberg.yaml``, catalog
+``okta``) add or override any other pyiceberg property (e.g. ``s3.role-arn``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sinks import secrets
+from sinks import fs, secrets
 
 CATALOGS = ("sqlite", "sql", "rest")
 CATALOG_NAME = "okta"  # pyiceberg's catalog name: PYICEBERG_CATALOG__OKTA__* variables configure it further
@@ -115,6 +125,36 @@ def _file_uri(path: str) -> str:
     return "file://" + os.path.abspath(path)
 
 
+def file_io_properties() -> dict[str, str]:
+    """pyiceberg FileIO properties for object stores, from the options the lake's filesystems use.
+
+    Holds the S3 secret key when one was given: never log it (pyiceberg keeps it in memory only).
+    """
+    properties = {}
+    s3 = fs.s3_settings()
+    for key, name in (("endpoint", "s3.endpoint"), ("access_key_id", "s3.access-key-id"),
+                      ("secret_access_key", "s3.secret-access-key"), ("session_token", "s3.session-token"),
+                      ("region", "s3.region")):
+        if key in s3:
+            properties[name] = s3[key]
+    if "s3.endpoint" in properties and "s3.region" not in properties:
+        # Without a region pyiceberg asks AWS where the bucket is, which a local endpoint cannot answer.
+        properties["s3.region"] = "us-east-1"
+    if host := fs.gcs_emulator_host():
+        # The stand-in ignores tokens; a token (and its expiry, which Arrow requires with one) keeps Arrow's
+        # GCS client from looking for credentials.
+        properties.update({"gcs.service.host": host, "gcs.oauth2.token": "emulator",
+                           "gcs.oauth2.token-expires-at": str(int((time.time() + 86400) * 1000))})
+    return properties
+
+
+def _environment_properties() -> dict:
+    """What ``PYICEBERG_CATALOG__OKTA__*`` variables and ``~/.pyiceberg.yaml`` say for catalog ``okta``."""
+    from pyiceberg.utils.config import Config
+
+    return {k: v for k, v in (Config().get_catalog_config(CATALOG_NAME) or {}).items() if isinstance(v, str)}
+
+
 def load_catalog(target: IcebergTarget):
     """Open the catalog (creating the SQLite file and the SQL catalog's tables when missing)."""
     bad = problems(target)
@@ -134,10 +174,12 @@ def load_catalog(target: IcebergTarget):
             uri = re.sub(r"^postgres(ql)?(\+psycopg2)?://", "postgresql+psycopg2://", uri)
         if "://" not in target.warehouse:
             os.makedirs(target.warehouse, exist_ok=True)
-        return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=_file_uri(target.warehouse))
+        properties = {**file_io_properties(), **_environment_properties()}
+        properties.update(uri=uri, warehouse=_file_uri(target.warehouse))
+        return SqlCatalog(CATALOG_NAME, **properties)
     from pyiceberg.catalog.rest import RestCatalog
 
-    properties = {"uri": target.uri}
+    properties = {**file_io_properties(), **_environment_properties(), "uri": target.uri}
     if target.warehouse:
         properties["warehouse"] = target.warehouse
     properties.update(rest_credential(target))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from sinks import iceberg_cursor
 from sinks.iceberg_table import SORT, SUMMARY_PREFIX
 
 LOG = logging.getLogger(__name__)
@@ -115,14 +116,16 @@ def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
 
 def expire_snapshots(catalog, table_name: str, older_than: _dt.datetime,
                      report: MaintenanceReport | None = None) -> MaintenanceReport:
-    """Drop snapshots older than ``older_than`` that no branch or tag points at (re-tried on a concurrent commit)."""
+    """Drop snapshots older than ``older_than`` that no branch or tag points at and that hold no org's newest
+    Okta cursor (:func:`sinks.iceberg_cursor.keep_ids`); re-tried on a concurrent commit."""
     from pyiceberg.exceptions import CommitFailedException
 
     report = report or MaintenanceReport()
     cutoff_ms = int(older_than.timestamp() * 1000)
     for _ in range(COMPACT_ATTEMPTS):
         table = catalog.load_table(table_name)
-        heads = {ref.snapshot_id for ref in table.metadata.refs.values()}
+        # Also kept: the newest snapshot recording each org's Okta cursor, where a run without --state resumes.
+        heads = {ref.snapshot_id for ref in table.metadata.refs.values()} | iceberg_cursor.keep_ids(table)
         expired = [s.snapshot_id for s in table.snapshots()
                    if s.timestamp_ms < cutoff_ms and s.snapshot_id not in heads]
         if not expired:
@@ -154,6 +157,18 @@ def _normalise(uri: str) -> str:
     return uri.removeprefix("file://") if uri.startswith("file:///") else uri
 
 
+def _filesystem(table, location: str):
+    """The Arrow filesystem and root path of ``location`` as the table's FileIO reaches it (its object store
+    endpoint and credentials, see :func:`sinks.iceberg_catalog.file_io_properties`)."""
+    from pyarrow import fs as pafs
+
+    io = table.io
+    if hasattr(io, "fs_by_scheme") and hasattr(io, "parse_location"):  # pyiceberg's PyArrowFileIO
+        scheme, netloc, path = io.parse_location(location)
+        return io.fs_by_scheme(scheme, netloc), path
+    return pafs.FileSystem.from_uri(location)
+
+
 def remove_orphan_files(catalog, table_name: str, min_age: _dt.timedelta,
                         report: MaintenanceReport | None = None, now: _dt.datetime | None = None
                         ) -> MaintenanceReport:
@@ -163,7 +178,7 @@ def remove_orphan_files(catalog, table_name: str, min_age: _dt.timedelta,
     report = report or MaintenanceReport()
     table = catalog.load_table(table_name)
     location = table.location()
-    filesystem, root = pafs.FileSystem.from_uri(location)
+    filesystem, root = _filesystem(table, location)
     listed = [info for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
               if info.type == pafs.FileType.File]
     # The files are listed before the references are read: a file committed in between is then referenced.

@@ -16,7 +16,9 @@ table does not hold yet, and it stays right with concurrent writers:
 
 1. load the table; remember its current snapshot S;
 2. read, *at S*, the keys of the touched partitions in the time range of the new rows
-   (files are sorted by ``published``, so older files are skipped by their statistics);
+   (files are sorted by ``published``, so older files are skipped by their statistics; the
+   files are picked from cached manifest entries, :mod:`sinks.iceberg_keys`, so this does not
+   grow with the number of files in the partition);
 3. write data files of the absent rows only, and commit them as one append whose parent
    must be S.
 
@@ -41,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.fields import COLUMNS, PARTITION_COLUMNS, Column
-from sinks import fs
+from sinks import fs, iceberg_keys
 from sinks.iceberg_catalog import IcebergConfigError, IcebergTarget, load_catalog
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +62,12 @@ TABLE_PROPERTIES = {
     # Merge once 10 manifests pile up (default 100): a streaming table then keeps ~10 manifests, and a
     # window's commit reads ~10, not up to 100 (bench/RESULTS.md: about half the commit time).
     "commit.manifest.min-count-to-merge": "10",
+    # Merged manifests stay small (default 8 MB): a merge then rewrites only the newest manifests, and the key
+    # check's manifest cache (sinks.iceberg_keys) keeps the older ones (bench/RESULTS.md).
+    "commit.manifest.target-size-bytes": str(256 * 1024),
+    # The metadata lists this many previous metadata files (default 100); pyiceberg deep-copies the whole
+    # metadata several times per commit. Older files are removed by `pipeline.maintain` (orphans).
+    "write.metadata.previous-versions-max": "10",
 }
 MAX_ATTEMPTS = 50
 
@@ -205,8 +213,15 @@ def absent_rows(table, rows: pa.Table, snapshot_id: int | None) -> tuple[pa.Tabl
     """The rows whose key the table (at ``snapshot_id``) does not hold, and how many were present."""
     if snapshot_id is None or rows.num_rows == 0:
         return rows, 0
-    existing = table.scan(row_filter=touched_filter(rows), selected_fields=KEY + ("published", "event_type"),
-                          snapshot_id=snapshot_id).to_arrow()
+    row_filter, fields = touched_filter(rows), KEY + ("published", "event_type")
+    # Planned from cached manifest entries (sinks.iceberg_keys), so the check does not grow with the file count.
+    files = iceberg_keys.candidate_files(table, table.snapshot_by_id(snapshot_id), iceberg_keys.key_ranges(rows))
+    if files is None:
+        existing = table.scan(row_filter=row_filter, selected_fields=fields, snapshot_id=snapshot_id).to_arrow()
+    elif not files:
+        return rows, 0
+    else:
+        existing = iceberg_keys.read_keys(table, files, row_filter, fields)
     if existing.num_rows == 0:
         return rows, 0
     present = pc.is_in(_key_strings(rows), value_set=_key_strings(existing))

@@ -11,11 +11,12 @@ keeps what a long stream of small commits must not redo or let grow:
   between, our commit loses once and the retry reloads (keys are always checked at the
   snapshot the commit is based on, see :mod:`sinks.iceberg_table`);
 - every ``expire_every`` windows it expires the snapshots beyond the newest
-  ``keep_snapshots`` (``--iceberg_keep_snapshots``; never a branch or tag head), because the table metadata lists every
-  snapshot and pyiceberg copies it whole several times per commit: without expiry a window's
-  commit grows with the number of windows before it (bench/RESULTS.md). Time travel then
-  reaches back ``keep_snapshots`` windows; ``python -m pipeline.maintain`` removes the
-  expired files and compacts.
+  ``keep_snapshots`` (``--iceberg_keep_snapshots``; never a branch or tag head, nor the snapshot
+  holding an org's newest Okta cursor, where a restart without ``--state`` resumes), because
+  the table metadata lists every snapshot and pyiceberg copies it whole several times per
+  commit: without expiry a window's commit grows with the number of windows before it
+  (bench/RESULTS.md). Time travel then reaches back ``keep_snapshots`` windows;
+  ``python -m pipeline.maintain`` removes the expired files and compacts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from sinks import iceberg_cursor
 from sinks.iceberg_catalog import IcebergTarget
 from sinks.iceberg_table import CommitResult, commit_lake_files, commit_rows, connect
 
@@ -75,7 +77,7 @@ class WindowCommitter:
 
         table = self._table if self._table is not None else self.catalog.load_table(self.target.table)
         for _ in range(5):
-            heads = {ref.snapshot_id for ref in table.metadata.refs.values()}
+            heads = {ref.snapshot_id for ref in table.metadata.refs.values()} | iceberg_cursor.keep_ids(table)
             snapshots = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
             old = [s.snapshot_id for s in snapshots[:max(0, len(snapshots) - self.keep_snapshots)]
                    if s.snapshot_id not in heads]

@@ -112,15 +112,17 @@ class ReadSystemLogRange(beam.PTransform):
 
 
 class _PollUntilCaughtUpFn(beam.DoFn):
-    def __init__(self, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta, run_id: str):
+    def __init__(self, settings: OktaSettings, state_uri: str | None, lookback: _dt.timedelta, run_id: str,
+                 iceberg=None):
         self.settings, self.state_uri, self.lookback, self.run_id = settings, state_uri, lookback, run_id
+        self.iceberg = iceberg
 
     def setup(self):
         self._client = build_client(self.settings)
         self._metrics = ApiMetrics()
 
     def process(self, _):
-        start = starting_point(self._client, self.settings, self.state_uri, self.lookback)
+        start = starting_point(self._client, self.settings, self.state_uri, self.lookback, self.iceberg)
         next_url = start.url
         for number, page in enumerate(self._client.polling_pages(start.url)):
             self._metrics.pages.inc()
@@ -135,18 +137,24 @@ class _PollUntilCaughtUpFn(beam.DoFn):
 
 
 class ReadSystemLogTail(beam.PTransform):
-    """The polling chain from the stored cursor to 'caught up'; outputs pages and the new cursor."""
+    """The polling chain from the stored cursor to 'caught up'; outputs pages and the new cursor.
 
-    def __init__(self, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta, run_id: str):
+    ``iceberg``: the run's Iceberg table, whose newest cursor of the org comes before ``state_uri``'s
+    (:func:`sources.okta_polling.starting_point`); ``state_uri`` may then be None.
+    """
+
+    def __init__(self, settings: OktaSettings, state_uri: str | None, lookback: _dt.timedelta, run_id: str,
+                 iceberg=None):
         super().__init__()
         self.settings, self.state_uri, self.lookback, self.run_id = settings, state_uri, lookback, run_id
+        self.iceberg = iceberg
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Start" >> beam.Create([None])
             | "PollUntilCaughtUp" >> beam.ParDo(
-                _PollUntilCaughtUpFn(self.settings, self.state_uri, self.lookback, self.run_id)
+                _PollUntilCaughtUpFn(self.settings, self.state_uri, self.lookback, self.run_id, self.iceberg)
             ).with_output_types(RawBatch).with_outputs(CURSOR, main="pages")
         )
 
@@ -159,7 +167,8 @@ class _StoreCursorFn(beam.DoFn):
         # `manifest` is a side input: this runs only once the lake commit has finished.
         # A many-org run gives (its state file, cursor) per org (sources.okta_many).
         uri, state = state if isinstance(state, tuple) else (self.state_uri, state)
-        okta_state.store(uri, state)
+        if uri:  # without --state the Iceberg snapshot (committed before this) holds the cursor
+            okta_state.store(uri, state)
         counter("cursor_stored").inc()
         if self.lake:  # the chain link, for the coverage report: only once the cursor is stored
             run_records.record_quietly(run_records.write_cursor_record, self.lake, state.run_id,

@@ -7,13 +7,16 @@ Used by the batch reader (:mod:`sources.okta`) and the streaming tail
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from dataclasses import dataclass
 
+from sinks import iceberg_cursor
 from sources import okta_state
 from sources.okta_config import OktaSettings
 from transforms.metrics import counter
 
 UTC = _dt.timezone.utc
+LOG = logging.getLogger(__name__)
 
 
 def rfc3339(moment: _dt.datetime) -> str:
@@ -59,11 +62,33 @@ class StartPoint:
                 "span_since": self.previous.caught_up_at}
 
 
-def starting_point(client, settings: OktaSettings, state_uri: str, lookback: _dt.timedelta) -> StartPoint:
-    """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run."""
-    state = okta_state.load(state_uri)
+def starting_point(client, settings: OktaSettings, state_uri: str | None, lookback: _dt.timedelta,
+                   iceberg=None) -> StartPoint:
+    """Where a polling chain starts: the stored cursor, or ``lookback`` ago on a first run.
+
+    With ``iceberg`` (the run's :class:`sinks.iceberg_catalog.IcebergTarget`), the newest cursor the
+    table records for this org and filter comes first: the table holds the data, and its cursor
+    committed with it. A ``--state`` cursor that differs is newer only when runs since added no row
+    (they commit no snapshot; re-reading from the table's cursor adds nothing) or older when a run
+    stopped between its snapshot and storing the state; either way the table's is safe, so it wins
+    (one warning line says so). ``--state`` is used when the table records no cursor of the org.
+    """
+    state = okta_state.load(state_uri) if state_uri else None
     if state is not None:
         state.check_matches(settings.org_url, settings.filter, state_uri)
+    if iceberg is not None:
+        recorded = iceberg_cursor.table_cursor(iceberg, settings.org_url, settings.filter)
+        if recorded is not None:
+            if state is not None and state.next_url != recorded.next_url:
+                LOG.warning("the cursor in --state %s (stored %s) differs from the one the Iceberg table %s "
+                            "recorded in snapshot %s (%s): resuming from the table's, which commits with the data "
+                            "(events read again are skipped by insert-if-absent)", state_uri,
+                            state.updated_at or "at an unknown time", iceberg.table, recorded.snapshot_id,
+                            _dt.datetime.fromtimestamp(recorded.timestamp_ms / 1000, UTC).isoformat())
+            previous = okta_state.CursorState(settings.org_url, settings.filter, recorded.next_url,
+                                              run_id=recorded.run_id, caught_up_at=recorded.caught_up_at)
+            return StartPoint(recorded.next_url, previous=previous)
+    if state is not None:
         return StartPoint(state.next_url, previous=state)
     since = rfc3339(_dt.datetime.now(UTC) - lookback)
     return StartPoint(client.first_url(since=since, filter=settings.filter or None, limit=settings.page_limit),

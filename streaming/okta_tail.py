@@ -4,7 +4,9 @@
 stateful DoFn (:mod:`sources.okta_stream`), the local runner from the plain
 loop :func:`run_locally`. The cursor of the last page of a window is stored
 in ``--state`` only after that window is committed, so a crash re-reads
-(and dedupes) instead of losing.
+(and dedupes) instead of losing. With ``--iceberg_table`` the window's snapshot
+records that cursor too, and a tail starts from the table's newest cursor of
+its org (``--state`` is then optional; :func:`sources.okta_polling.starting_point`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class OktaTail:
         if now < self._next_poll:
             return 0
         if self._cursor is None:
-            start = starting_point(self._client, self.settings, self.tail.state_uri, self.tail.lookback)
+            start = starting_point(self._client, self.settings, self.tail.state_uri, self.tail.lookback,
+                                   self.tail.window.iceberg)
             self._cursor = self._stored_cursor = start.url
             self._link = {**start.describe(), "started_at": rfc3339(_dt.datetime.now(UTC))}
         caught_up, pages = False, 0
@@ -90,11 +93,14 @@ class OktaTail:
         state = okta_state.CursorState(self.settings.org_url, self.settings.filter, cursor or "",
                                        run_id=self.tail.window.job, caught_up_at=self._covered_until,
                                        started=self._link)
+        # Without --state (and with --iceberg_table) the window's snapshot, committed above, holds the cursor.
         if cursor and cursor != self._stored_cursor:
-            okta_state.store(self.tail.state_uri, state)
+            if self.tail.state_uri:
+                okta_state.store(self.tail.state_uri, state)
             self._stored_cursor = cursor
             self._cursor_stored.inc()
-        elif cursor and self._covered_until and self._covered_until != self._link.get("span_since"):
+        elif cursor and self.tail.state_uri and self._covered_until and self._covered_until != self._link.get(
+                "span_since"):
             okta_state.store(self.tail.state_uri, state)  # same cursor, caught up later: keep caught_up_at true
         self._record_window(state, window, committed)
         self._buffer.reset(None)

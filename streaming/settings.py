@@ -37,7 +37,7 @@ class WindowSettings:
 class TailSettings:
     """The Okta tail: where its cursor lives, how far back it starts, how often it polls; plus its windows."""
 
-    state_uri: str
+    state_uri: str | None  # None: the Iceberg table (window.iceberg) holds the cursor
     lookback: _dt.timedelta
     poll_interval: float  # seconds
     window: WindowSettings

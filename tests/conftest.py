@@ -220,6 +220,16 @@ def s3_server(tmp_path_factory):
         _stop(process)
 
 
+@pytest.fixture(params=["gs", "s3"])
+def cloud(request, monkeypatch):
+    """(bucket base URI, extra pipeline options) for one stand-in (gcs_emulator, s3_server), its environment set."""
+    if request.param == "gs":
+        for key, value in request.getfixturevalue("gcs_emulator").items():
+            monkeypatch.setenv(key, value)
+        return "gs://lake-bucket", []
+    return "s3://lake", request.getfixturevalue("s3_server")
+
+
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory):
     """bqemulator (from .venv-bq, which `make test` builds) on free ports; yields its REST endpoint."""

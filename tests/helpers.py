@@ -73,6 +73,16 @@ def run_pipeline(*args: str) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
+def use_in_this_process(extra: list[str]) -> None:
+    """Let this process's own file operations reach the stand-in of ``extra`` (Beam's S3 options; runs in
+    this process set it too)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.cli import fs_options_set
+
+    fs_options_set(PipelineOptions(extra))
+
+
 def read_lake(lake: Path) -> list[dict]:
     """Every row of the lake, partition columns included, sorted by (uuid, target_index)."""
     dataset = ds.dataset(str(lake), format="parquet", partitioning="hive")

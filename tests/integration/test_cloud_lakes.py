@@ -8,33 +8,12 @@ import re
 import time
 from collections import Counter
 
-import pytest
-
 from sinks import fs, staging
 from tests import kill_points
-from tests.helpers import run_pipeline
+from tests.helpers import run_pipeline, use_in_this_process
 from tests.okta_helpers import TOKEN, expected_row_keys, make_events, personal
 
 STEP = dt.timedelta(seconds=1)
-
-
-@pytest.fixture(params=["gs", "s3"])
-def cloud(request, monkeypatch):
-    """(lake base URI, extra pipeline options) for one stand-in, its environment set."""
-    if request.param == "gs":
-        for key, value in request.getfixturevalue("gcs_emulator").items():
-            monkeypatch.setenv(key, value)
-        return "gs://lake-bucket", []
-    return "s3://lake", request.getfixturevalue("s3_server")
-
-
-def use_in_this_process(extra: list[str]) -> None:
-    """Let this process's own file operations reach the stand-in (runs in this process set it too)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipeline.cli import fs_options_set
-
-    fs_options_set(PipelineOptions(extra))
 
 
 def cloud_rows(lake: str) -> Counter:

@@ -13,7 +13,8 @@ PACKAGES = ("schemas", "okta_client", "transforms", "sinks", "sources", "streami
 # The Beam-free modules of sources/ and sinks/ that the streaming core may use.
 BEAM_FREE = {"sources.okta_config", "sources.okta_state", "sources.okta_polling", "sources.pubsub_messages",
              "sinks.fs", "sinks.lake_files", "sinks.window_commit", "sinks.bigquery", "sinks.run_records",
-             "sinks.iceberg_catalog", "sinks.iceberg_table", "sinks.iceberg_windows"}
+             "sinks.iceberg_catalog", "sinks.iceberg_table", "sinks.iceberg_windows",
+             "sinks.iceberg_cursor"}
 # Package -> the packages it may import (besides itself).
 ALLOWED = {
     "schemas": set(),
