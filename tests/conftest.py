@@ -104,6 +104,7 @@ def _free_port() -> int:
 def gce_metadata():
     """A GCE metadata server on loopback that hands out a dummy token, so Google auth succeeds at once offline."""
     import json
+    import re
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -119,7 +120,8 @@ def gce_metadata():
                 body = b"test@okta-lake-test.iam.gserviceaccount.com"
             elif path.endswith("/scopes"):
                 body = b"https://www.googleapis.com/auth/cloud-platform"
-            elif path.rstrip("/").endswith("service-accounts/default"):
+            elif re.search(r"/service-accounts/[^/]+$", path.rstrip("/")):
+                # "default", and the email itself: google-auth asks by email once it knows it (a later refresh).
                 body = json.dumps({"email": "test@okta-lake-test.iam.gserviceaccount.com", "aliases": ["default"],
                                    "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}).encode()
             else:
