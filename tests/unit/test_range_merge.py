@@ -1,4 +1,4 @@
-"""A decode process's message: several decoded batches merged, rows regrouped by partition, cross-batch duplicates dropped."""
+"""A decode process merges several decoded batches: rows regrouped by partition, cross-batch duplicates dropped."""
 
 from __future__ import annotations
 
