@@ -99,10 +99,7 @@ class BatchDecoder:
         if not events:
             return (read, filtered, 0, 0), dead, [], None
         result = self.flattener.flatten(events)
-        parts, offset = [], 0
-        for key, table in result.tables.items():
-            parts.append((tuple(key), offset, table.num_rows, result.events[key]))
-            offset += table.num_rows
+        parts = [(tuple(key), offset, rows, result.events[key]) for key, offset, rows in result.tables.spans()]
         return (read, filtered, result.duplicates, result.coerced), dead + result.dead_letters, parts, result.table
 
 
