@@ -27,6 +27,8 @@ from sources.range_worker import read_message, write_message
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding the project's packages
 _QUEUE_PER_PROCESS = 2  # messages buffered per process (8 batches each) before it waits
+#: Benchmark hook: append each decode process's peak RSS (kB, one line each) to this file when it ends.
+PEAKS_ENV = "OKTA_PERSONAL_BENCH_DECODE_PEAKS"
 
 
 class DecodeProcessFailed(RuntimeError):
@@ -78,6 +80,13 @@ class _Process:
             except OSError:
                 pass
         self.stderr.close()
+
+
+def _record_peak(peak_kb) -> None:
+    target = os.environ.get(PEAKS_ENV)
+    if target:
+        with open(target, "a") as out:
+            out.write(f"{int(peak_kb)}\n")
 
 
 def decoded_batches(ranges: list, settings: dict, processes: int):
@@ -154,6 +163,7 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
             item = inbox.get()
             if item[0] == "end":
                 running -= 1
+                _record_peak(item[1])
                 continue
             if item[0] == "died":
                 raise DecodeProcessFailed(f"{item[1]}; nothing was committed")

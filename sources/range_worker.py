@@ -32,8 +32,8 @@ import signal
 import struct
 import sys
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sources.line_ranges import line_batches
 from transforms.decode import decode_batch
@@ -99,54 +99,74 @@ class BatchDecoder:
         if not events:
             return (read, filtered, 0, 0), dead, [], None
         result = self.flattener.flatten(events)
-        parts, offset = [], 0
-        for key, table in result.tables.items():
-            parts.append((tuple(key), offset, table.num_rows, result.events[key]))
-            offset += table.num_rows
+        parts = [(tuple(key), offset, rows, result.events[key]) for key, offset, rows in result.tables.spans()]
         return (read, filtered, result.duplicates, result.coerced), dead + result.dead_letters, parts, result.table
 
 
 def merge(decoded: list):
-    """Several decoded batches as one: counts added, rows regrouped by partition (batch order kept in each)."""
+    """Several decoded batches as one: counts added, rows regrouped by partition (batch order kept in each).
+
+    The rows are gathered with one ``take`` over the batches' tables: a slice per partition and batch,
+    concatenated, cost 4x more (~11,000 slices per 200,000 lines of a random-order export).
+    """
     if len(decoded) == 1:
         return decoded[0]
     read = filtered = duplicates = coerced = 0
     dead: list = []
-    pieces: dict = {}  # partition -> [(table slice, events)], in batch order
+    pieces: dict = {}  # partition -> [(first row in the batches' rows, rows, events)], in batch order
+    tables, base = [], 0
     for (r, f, d, c), batch_dead, parts, table in decoded:
         read, filtered, duplicates, coerced = read + r, filtered + f, duplicates + d, coerced + c
         dead += batch_dead
+        if table is None:
+            continue
         for key, offset, rows, events in parts:
-            pieces.setdefault(key, []).append((table.slice(offset, rows), events))
+            pieces.setdefault(key, []).append((base + offset, rows, events))
+        tables.append(table)
+        base += table.num_rows
     if not pieces:
         return (read, filtered, duplicates, coerced), dead, [], None
-    parts, tables, offset = [], [], 0
+    combined = pa.concat_tables(tables)
+    uuids = None
+    parts, starts, lengths, offset = [], [], [], 0
     for key, found in pieces.items():
         if len(found) > 1:
-            found, dropped = _first_copies(found)
+            if uuids is None:
+                uuids = combined.column("uuid").to_pylist()
+            found, dropped = _first_copies(found, uuids)
             duplicates += dropped
-        rows = sum(t.num_rows for t, _ in found)
-        parts.append((key, offset, rows, sum(e for _, e in found)))
-        tables += [t for t, _ in found]
+        rows = events = 0
+        for start, length, piece_events in found:
+            starts.append(start)
+            lengths.append(length)
+            rows += length
+            events += piece_events
+        parts.append((key, offset, rows, events))
         offset += rows
-    return (read, filtered, duplicates, coerced), dead, parts, pa.concat_tables(tables).combine_chunks()
+    lengths_np = np.array(lengths, dtype=np.int64)
+    run_starts = np.cumsum(lengths_np) - lengths_np  # where each run lands in the result
+    indices = np.repeat(np.array(starts, dtype=np.int64) - run_starts, lengths_np) + np.arange(offset, dtype=np.int64)
+    return (read, filtered, duplicates, coerced), dead, parts, combined.take(pa.array(indices)).combine_chunks()
 
 
-def _first_copies(found: list) -> tuple[list, int]:
-    """One partition's ``(table, events)`` pieces without a uuid an earlier piece holds (as the flattener
-    keeps the first copy inside a batch); also the number of events dropped."""
-    seen = set(found[0][0].column("uuid").to_pylist())
+def _first_copies(found: list, uuids: list) -> tuple[list, int]:
+    """One partition's ``(first row, rows, events)`` pieces without a uuid an earlier piece holds (as the
+    flattener keeps the first copy inside a batch; ``uuids`` is the uuid of every row), cut into runs of
+    rows; also the number of events dropped."""
+    first, length, _ = found[0]
+    seen = set(uuids[first:first + length])
     kept, dropped = [found[0]], 0
-    for table, events in found[1:]:
-        uuids = table.column("uuid").to_pylist()
-        again = seen.intersection(uuids)
+    for first, length, events in found[1:]:
+        piece = uuids[first:first + length]
+        again = seen.intersection(piece)
         if again:
-            table = table.filter(pc.invert(pc.is_in(table.column("uuid"), value_set=pa.array(list(again)))))
             events -= len(again)
             dropped += len(again)
-        seen.update(uuids)
-        if table.num_rows:
-            kept.append((table, events))
+            kept += [(first + i, 1, 0) for i, uuid in enumerate(piece) if uuid not in again]
+            kept.append((first, 0, events))  # the piece's events that are left, on a run of no rows
+        else:
+            kept.append((first, length, events))
+        seen.update(piece)
     return kept, dropped
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -60,10 +60,36 @@ class WrongType(ValueError):
         return f"'{self.path}' must be {allowed}, got {self.got}"
 
 
+class PartitionSlices(Mapping):
+    """``PartitionKey -> pyarrow.Table``: each partition's rows of one batch table, sliced when asked for.
+
+    :meth:`spans` gives ``(key, offset, rows)`` without slicing: the paths that ship the whole batch
+    table (the decode processes, the batch sink's ``RowBatches``) need only those (a random-order batch
+    touches ~55 partitions, and a slice costs about as much as flattening a few events).
+    """
+
+    def __init__(self, table=None, spans: dict | None = None):
+        self._table = table
+        self._spans = spans or {}  # key -> (offset, rows), in table order
+
+    def __getitem__(self, key):
+        offset, rows = self._spans[key]
+        return self._table.slice(offset, rows)
+
+    def __iter__(self):
+        return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def spans(self) -> list:
+        return [(key, offset, rows) for key, (offset, rows) in self._spans.items()]
+
+
 class Flattened(NamedTuple):
     """The result of flattening one batch."""
 
-    tables: dict  # PartitionKey -> pyarrow.Table, one event's rows share its uuid
+    tables: PartitionSlices  # PartitionKey -> pyarrow.Table, one event's rows share its uuid
     events: dict  # PartitionKey -> number of events in that table
     dead_letters: list
     duplicates: int  # events dropped because their uuid already appeared in the batch
@@ -253,7 +279,7 @@ class Flattener:
                 items = grouped[key] = []
             items.append((parsed, values, rows))
         if not grouped:
-            return Flattened({}, {}, dead, duplicates, table=None, coerced=coerced)
+            return Flattened(PartitionSlices(), {}, dead, duplicates, table=None, coerced=coerced)
         keys = sorted(grouped)
         try:
             table = self._table([item for key in keys for item in grouped[key]])
@@ -272,18 +298,18 @@ class Flattener:
                 grouped[key] = good
             keys = [key for key in keys if grouped[key]]
             if not keys:
-                return Flattened({}, {}, dead, duplicates, table=None, coerced=coerced)
+                return Flattened(PartitionSlices(), {}, dead, duplicates, table=None, coerced=coerced)
             table = self._table([item for key in keys for item in grouped[key]])
-        tables: dict[PartitionKey, pa.Table] = {}
+        spans: dict[PartitionKey, tuple[int, int]] = {}
         counts: dict[PartitionKey, int] = {}
         start = 0
         for key in keys:
             items = grouped[key]
             rows = sum(len(item[2]) for item in items)
-            tables[key] = table.slice(start, rows)
+            spans[key] = (start, rows)
             counts[key] = len(items)
             start += rows
-        return Flattened(tables, counts, dead, duplicates, table=table, coerced=coerced)
+        return Flattened(PartitionSlices(table, spans), counts, dead, duplicates, table=table, coerced=coerced)
 
     def _dead(self, parsed: ParsedEvent, error: str) -> dict:
         raw = parsed.raw_text()

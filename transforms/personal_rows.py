@@ -139,11 +139,8 @@ class _FlattenFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
         if self.whole_batches:
             if result.table is not None:
-                offsets, offset = [], 0
-                for key, table in result.tables.items():
-                    offsets.append((key, offset, table.num_rows, result.events[key]))
-                    offset += table.num_rows
-                yield RowBatches(result.table, offsets)
+                yield RowBatches(result.table, [(key, offset, rows, result.events[key])
+                                                for key, offset, rows in result.tables.spans()])
             return
         for key, table in result.tables.items():
             yield RowBatch(key, table, result.events[key])

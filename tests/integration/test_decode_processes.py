@@ -17,6 +17,7 @@ import pytest
 
 import sources.files
 import sources.files_in_processes
+from sources.range_pool import PEAKS_ENV
 from sources.range_worker import KILL_AFTER_ENV
 from tests.helpers import dead_letters, read_lake, real_events, run_pipeline, write_jsonl
 
@@ -101,8 +102,12 @@ def test_processes_write_the_same_lake_as_one_process(tmp_path, small_ranges, mo
     assert one.code == 0, one.stderr
     assert not used  # --decode_processes=1: the ordinary Beam graph
     for processes in (2, 3):
+        peaks = tmp_path / f"peaks{processes}.txt"
+        monkeypatch.setenv(PEAKS_ENV, str(peaks))  # the benchmark's hook: each process's peak RSS, in kB
         many, lake = _run(tmp_path, f"many{processes}", inputs, f"--decode_processes={processes}")
         assert many.code == 0, many.stderr
+        assert len(peaks.read_text().split()) == processes
+        assert all(10_000 < int(kb) < 10_000_000 for kb in peaks.read_text().split())
         assert used and set(used) == {processes}, "the decode processes were not used"
         used.clear()
         assert [many.count(c) for c in COUNTS] == [one.count(c) for c in COUNTS]

@@ -125,6 +125,18 @@ def test_same_uuid_on_two_days_is_two_events():
     assert len(result.tables) == 2
 
 
+def test_spans_locate_each_partitions_rows_in_the_batch_table_without_slicing():
+    result = Flattener().flatten(parsed(base(published="2026-03-02T00:00:00Z", target=[{"id": "a"}, {"id": "b"}]),
+                                        base(uuid="u-2"), base(uuid="u-3", published="2026-03-02T01:00:00Z")))
+    spans = result.tables.spans()
+    assert [(key.path(), offset, count) for key, offset, count in spans] == [
+        ("event_date=2026-03-01/event_type=personal.user.app_migration.export", 0, 1),
+        ("event_date=2026-03-02/event_type=personal.user.app_migration.export", 1, 3)]
+    for key, offset, count in spans:
+        assert result.table.slice(offset, count).to_pylist() == result.tables[key].to_pylist()
+    assert result.table.num_rows == 4 and [t.num_rows for t in result.tables.values()] == [1, 3]
+
+
 def test_lone_surrogate_is_dead_lettered_and_the_rest_kept():
     bad = b'{"uuid": "u-bad", "published": "2026-03-01T10:05:12Z", "eventType": "personal.x", ' \
           b'"actor": {"id": "\\ud800"}}'
