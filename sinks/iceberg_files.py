@@ -49,7 +49,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sinks import fs
 from sinks.iceberg_catalog import IcebergTarget
 from sinks.iceberg_table import (
     KEY,
@@ -63,6 +62,7 @@ from sinks.iceberg_table import (
     delete_quietly,
     key_strings,
     open_table,
+    read_lake_partition,
     to_table_rows,
 )
 
@@ -96,22 +96,10 @@ def new_commit_id() -> str:
     return uuidlib.uuid4().hex
 
 
-def read_lake_partition(lake: str, partition: str, raw_event: bool = True) -> pa.Table | None:
-    """Every committed file of a lake partition as one table plus ``event_type``; None when it has none."""
-    tables = [fs.read_parquet(path) for path in fs.list_files(fs.join(lake, partition, "*.parquet"))]
-    if not tables:
-        return None
-    table = pa.concat_tables(tables, promote_options="default")
-    if not raw_event and "raw_event" in table.column_names:
-        table = table.drop_columns(["raw_event"])
-    event_type = dict(part.split("=", 1) for part in partition.split("/"))["event_type"]
-    return table.append_column("event_type", pa.array([event_type] * table.num_rows, pa.string()))
-
-
 def write_partition(table, lake: str, partition: str, base_snapshot_id: int | None,
                     raw_event: bool = True) -> PartitionFiles:
     """Write the lake partition's rows absent from the table at ``base_snapshot_id`` as data files (not committed)."""
-    rows = read_lake_partition(lake, partition, raw_event)
+    rows = read_lake_partition(lake, partition, raw_event=raw_event)
     return write_rows(table, rows, base_snapshot_id, partition)
 
 

@@ -375,6 +375,22 @@ def _delete_quietly(io, paths: list[str]) -> None:
             pass
 
 
+def read_lake_partition(lake: str, partition: str, names: list[str] | None = None,
+                        raw_event: bool = True) -> pa.Table | None:
+    """The committed files ``names`` of a lake partition (every file when None) as one table plus
+    ``event_type``; None when there is no file."""
+    paths = (fs.list_files(fs.join(lake, partition, "*.parquet")) if names is None
+             else [fs.join(lake, partition, n) for n in sorted(names)])
+    tables = [fs.read_parquet(path) for path in paths]
+    if not tables:
+        return None
+    table = pa.concat_tables(tables, promote_options="default")
+    if not raw_event and "raw_event" in table.column_names:
+        table = table.drop_columns(["raw_event"])
+    event_type = dict(part.split("=", 1) for part in partition.split("/"))["event_type"]
+    return table.append_column("event_type", pa.array([event_type] * table.num_rows, pa.string()))
+
+
 def commit_lake_files(catalog, target: IcebergTarget, lake: str, files: list[tuple[str, str | None]],
                       summary: dict | None = None, raw_event: bool = True, table=None) -> CommitResult:
     """Commit committed lake files as one snapshot: ``(partition path, file name)`` pairs, a ``None``
@@ -391,16 +407,9 @@ def commit_lake_files(catalog, target: IcebergTarget, lake: str, files: list[tup
     def pieces():
         for partition in sorted(by_partition):
             names = by_partition[partition]
-            paths = (fs.list_files(fs.join(lake, partition, "*.parquet")) if None in names
-                     else [fs.join(lake, partition, n) for n in sorted(names)])
-            tables = [fs.read_parquet(path) for path in paths]
-            if not tables:
-                continue
-            table = pa.concat_tables(tables, promote_options="default")
-            if not raw_event and "raw_event" in table.column_names:
-                table = table.drop_columns(["raw_event"])
-            event_type = dict(part.split("=", 1) for part in partition.split("/"))["event_type"]
-            yield table.append_column("event_type", pa.array([event_type] * table.num_rows, pa.string()))
+            rows = read_lake_partition(lake, partition, None if None in names else names, raw_event)
+            if rows is not None:
+                yield rows
 
     return commit_rows(catalog, target, pieces, summary, table=table)
 
