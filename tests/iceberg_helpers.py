@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid as uuidlib
+from collections import Counter
 
 import pyarrow as pa
+import pytest
 
 from schemas.arrow import file_schema
 from schemas.fields import COLUMNS, Column
+from sinks.iceberg_catalog import IcebergTarget, load_catalog
+from tests.okta_helpers import expected_row_keys
 
 TYPES = ("personal.admin.configuration.update", "personal.user.app_migration.export")
 DAY = dt.datetime(2026, 11, 5, tzinfo=dt.timezone.utc)
@@ -50,3 +55,30 @@ def writer_command(target, start: int, stop: int, chunk: int, at: float, run_id:
                        "warehouse": target.warehouse})
     return [sys.executable, "-m", "tests.iceberg_writer", spec, str(start), str(stop), str(chunk), str(at), run_id,
             path]
+
+
+def lake_table(lake):
+    """The Iceberg table a streaming test's run writes beside its lake (the embedded SQLite catalog)."""
+    return load_catalog(IcebergTarget("okta.events", "sqlite", None, str(lake / "_iceberg"))).load_table("okta.events")
+
+
+def lake_table_keys(lake) -> Counter:
+    """Each (uuid, target_index) of that table with its count; empty before the table exists."""
+    try:
+        arrow = lake_table(lake).scan(selected_fields=("uuid", "target_index")).to_arrow()
+    except Exception:  # noqa: BLE001 - not created yet
+        return Counter()
+    return Counter(zip(arrow.column("uuid").to_pylist(), arrow.column("target_index").to_pylist()))
+
+
+def wait_for_table(lake, events, process, log, timeout: float = 120) -> None:
+    """Wait until the table holds every row of ``events``; fail at once if ``process`` exits."""
+    want = set(expected_row_keys(events))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the streaming run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        if want <= set(lake_table_keys(lake)):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"after {timeout} s the Iceberg table has {len(want & set(lake_table_keys(lake)))} of {len(want)} rows")

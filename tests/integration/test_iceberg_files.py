@@ -59,12 +59,17 @@ def referenced(table) -> set[str]:
     return {task.file.file_path for task in table.scan().plan_files()}
 
 
+def workers_write(catalog, target, lake: Path, partitions: list[str]) -> tuple:
+    """(the base snapshot id, each partition's PartitionFiles): what the workers hand the commit step."""
+    table, base = base_snapshot(catalog, target)
+    return base, [write_partition(table, str(lake), p, base) for p in partitions]
+
+
 def test_the_pieces_commit_one_snapshot_of_the_absent_rows(target, tmp_path):
     catalog = load_catalog(target)
     commit_rows(catalog, target, make_rows(range(0, 10)), {"run-id": "earlier"})
     partitions = write_lake(tmp_path / "lake")
-    table, base = base_snapshot(catalog, target)
-    written = [write_partition(table, str(tmp_path / "lake"), p, base) for p in partitions]
+    base, written = workers_write(catalog, target, tmp_path / "lake", partitions)
     assert [(w.rows_offered, w.rows_present, w.rows_added) for w in written] == [
         (40, 10, 30), (40, 10, 30), (40, 0, 40), (40, 0, 40)]
     assert len(snapshot_summaries(catalog.load_table(target.table))) == 1  # nothing committed yet
@@ -83,8 +88,7 @@ def test_a_writer_committing_between_the_base_and_the_commit_leaves_each_row_onc
     catalog = load_catalog(target)
     commit_rows(catalog, target, make_rows(range(0, 10)), {"run-id": "earlier"})
     partitions = write_lake(tmp_path / "lake")
-    table, base = base_snapshot(catalog, target)
-    written = [write_partition(table, str(tmp_path / "lake"), p, base) for p in partitions]
+    base, written = workers_write(catalog, target, tmp_path / "lake", partitions)
     ours = {f.file_path for w in written for f in w.files}
 
     # Between the workers' check (at the base) and the commit, another writer commits events 30..49 of DAY
@@ -115,8 +119,7 @@ def test_a_writer_committing_between_the_base_and_the_commit_leaves_each_row_onc
 def test_a_writer_committing_during_the_commit_makes_it_check_again(target, tmp_path, monkeypatch):
     catalog = load_catalog(target)
     partitions = write_lake(tmp_path / "lake")
-    table, base = base_snapshot(catalog, target)
-    written = [write_partition(table, str(tmp_path / "lake"), p, base) for p in partitions]
+    base, written = workers_write(catalog, target, tmp_path / "lake", partitions)
     real, calls = iceberg_files._committed_by, []
 
     def then_someone_commits(table, commit_id, since):  # after the committer loaded the table
@@ -138,8 +141,7 @@ def test_a_base_snapshot_expired_meanwhile_is_checked_against_the_whole_table(ta
     catalog = load_catalog(target)
     commit_rows(catalog, target, make_rows(range(0, 4)), {"run-id": "earlier"})
     partitions = write_lake(tmp_path / "lake")
-    table, base = base_snapshot(catalog, target)
-    written = [write_partition(table, str(tmp_path / "lake"), p, base) for p in partitions]
+    base, written = workers_write(catalog, target, tmp_path / "lake", partitions)
     commit_rows(catalog, target, make_rows(range(100, 110), day=NEXT_DAY), {"run-id": "other"})
     catalog.load_table(target.table).maintenance.expire_snapshots().by_ids([base]).commit()
     assert catalog.load_table(target.table).snapshot_by_id(base) is None
@@ -154,8 +156,7 @@ def test_nothing_new_is_no_snapshot(target, tmp_path):
     partitions = write_lake(tmp_path / "lake")
     for day, indexes in ((DAY, range(0, 40)), (NEXT_DAY, range(100, 140))):
         commit_rows(catalog, target, make_rows(list(indexes), day=day))
-    table, base = base_snapshot(catalog, target)
-    written = [write_partition(table, str(tmp_path / "lake"), p, base) for p in partitions]
+    base, written = workers_write(catalog, target, tmp_path / "lake", partitions)
     assert all(not w.files and w.rows_present == 40 for w in written)
     result = commit_partitions(catalog, target, written, base, new_commit_id(), {"run-id": "again"})
     assert result.snapshot_id == base and result.rows_added == 0 and result.data_files == 0

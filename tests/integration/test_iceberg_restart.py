@@ -15,7 +15,7 @@ from collections import Counter
 from sinks.iceberg_cursor import parse
 from sinks.iceberg_table import snapshot_summaries
 from tests.helpers import run_pipeline
-from tests.integration.test_iceberg_streaming import _table, _table_keys, _wait_for_table
+from tests.iceberg_helpers import lake_table, lake_table_keys, wait_for_table
 from tests.integration.test_streaming import UTC, start_stream, stop
 from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, make_events, personal, recent_start
 
@@ -41,8 +41,8 @@ def test_an_incremental_run_without_state_resumes_from_the_tables_cursor(okta_se
     two = run()
     assert two.code == 0, two.stderr
     assert two.count("events read") == len(personal(more))  # from the table's cursor, not 1d back
-    assert _table_keys(lake) == expected_row_keys(first + more)
-    cursors = [parse(s["cursor"]) for s in snapshot_summaries(_table(lake))]
+    assert lake_table_keys(lake) == expected_row_keys(first + more)
+    cursors = [parse(s["cursor"]) for s in snapshot_summaries(lake_table(lake))]
     assert [c[0]["org_url"] for c in cursors] == [server.url, server.url]
     assert TOKEN not in json.dumps(cursors)
 
@@ -56,7 +56,7 @@ def test_an_incremental_run_without_state_resumes_from_the_tables_cursor(okta_se
     assert three.count("events read") == 0
     assert "resuming from the table's" in caplog.text  # a warning line (on stderr outside pytest)
     assert json.loads(state.read_text())["next_url"] == cursors[1][0]["next_url"]  # stored after the run
-    assert _table_keys(lake) == expected_row_keys(first + more)
+    assert lake_table_keys(lake) == expected_row_keys(first + more)
 
 
 def test_a_tail_killed_mid_stream_restarts_from_the_table_alone_without_gap_or_duplicate(okta_server, tmp_path):
@@ -69,13 +69,13 @@ def test_a_tail_killed_mid_stream_restarts_from_the_table_alone_without_gap_or_d
     run = start_stream(*common, "--lookback=1d", "--run_id=job-a", log=log, env={"OKTA_API_TOKEN": TOKEN})
     appended = []
     try:
-        _wait_for_table(lake, history, run, log)
+        wait_for_table(lake, history, run, log)
         for batch in range(2):
             fresh = make_events(15, dt.datetime.now(UTC) - dt.timedelta(seconds=2), dt.timedelta(milliseconds=10),
                                 salt=10 + batch)
             server.append(fresh)
             appended += fresh
-            _wait_for_table(lake, history + appended, run, log)
+            wait_for_table(lake, history + appended, run, log)
         more = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=3)
         server.append(more)
         time.sleep(1.5)  # killed mid-stream: `more` may be read, in the lake, in the table, or none of these
@@ -90,13 +90,13 @@ def test_a_tail_killed_mid_stream_restarts_from_the_table_alone_without_gap_or_d
     rerun = start_stream(*common, "--lookback=1s", "--run_id=job-b", log=log, env={"OKTA_API_TOKEN": TOKEN})
     everything = history + appended + more + down
     try:
-        _wait_for_table(lake, everything, rerun, log)
+        wait_for_table(lake, everything, rerun, log)
     finally:
         stop(rerun)
 
-    table_keys = _table_keys(lake)
+    table_keys = lake_table_keys(lake)
     assert table_keys == expected_row_keys(everything), "the table misses rows or holds some twice"
     assert_lake_exact(lake, everything)
-    snapshots = [s for s in snapshot_summaries(_table(lake)) if s["operation"] == "append"]
+    snapshots = [s for s in snapshot_summaries(lake_table(lake)) if s["operation"] == "append"]
     assert {s["run-id"] for s in snapshots} == {"job-a", "job-b"}
     assert Counter(table_keys.values()) == Counter({1: len(table_keys)})

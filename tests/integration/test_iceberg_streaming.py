@@ -11,41 +11,15 @@ import datetime as dt
 import json
 import re
 import time
-from collections import Counter
 
-import pytest
-
-from sinks.iceberg_catalog import IcebergTarget, load_catalog
+from sinks.iceberg_catalog import IcebergTarget
 from sinks.iceberg_table import snapshot_summaries
 from tests.helpers import read_lake
+from tests.iceberg_helpers import lake_table, lake_table_keys, wait_for_table
 from tests.integration.test_streaming import UTC, start_stream, stop, tail_args
 from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, make_events, wait_for_lake
 
 STEP = dt.timedelta(seconds=1)
-
-
-def _table(lake):
-    return load_catalog(IcebergTarget("okta.events", "sqlite", None, str(lake / "_iceberg"))).load_table("okta.events")
-
-
-def _table_keys(lake) -> Counter:
-    try:
-        arrow = _table(lake).scan(selected_fields=("uuid", "target_index")).to_arrow()
-    except Exception:  # noqa: BLE001 - not created yet
-        return Counter()
-    return Counter(zip(arrow.column("uuid").to_pylist(), arrow.column("target_index").to_pylist()))
-
-
-def _wait_for_table(lake, events, process, log, timeout: float = 120) -> None:
-    want = set(expected_row_keys(events))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the streaming run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        if want <= set(_table_keys(lake)):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"after {timeout} s the Iceberg table has {len(want & set(_table_keys(lake)))} of {len(want)} rows")
 
 
 def test_okta_tail_commits_each_window_as_one_snapshot_and_a_restart_adds_no_duplicate(okta_server, tmp_path):
@@ -57,13 +31,13 @@ def test_okta_tail_commits_each_window_as_one_snapshot_and_a_restart_adds_no_dup
     run = start_stream(*args, log=log, env={"OKTA_API_TOKEN": TOKEN})
     appended = []
     try:
-        _wait_for_table(lake, history, run, log)
+        wait_for_table(lake, history, run, log)
         for batch in range(3):  # each batch after the previous one is in the table: a window of its own
             fresh = make_events(15, dt.datetime.now(UTC) - dt.timedelta(seconds=2), dt.timedelta(milliseconds=10),
                                 salt=10 + batch)
             server.append(fresh)
             appended += fresh
-            _wait_for_table(lake, history + appended, run, log)
+            wait_for_table(lake, history + appended, run, log)
         wait_for_lake(lake, history + appended, run, log)
         more = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=3)
         server.append(more)
@@ -77,17 +51,17 @@ def test_okta_tail_commits_each_window_as_one_snapshot_and_a_restart_adds_no_dup
     everything = history + appended + more + later
     try:
         wait_for_lake(lake, everything, rerun, log)
-        _wait_for_table(lake, everything, rerun, log)
+        wait_for_table(lake, everything, rerun, log)
     finally:
         stop(rerun)
 
     assert_lake_exact(lake, everything)
-    table_keys = _table_keys(lake)
+    table_keys = lake_table_keys(lake)
     doubled = [k for k, n in table_keys.items() if n > 1]
     assert not doubled, f"{len(doubled)} rows are in the Iceberg table twice, e.g. {doubled[:3]}"
     assert set(table_keys) == {(r["uuid"], r["target_index"]) for r in read_lake(lake)}
 
-    snapshots = [s for s in snapshot_summaries(_table(lake)) if s["operation"] == "append"]
+    snapshots = [s for s in snapshot_summaries(lake_table(lake)) if s["operation"] == "append"]
     assert len([s for s in snapshots if s["run-id"] == "job-a"]) >= 4  # the history, then each batch
     windows = [(s["run-id"], s["window"]) for s in snapshots]
     assert len(windows) == len(set(windows)), "a window was committed as more than one snapshot"
@@ -124,12 +98,12 @@ def test_pubsub_loop_commits_each_window_as_one_snapshot_before_acknowledging(pu
     tail = PubSubTail(settings)
     deadline = time.monotonic() + 90
     want = set(expected_row_keys(events))
-    while time.monotonic() < deadline and set(_table_keys(lake)) != want:
+    while time.monotonic() < deadline and set(lake_table_keys(lake)) != want:
         tail.tick()
-    table_keys = _table_keys(lake)
+    table_keys = lake_table_keys(lake)
     assert set(table_keys) == want and max(table_keys.values()) == 1
     assert set(table_keys) == set(lake_row_keys(lake))
-    snapshots = [s for s in snapshot_summaries(_table(lake)) if s["operation"] == "append"]
+    snapshots = [s for s in snapshot_summaries(lake_table(lake)) if s["operation"] == "append"]
     assert snapshots and all(s["source"] == "pubsub" and s["run-id"] == "loop-test" for s in snapshots)
     assert len({s["window"] for s in snapshots}) == len(snapshots)
     assert sum(int(s["rows-added"]) for s in snapshots) == len(want)

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -182,23 +183,22 @@ def test_small_pieces_are_spilled_then_written_as_one_row_group(tmp_path):
     assert not [p for p in os.listdir(tmp_path / "_staging" / "run") if not p.endswith(".parquet.staged")]
 
 
+ORG_SCHEMA = file_schema(raw_event=False)
+ORG_KEY = PartitionKey("2026-11-01", "personal.x")
+
+
+def rows(uuids, orgs, targets=1):
+    """Rows of ``ORG_SCHEMA``: each uuid ``targets`` times, with its org (None: unknown)."""
+    columns = {f.name: [None] * (len(uuids) * targets) for f in ORG_SCHEMA}
+    columns["uuid"] = [u for u in uuids for _ in range(targets)]
+    columns["published"] = [0] * len(columns["uuid"])
+    columns["okta_org"] = [o for o in orgs for _ in range(targets)]
+    return pa.Table.from_pydict(columns, schema=ORG_SCHEMA)
+
+
 def test_a_commit_counts_each_org_of_mixed_and_one_org_files(tmp_path):
     """commit_partition's by_org: one-org files (the usual case) and a file mixing orgs, with duplicates."""
-    import pyarrow as pa
-
-    from schemas.arrow import file_schema
-    from sinks.lake_files import PartitionStager, commit_partition
-    from transforms.records import PartitionKey
-
-    schema = file_schema(raw_event=False)
-    key = PartitionKey("2026-11-01", "personal.x")
-
-    def rows(uuids, orgs, targets=1):
-        columns = {f.name: [None] * (len(uuids) * targets) for f in schema}
-        columns["uuid"] = [u for u in uuids for _ in range(targets)]
-        columns["published"] = [0] * len(columns["uuid"])
-        columns["okta_org"] = [o for o in orgs for _ in range(targets)]
-        return pa.Table.from_pydict(columns, schema=schema)
+    schema, key = ORG_SCHEMA, ORG_KEY
 
     lake = str(tmp_path / "lake")
     first = PartitionStager(str(tmp_path / "s1"), schema)
@@ -219,19 +219,7 @@ def test_a_commit_counts_each_org_of_mixed_and_one_org_files(tmp_path):
 
 def test_a_commit_withholds_every_row_of_a_failed_org_and_a_retry_counts_the_same(tmp_path):
     """withheld_orgs: a failed org's rows never reach the lake, from one-org and mixed files; the rest commit."""
-    import pyarrow as pa
-
-    from sinks.lake_files import PartitionStager, commit_partition
-
-    schema = file_schema(raw_event=False)
-    key = PartitionKey("2026-11-01", "personal.x")
-
-    def rows(uuids, orgs, targets=1):
-        columns = {f.name: [None] * (len(uuids) * targets) for f in schema}
-        columns["uuid"] = [u for u in uuids for _ in range(targets)]
-        columns["published"] = [0] * len(columns["uuid"])
-        columns["okta_org"] = [o for o in orgs for _ in range(targets)]
-        return pa.Table.from_pydict(columns, schema=schema)
+    schema, key = ORG_SCHEMA, ORG_KEY
 
     lake = tmp_path / "lake"
     one_org = PartitionStager(str(tmp_path / "s1"), schema)  # only the failed org's rows
