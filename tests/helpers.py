@@ -10,6 +10,7 @@ import io
 import json
 import uuid as uuidlib
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -99,3 +100,16 @@ def dead_letters(lake: Path) -> list[dict]:
     for path in sorted((Path(lake) / "_dead_letter").glob("*/*.jsonl")):
         records += load_jsonl(path)
     return records
+
+
+class SvgShapes(HTMLParser):
+    """The attributes of the SVG shapes (rect, path) a coverage report draws, by class; ``feed`` it the HTML."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: dict[str, list[dict]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("rect", "path") and "class" in attrs:
+            self.shapes.setdefault(attrs["class"], []).append(attrs)

@@ -12,13 +12,12 @@ import io
 import json
 import re
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from pipeline import coverage
-from tests.helpers import run_pipeline
+from tests.helpers import SvgShapes, run_pipeline
 from tests.okta_helpers import TOKEN, iso, make_events, recent_start
 
 STEP = dt.timedelta(seconds=1)
@@ -42,19 +41,6 @@ def backfill(server, lake: Path, since: dt.datetime, until: dt.datetime):
                        f"--until={iso(until)}", f"--output={lake}", "--slice=30m")
     assert run.code == 0, run.stderr
     return run
-
-
-class Rects(HTMLParser):
-    """The data attributes of the drawn SVG shapes, by class."""
-
-    def __init__(self):
-        super().__init__()
-        self.shapes: dict[str, list[dict]] = {}
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag in ("rect", "path") and "class" in attrs:
-            self.shapes.setdefault(attrs["class"], []).append(attrs)
 
 
 def test_backfills_with_a_hole_leave_exactly_that_gap_and_filling_it_clears_it(okta_server, tmp_path):
@@ -85,7 +71,7 @@ def test_backfills_with_a_hole_leave_exactly_that_gap_and_filling_it_clears_it(o
     # The HTML draws what the JSON says.
     code, page = report(lake, "--format=html", *requested)
     assert code == 1 and not re.search(r"<script|<link|<img|src=|href=|url\(|@import", page)  # self-contained
-    drawn = Rects()
+    drawn = SvgShapes()
     drawn.feed(page)
     assert [(r["data-since"], r["data-until"]) for r in drawn.shapes["gap"]] == [
         (g["since"], g["until"]) for g in org["gaps"]]

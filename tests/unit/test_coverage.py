@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from html.parser import HTMLParser
 
 import pytest
 
 from pipeline import coverage
+from tests.helpers import SvgShapes
 
 ORG = "https://acme.okta.com"
 T0 = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
@@ -109,17 +109,6 @@ def test_orgs_are_kept_apart():
         (ORG, [(at(1), at(2))]), ("https://other.okta.com", [(at(0), at(1))])]
 
 
-class Drawn(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.shapes: dict[str, list[dict]] = {}
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if "class" in attrs and tag in ("rect", "path"):
-            self.shapes.setdefault(attrs["class"], []).append(attrs)
-
-
 def test_the_html_draws_exactly_the_json():
     records = {"manifests": [backfill("a", 0, 1), backfill("b", 2, 3)],
                "cursors": [link("r1", 3, 4, "", "c1"), link("r2", 4, 5, "c1", "c2")],
@@ -132,7 +121,7 @@ def test_the_html_draws_exactly_the_json():
               "events_per_hour_source": "test", "orgs": [o.as_dict() for o in org], "gaps_in_requested_range": 2}
     page = coverage.render_html(result)
     assert "&lt;401&gt;" in page and "<401>" not in page  # escaped
-    drawn = Drawn()
+    drawn = SvgShapes()
     drawn.feed(page)
     want = json.loads(json.dumps(result["orgs"][0]))
     assert [(r["data-since"], r["data-until"]) for r in drawn.shapes["covered"]] == spans(want["covered"])
