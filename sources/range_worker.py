@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from sources.line_ranges import line_batches
 from transforms.decode import decode_batch
-from transforms.flatten import Flattener
+from transforms.flatten import Flattener, LineDecoder
 from transforms.gc_pause import PausedCollector
 from transforms.selection import EventTypeSelection
 
@@ -91,11 +91,12 @@ class BatchDecoder:
         self.selection = EventTypeSelection.parse(settings["event_types"])
         self.flattener = Flattener(settings["raw_event"], settings["max_payload_bytes"])
         self.prepare = Flattener().prepare
+        self.typed = LineDecoder()
         self.max_payload, self.org = settings["max_payload_bytes"], settings["org"]
 
     def decode(self, batch):
         events, dead, read, filtered = decode_batch(batch, self.max_payload, self.selection, self.prepare,
-                                                    org=self.org)
+                                                    org=self.org, typed=self.typed)
         if not events:
             return (read, filtered, 0, 0), dead, [], None
         result = self.flattener.flatten(events)

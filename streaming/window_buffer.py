@@ -27,7 +27,7 @@ from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
-from transforms.flatten import Flattener
+from transforms.flatten import Flattener, LineDecoder
 from transforms.metrics import counter, measure
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
@@ -42,6 +42,7 @@ class WindowBuffer:
         self.settings, self._clock = settings, clock
         self._selection = EventTypeSelection.parse(settings.event_types)
         self._flattener = Flattener(settings.raw_event, settings.max_payload_bytes)
+        self._typed = LineDecoder()
         self._schema = file_schema(settings.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
@@ -81,7 +82,7 @@ class WindowBuffer:
         events, dead = [], []
         for batch in batches:
             decoded = decode_batch(batch, self.settings.max_payload_bytes, self._selection, self._flattener.prepare,
-                                   org=self.settings.okta_org)
+                                   org=self.settings.okta_org, typed=self._typed)
             self._counters["events_read"].inc(decoded.read)
             self._counters["filtered_out"].inc(decoded.filtered)
             self._read += decoded.read

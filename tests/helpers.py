@@ -113,3 +113,23 @@ class SvgShapes(HTMLParser):
         attrs = dict(attrs)
         if tag in ("rect", "path") and "class" in attrs:
             self.shapes.setdefault(attrs["class"], []).append(attrs)
+
+
+def decode_outcome(batch, selection, raw_event: bool = True, typed=None) -> tuple:
+    """Everything the decode + flatten functions make of ``batch``: counts, each kept event's envelope,
+    row values and raw text, the flattened rows and every dead letter (to compare two ways of decoding)."""
+    from transforms.decode import decode_batch
+    from transforms.flatten import Flattener
+
+    flattener = Flattener(raw_event=raw_event)
+    decoded = decode_batch(batch, 16 * 1024 * 1024, selection, flattener.prepare, typed=typed)
+    flat = flattener.flatten(decoded.events)
+    events = [(e.uuid, e.event_type, e.published, e.raw, e.position, e.index, type(e.prepared).__name__,
+               repr(e.prepared) if isinstance(e.prepared, Exception) else e.prepared) for e in decoded.events]
+    rows = {key: flat.tables[key].to_pylist() for key in flat.tables}
+
+    def dead(records):  # all but the time of writing
+        return [{k: v for k, v in record.items() if k != "dead_lettered_at"} for record in records]
+
+    return (decoded.read, decoded.filtered, events, dead(decoded.dead_letters), rows, flat.events,
+            dead(flat.dead_letters), flat.duplicates, flat.coerced)

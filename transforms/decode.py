@@ -20,6 +20,11 @@ filtered on that path only when the full decode would reach the very same
 verdict; anything else (selected, invalid, not an object, msgspec refusing
 what the standard library accepts such as ``NaN``) takes the full path, so
 every broken payload is still a dead letter whatever its type.
+
+Events that are kept take a second shortcut when the caller gives ``typed``
+(:class:`transforms.flatten.LineDecoder`): a whole-payload event is decoded
+straight into its row values, judged by the same rules; any doubt again
+takes the full path.
 """
 
 from __future__ import annotations
@@ -234,6 +239,7 @@ def decode_batch(
     prepare: Callable[[dict], Any] | None = None,
     skim: bool = True,
     org: str | None = None,
+    typed: Callable[[bytes], Any] | None = None,
 ) -> Decoded:
     """Decode and validate every payload of a batch, keeping the selected types.
 
@@ -247,6 +253,10 @@ def decode_batch(
     ``skim`` judges unselected events with :func:`surely_filtered` before any
     full decode (same counts, same dead letters; ``False`` only for tests
     that prove it).
+
+    ``typed`` (the flattener's :class:`transforms.flatten.LineDecoder`, given with ``prepare``) decodes a
+    whole-payload event straight into its row values; a payload it does not judge, or whose envelope
+    or text the ordinary path would refuse, takes that path (same events, counts and dead letters).
 
     Each event's org is the batch's own (``RawBatch.org``), else ``org``; so is each dead letter's
     ``okta_org`` (absent when neither is known).
@@ -270,6 +280,17 @@ def decode_batch(
         filtered, items = skim_batch(items, selection, _literals(selection))
         read = filtered
     for pos, payload in items:
+        if typed is not None:
+            found = _typed_event(typed, payload)
+            if found is not None:
+                read += 1
+                uuid, event_type, published, prepared = found
+                if selection is not None and not selection(event_type):
+                    filtered += 1
+                    continue
+                append(ParsedEvent(None, uuid, event_type, published, payload, origin, kind, pos, None,
+                                   prepared, org))
+                continue
         try:
             document = loads(payload)
         except jsonio.NotJson as exc:
@@ -318,6 +339,29 @@ def decode_batch(
                             max_payload_bytes=max_payload_bytes)
             )
     return Decoded(events, dead, read, filtered)
+
+
+def _typed_event(typed, payload: bytes):
+    """``(uuid, eventType, published datetime, prepared)`` when ``typed`` decodes the payload and the
+    ordinary path would accept it as one valid event (as :func:`validate` and :func:`skim_batch` judge),
+    else None."""
+    if len(payload) >= _MIN_DEEP_BYTES and payload.count(b"[") + payload.count(b"{") > jsonio.MAX_DEPTH:
+        return None  # possibly deeper than the ordinary path allows: it judges (see skim_batch)
+    found = typed(payload)
+    if found is None:
+        return None
+    uuid, event_type, published, prepared = found
+    if uuid is None or not uuid.strip() or not event_type or published is None:
+        return None
+    if not payload.isascii():
+        try:
+            payload.decode("utf-8")  # msgspec does not check the strings it skips
+        except UnicodeDecodeError:
+            return None
+    try:
+        return uuid, event_type, published_datetime(published), prepared
+    except InvalidEvent:
+        return None
 
 
 def _prepared(prepare, event: dict):

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+import msgspec
 import pyarrow as pa
 
 from schemas.arrow import file_schema
@@ -120,6 +121,18 @@ def json_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def _tree(columns: tuple[Column, ...]) -> dict:
+    """The columns' JSON keys as nested dicts, each leaf ``(index in columns, column)``."""
+    tree: dict = {}
+    for index, column in enumerate(columns):
+        node = tree
+        *parents, leaf = column.keys
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = (index, column)
+    return tree
+
+
 def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     """Generate ``extract(obj) -> tuple`` for the columns' paths, type checks included.
 
@@ -129,14 +142,7 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     the function is ``extract(obj, coerced)``: a number or boolean in a string
     column becomes its JSON text and its path is appended to ``coerced``.
     """
-    tree: dict = {}
-    for index, column in enumerate(columns):
-        node = tree
-        *parents, leaf = column.keys
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = (index, column)
-
+    tree = _tree(columns)
     lines = [f"def {name}(obj, coerced):" if coerce else f"def {name}(obj):"]
     lines += [f"    c{i} = None" for i in range(len(columns))]
     counter = [0]
@@ -171,6 +177,96 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     namespace = {"WrongType": WrongType, "SCALARS": _SCALARS, "json_text": json_text}
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema only
     return namespace[name]
+
+
+def _typed_struct(tree: dict, name: str, ready: dict) -> tuple[type, dict]:
+    """A msgspec Struct type for the JSON object ``tree`` describes, and ``key -> (attribute, what)``.
+
+    Every field is optional (absent or null -> None) and strictly typed. ``what`` is a leaf's
+    ``(index, column)``, a nested object's own mapping, or None for the ``ready`` fields (given types).
+    """
+    fields, named = [], {}
+    for key, sub in {**tree, **ready}.items():
+        attr = f"f{len(fields)}"
+        if key in ready:
+            type_, named[key] = sub, (attr, None)
+        elif type(sub) is tuple:
+            type_, named[key] = _PY_TYPES[sub[1].type], (attr, sub)
+        else:
+            type_, child = _typed_struct(sub, f"{name}_{key}", {})
+            named[key] = (attr, child)
+        fields.append((attr, type_ | None, msgspec.field(default=None, name=key)))
+    return msgspec.defstruct(name, fields, gc=False), named
+
+
+def _compile_typed(event_columns: tuple[Column, ...], target_columns: tuple[Column, ...]):
+    """Generate a msgspec Struct type for a LogEvent holding only the envelope and the schema's fields,
+    and ``from_struct(event) -> (event values, target rows)`` reading it as the ``_compile`` extractors
+    read a dict.
+
+    Strict types are what keep it exact: a number in a string field, a string in a boolean one, an
+    array where an object belongs or a null ``target[]`` entry fails the decode, and
+    :class:`LineDecoder` then leaves the event to the ordinary path, which coerces or dead-letters it.
+    """
+    target_type, target_named = _typed_struct(_tree(target_columns), "TypedTarget", {})
+    envelope = {"uuid": str, "eventType": str, "published": str, "target": list[target_type]}
+    event_type, named = _typed_struct(_tree(event_columns), "TypedEvent", envelope)
+    lines = ["def from_struct(ev):"] + [f"    c{i} = None" for i in range(len(event_columns))]
+    depth = [0]
+
+    def emit(node: dict, var: str, indent: str, prefix: str) -> None:
+        for attr, sub in node.values():
+            if sub is None:
+                continue
+            if type(sub) is tuple:
+                lines.append(f"{indent}{prefix}{sub[0]} = {var}.{attr}")
+                continue
+            depth[0] += 1
+            child = f"o{depth[0]}"
+            lines.append(f"{indent}{child} = {var}.{attr}")
+            lines.append(f"{indent}if {child} is not None:")
+            emit(sub, child, indent + "    ", prefix)
+
+    values = "(" + "".join(f"c{i}, " for i in range(len(event_columns))) + ")"
+    emit(named, "ev", "    ", "c")
+    lines += [f"    targets = ev.{named['target'][0]}",
+              "    if not targets:",  # null or [] -> one row without a target, as in Flattener._extract
+              f"        return {values}, NO_TARGET",
+              "    rows = []",
+              "    for i, t in enumerate(targets):"]
+    lines += [f"        t{i} = None" for i in range(len(target_columns))]
+    emit(target_named, "t", "        ", "t")
+    lines += ["        rows.append((i, " + "".join(f"t{i}, " for i in range(len(target_columns))) + "))",
+              f"    return {values}, rows"]
+    namespace = {"NO_TARGET": [(None,) * (1 + len(target_columns))]}
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema only
+    return event_type, namespace["from_struct"], tuple(named[key][0] for key in ("uuid", "eventType", "published"))
+
+
+class LineDecoder:
+    """One JSON payload -> ``(uuid, eventType, published, (event values, target rows))``, or None.
+
+    The fast path for a whole-payload event (a JSON Lines line, a Pub/Sub message): msgspec decodes
+    the payload straight into the schema's fields (:func:`_compile_typed`), validating the whole
+    JSON text but building nothing else, about three times cheaper than a dict plus the extractors.
+    None means "not judged here": the payload may be anything (not JSON, not an object, an Event
+    Hook envelope, a wrong type, a number to coerce, a missing uuid); the caller then takes the
+    ordinary path, which gives the verdict. The envelope values are returned unchecked (the
+    caller validates them as it validates a dict's).
+    """
+
+    def __init__(self):
+        struct, self._from_struct, (self._uuid, self._type, self._published) = _compile_typed(
+            _EXTRACTED_EVENT_COLUMNS, TARGET_COLUMNS)
+        self._decode = msgspec.json.Decoder(struct).decode
+
+    def __call__(self, payload: bytes):
+        try:
+            event = self._decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
+            return None
+        return (getattr(event, self._uuid), getattr(event, self._type), getattr(event, self._published),
+                self._from_struct(event))
 
 
 class PartitionNameError(ValueError):

@@ -20,7 +20,7 @@ from transforms import (
     progress,
 )
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
-from transforms.flatten import STAGE_FLATTEN, Flattener
+from transforms.flatten import STAGE_FLATTEN, Flattener, LineDecoder
 from transforms.gc_pause import PausedCollector
 from transforms.metrics import OrgCounters, counter, dead_letter_counter
 from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
@@ -41,6 +41,7 @@ class _ParseEventsFn(beam.DoFn):
 
     def setup(self):
         self._prepare = Flattener().prepare if self.prepare_rows else None
+        self._typed = LineDecoder() if self.prepare_rows else None  # its rows need no dict later
         self._read = counter("events_read")
         self._filtered = counter("filtered_out")
         self._dead = counter("dead_letters")
@@ -59,7 +60,7 @@ class _ParseEventsFn(beam.DoFn):
         self._collector.between_batches()
         selection = self.org_selections.get(batch.org, self.selection) if self.org_selections else self.selection
         events, dead, read, filtered = decode_batch(batch, self.max_payload_bytes, selection,
-                                                    self._prepare, org=self.org)
+                                                    self._prepare, org=self.org, typed=self._typed)
         self._read.inc(read)
         if filtered:
             self._filtered.inc(filtered)

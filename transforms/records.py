@@ -130,7 +130,7 @@ class ParsedEvent(NamedTuple):
     is actually made.
     """
 
-    event: dict
+    event: dict | None  # None when the row values came straight from the text (``prepared``, ``raw``)
     uuid: str
     event_type: str
     published: _dt.datetime  # timezone-aware, UTC

@@ -1,14 +1,17 @@
-"""The decoder's skim (msgspec, envelope only) is exact: same counts and dead letters as a full decode.
+"""The decoder's shortcuts are exact: same counts, rows and dead letters as a full decode into dicts.
 
-A payload the selection does not keep is judged without building it; these
-tests decode tricky payloads both ways and require identical results.
+Two shortcuts: the skim (msgspec, envelope only) judges a payload the selection does not keep without
+building it; the typed decoder (:class:`transforms.flatten.LineDecoder`) decodes a kept line straight
+into its row values. These tests decode tricky payloads both ways and require identical results.
 """
 
 import json
 
 import pytest
 
+from tests.helpers import decode_outcome
 from transforms.decode import decode_batch, surely_filtered
+from transforms.flatten import LineDecoder
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
 
@@ -128,3 +131,81 @@ def test_nesting_at_the_shared_limit_is_judged_the_same_both_ways(extra_levels, 
     assert summary(decode_batch(batch, selection=SELECTION)) == summary(full)
     assert (full.filtered == 1) is kept
     assert (len(full.dead_letters) == 1) is not kept
+
+
+def personal(**fields) -> bytes:
+    return line(**{"eventType": "personal.user.x", **fields})
+
+
+#: Kept lines the typed decoder must leave to the full path, or decode to the very same values.
+TYPED_TRICKY = {
+    "a clean personal event": personal(actor={"id": "a1", "type": "User", "alternateId": "a@x", "displayName": "A"},
+                                       target=[{"id": "t1", "type": "AppInstance"}, {"id": "t2", "alternateId": "b"}],
+                                       client={"ipAddress": "10.0.0.1", "userAgent": {"rawUserAgent": "ua"},
+                                               "geographicalContext": {"country": "FR"}},
+                                       securityContext={"isProxy": False}, transaction={"id": "tx"},
+                                       authenticationContext={"externalSessionId": "s"}, outcome={"result": "OK"},
+                                       version="0", severity="INFO", displayMessage="d", legacyEventType="l"),
+    "a number to coerce": personal(version=0),
+    "a boolean to coerce": personal(actor={"id": True}),
+    "an object in a string field": personal(actor={"id": {"x": 1}}),
+    "a string in a boolean field": personal(securityContext={"isProxy": "true"}),
+    "a number in a boolean field": personal(securityContext={"isProxy": 1}),
+    "an array where an object belongs": personal(client=[{"ipAddress": "x"}]),
+    "a string where an object belongs": personal(actor="someone"),
+    "target not an array": personal(target={"id": "t"}),
+    "a null target entry": personal(target=[None, {"id": "t"}]),
+    "a string target entry": personal(target=["t"]),
+    "an empty target": personal(target=[]),
+    "a null target": personal(target=None),
+    "a wrong type in a target": personal(target=[{"id": 5}]),
+    "null nested objects": personal(actor=None, client={"userAgent": None}, securityContext=None),
+    "empty nested objects": personal(actor={}, client={"geographicalContext": {}}),
+    "duplicate object, last null": personal(actor={"id": "a"})[:-1] + b',"actor":null}',
+    "duplicate field, last wins": personal(version="1")[:-1] + b',"version":"2"}',
+    "duplicate field, first wrong type": personal(version=1)[:-1] + b',"version":"2"}',
+    "escapes in a kept field": personal()[:-1] + rb',"displayMessage":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \t"}',
+    "lone surrogate in a kept field": personal()[:-1] + b',"displayMessage":"\\ud800"}',
+    "lone surrogate in a skipped field": personal()[:-1] + b',"x":"\\udc00"}',
+    "invalid UTF-8 in a kept field": personal()[:-1] + b',"displayMessage":"\xff"}',
+    "invalid UTF-8 in a skipped field": personal()[:-1] + b',"x":"\xc3("}',
+    "1e400 in a skipped field": personal()[:-1] + b',"x":1e400}',
+    "1e400 in a kept field": personal()[:-1] + b',"version":1e400}',
+    "a big integer in a kept field": personal()[:-1] + b',"version":123456789012345678901234567890}',
+    "NaN in a kept field": personal()[:-1] + b',"version":NaN}',
+    "published with an offset": personal(published="2026-03-01T23:30:00+02:00"),
+    "published without a zone": personal(published="2026-03-01 10:05:12"),
+    "published with nine digits": personal(published="2026-03-01T10:05:12.123456789Z"),
+    "published out of range": personal(published="0001-01-01T00:30:00+01:00"),
+    "published invalid": personal(published="2026-02-30T10:05:12Z"),
+    "uuid of spaces": personal(uuid="  "),
+    "uuid missing": json.dumps({"eventType": "personal.user.x", "published": PUBLISHED}).encode(),
+    "eventType with a slash": personal(eventType="personal.user/../x"),
+    "a Windows line end": personal() + b"\r",
+    "nested too deeply": personal()[:-1] + b',"x":' + b"[" * 1100 + b"]" * 1100 + b"}",
+    "nested at the limit": personal()[:-1] + b',"x":' + b"[" * 1023 + b"]" * 1023 + b"}",
+}
+
+
+@pytest.mark.parametrize("raw_event", [True, False])
+@pytest.mark.parametrize("name", list(TYPED_TRICKY) + list(TRICKY))
+def test_the_typed_decoder_agrees_with_the_full_decode(name, raw_event):
+    payload = TYPED_TRICKY.get(name, TRICKY.get(name))
+    batch = RawBatch("t.jsonl", "line", [7], [payload])
+    typed = decode_outcome(batch, SELECTION, raw_event, typed=LineDecoder())
+    assert typed == decode_outcome(batch, SELECTION, raw_event, typed=None)
+
+
+def test_the_typed_decoder_takes_clean_lines_and_leaves_the_rest():
+    """It really runs (the agreement above would hold if it never did): clean kept lines carry no dict."""
+    names = list(TYPED_TRICKY)
+    batch = RawBatch("t.jsonl", "line", list(range(1, len(names) + 1)), [TYPED_TRICKY[n] for n in names])
+    events = {names[e.position - 1]: e for e in decode_batch(batch, selection=SELECTION, typed=LineDecoder(),
+                                                             prepare=lambda event: ((), [])).events}
+    for name in ("a clean personal event", "an empty target", "null nested objects", "duplicate field, last wins",
+                 "published with an offset", "escapes in a kept field", "1e400 in a skipped field"):
+        assert events[name].event is None, name
+    for name in ("a number to coerce", "a null target entry", "a string in a boolean field", "nested at the limit",
+                 "invalid UTF-8 in a skipped field", "lone surrogate in a kept field"):
+        assert name not in events or events[name].event is not None, name
+    assert events["a clean personal event"].prepared[1] == [(0, "t1", "AppInstance", None), (1, "t2", None, "b")]
