@@ -6,6 +6,8 @@ import json
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sources.files import ReadExportedFiles, ReadRangeFn, SplitFilesFn
 
@@ -114,3 +116,56 @@ def test_lines_longer_than_a_block_are_read_whole(tmp_path, monkeypatch):
     for split in (1, 13, 500, 10 ** 9):
         _, payloads = read_all(path, split)
         assert payloads == lines + [b'{"last": true}'], f"split={split}"
+
+
+def _reference_batches(data: bytes, start: int, end, batch_size: int, batch_bytes: int) -> list:
+    """What line_batches must yield, found the obvious way: line by line over the whole file."""
+    batches, positions, payloads, size = [], [], [], 0
+    line_start = 0
+    pieces = data.split(b"\n")
+    if pieces[-1] == b"":
+        pieces.pop()  # after the last newline: no line
+    for number, line in enumerate(pieces, 1):
+        here, line_start = line_start, line_start + len(line) + 1
+        if here < start or (end is not None and here >= end) or not line or line.isspace():
+            continue
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        positions.append(number if start == 0 else here)
+        payloads.append(line.rstrip(b"\r"))
+        size += len(line)
+        if len(payloads) >= batch_size or size >= batch_bytes:
+            batches.append((positions, payloads))
+            positions, payloads, size = [], [], 0
+    if payloads:
+        batches.append((positions, payloads))
+    return batches
+
+
+_LINE_TEXTS = [b'{"a":1}', b'{"uuid":"' + b"x" * 40 + b'"}', b"", b"   ", b"\t", b"\r", b'{"b":2}\r', b" {}",
+               b"\xef\xbb\xbf{}", b"\x0c", b"x" * 300, b'{"c":"\r"}']
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.sampled_from(_LINE_TEXTS), min_size=0, max_size=60), final_newline=st.booleans(),
+       block=st.sampled_from([3, 7, 64, 1000, 1 << 20]), cuts=st.lists(st.integers(0, 4000), max_size=4),
+       batch_size=st.integers(1, 7), batch_bytes=st.integers(1, 900))
+def test_line_batches_match_the_line_by_line_reference(tmp_path_factory, lines, final_newline, block, cuts,
+                                                        batch_size, batch_bytes):
+    """Every way to cut a file into ranges, blocks and batches gives the reference's batches, exactly."""
+    import sources.line_ranges
+    from sources.line_ranges import line_batches
+
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    path = tmp_path_factory.mktemp("lines") / "f.jsonl"
+    path.write_bytes(data)
+    bounds = sorted({0, *(c for c in cuts if c < len(data))}) + [None]
+    old, sources.line_ranges.BLOCK = sources.line_ranges.BLOCK, block
+    try:
+        for start, end in zip(bounds, bounds[1:]):
+            with open(path, "rb") as handle:
+                got = [(b.positions, b.payloads)
+                       for b in line_batches(handle, str(path), start, end, batch_size, batch_bytes)]
+            assert [(list(p), q) for p, q in got] == _reference_batches(data, start, end, batch_size, batch_bytes)
+    finally:
+        sources.line_ranges.BLOCK = old
