@@ -1,7 +1,5 @@
 """``python -m pipeline``: see :mod:`pipeline.main`."""
 
-import sys
+from pipeline.main import run
 
-from pipeline.main import main
-
-sys.exit(main())
+run()

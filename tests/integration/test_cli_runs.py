@@ -41,6 +41,46 @@ def test_progress_lines_are_printed_unless_quiet(tmp_path):
     assert "progress" not in quiet.stderr
 
 
+def test_a_run_as_a_process_prints_its_summary_and_writes_the_lake(tmp_path):
+    """``python -m pipeline`` ends with os._exit (no teardown): the summary still reaches a pipe, the lake is
+    whole and queryable, and an option error still exits 2 with its message."""
+    import duckdb
+
+    from eventgen import export_lines
+
+    export = tmp_path / "e.jsonl"
+    export.write_bytes(b"".join(line_ + b"\n" for line_ in export_lines(3_000, seed=5)))
+    proc = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", f"--output={tmp_path}/lake"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = int(proc.stdout.split("written ")[1].split()[0].replace(",", ""))
+    assert written > 0 and any("check: read" in line_ and line_.endswith("OK") for line_ in proc.stdout.splitlines())
+    events = duckdb.connect().execute(f"SELECT count(DISTINCT uuid) FROM read_parquet('{tmp_path}/lake/**/*.parquet', "
+                        "hive_partitioning=true)").fetchone()[0]
+    assert events == written
+    bad = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", "--batch_size=0",
+                          f"--output={tmp_path}/lake"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--batch_size must be between" in bad.stderr
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_exiting_without_teardown_still_runs_exit_handlers_and_keeps_the_code(other_thread):
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from pipeline.main import exit_without_teardown\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        + ("threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True))).start()\n"
+           if other_thread else "")
+        + "print('buffered', end='')\n"
+        "exit_without_teardown(3)\n"
+        "print('never')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stdout.startswith("buffered") and "handler ran" in proc.stdout and "never" not in proc.stdout
+    assert ("thread done" in proc.stdout) is other_thread  # a running thread gets the ordinary exit
+
+
 @pytest.fixture
 def foreign_next_link_server():
     """A System Log stand-in whose first page's next link points at another origin."""
