@@ -1,7 +1,7 @@
-"""``python -m pipeline``: see :mod:`pipeline.main`."""
+"""``python -m pipeline``: see :mod:`pipeline.main` (decoding may start first: :mod:`pipeline.prestart`)."""
 
 import sys
 
-from pipeline.main import main
+from pipeline.prestart import main
 
 sys.exit(main())
