@@ -38,8 +38,8 @@ _QUEUE_PER_PROCESS = 2  # messages buffered per process (8 batches each) before 
 PRESTART_BUFFER_BYTES = 256 * 1024 * 1024
 #: Benchmark hook: append each decode process's peak RSS (kB, one line each) to this file when it ends.
 PEAKS_ENV = "OKTA_PERSONAL_BENCH_DECODE_PEAKS"
-#: Test hook: append what happens to pools to this file, one line each: "start N", "prestart N", "adopt",
-#: "discard" (N: processes started).
+#: Test hook: append what happens to pools to this file, one line each: "start PID...", "prestart PID...",
+#: "adopt", "discard" (PID: of each process started).
 POOL_LOG_ENV = "OKTA_PERSONAL_TEST_DECODE_POOL_LOG"
 
 
@@ -188,6 +188,9 @@ class _Pool:
             self.stop()
             raise
 
+    def pids(self) -> list[int]:
+        return [proc.popen.pid for proc in self._pool]
+
     def matches(self, ranges: list, settings: dict, processes: int) -> bool:
         return self.key == (tuple(ranges), settings, processes)
 
@@ -274,7 +277,7 @@ def prestart(ranges: list, settings: dict, processes: int) -> None:
     with _waiting_lock:
         _waiting.append(pool)
     atexit.register(_discard_waiting)
-    _log(f"prestart {pool.count}")
+    _log(" ".join(["prestart", *map(str, pool.pids())]))
 
 
 def _discard_waiting() -> None:
@@ -310,5 +313,5 @@ def decoded_batches(ranges: list, settings: dict, processes: int):
         if not ranges:
             return
         pool = _Pool(ranges, settings, processes)
-        _log(f"start {pool.count}")
+        _log(" ".join(["start", *map(str, pool.pids())]))
     yield from pool.batches()
