@@ -54,5 +54,5 @@ setup(
                                     "okta_client", "okta_client.*", "emulator", "emulator.*"]),
     install_requires=RUNTIME,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["okta-personal-lake=pipeline.main:run"]},
+    entry_points={"console_scripts": ["okta-personal-lake=pipeline.prestart:main"]},
 )

@@ -1,5 +1,5 @@
-"""``python -m pipeline``: see :mod:`pipeline.main`."""
+"""``python -m pipeline``: see :mod:`pipeline.main` (decoding may start first: :mod:`pipeline.prestart`)."""
 
-from pipeline.main import run
+from pipeline.prestart import main
 
-run()
+main()

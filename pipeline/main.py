@@ -1,4 +1,7 @@
-"""Entry point: ``python -m pipeline [options]`` and the ``okta-personal-lake`` console script.
+"""The run's entry: :func:`main` (the command line) and :func:`exit_without_teardown`.
+
+``python -m pipeline`` and the ``okta-personal-lake`` script go through :func:`pipeline.prestart.main`,
+which may start the decode processes first, then calls both.
 
 The command line itself is :mod:`pipeline.cli`; the wiring is :mod:`pipeline.batch` and
 :mod:`pipeline.streaming`; the options resolved once are :mod:`pipeline.config`.
@@ -14,12 +17,7 @@ import threading
 
 from pipeline.cli import main
 
-__all__ = ["main", "run"]
-
-
-def run() -> None:
-    """Run the command line and exit with its code (the console script and ``python -m pipeline``)."""
-    exit_without_teardown(main())
+__all__ = ["exit_without_teardown", "main"]
 
 
 def exit_without_teardown(code: int) -> None:
@@ -44,4 +42,4 @@ def exit_without_teardown(code: int) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    exit_without_teardown(main())

@@ -7,7 +7,8 @@ Accepts, in any mix within one glob:
   (an array) or an Event Hook envelope.
 
 Large uncompressed JSON Lines files are cut into byte ranges read in
-parallel (a line belongs to the range where it starts, as in Beam's TextIO).
+parallel (:mod:`sources.file_ranges` cuts them; a line belongs to the range where it
+starts, as in Beam's TextIO).
 A file whose first line is not JSON on its own but whose whole text is (a
 pretty-printed document) is read whole by one worker. Lines are handed on in
 batches of ``batch_size`` lines or ``batch_bytes`` bytes, whichever comes first.
@@ -15,12 +16,11 @@ batches of ``batch_size`` lines or ``batch_bytes`` bytes, whichever comes first.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from sources.file_ranges import BATCH_BYTES, SPLIT_BYTES, FileRange, file_ranges
 from sources.line_ranges import line_batches
 from transforms import (
     coders,  # noqa: F401  (registers the batch coders)
@@ -28,42 +28,9 @@ from transforms import (
 )
 from transforms.records import RawBatch
 
-#: Uncompressed JSON Lines files are cut into byte ranges of this size (read in parallel).
-SPLIT_BYTES = 64 * 1024 * 1024
-#: Files larger than this are never tried as one pretty-printed JSON document.
-MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
-_FIRST_LINE_LIMIT = 64 * 1024 * 1024
-
-
-class FileRange(NamedTuple):
-    """A byte range of one file; ``end`` None means to the end of the file."""
-
-    path: str
-    start: int
-    end: int | None
-    document: bool  # maybe one pretty-printed JSON document: read whole
-
 
 def _compression(path: str) -> str:
     return CompressionTypes.detect_compression_type(path)
-
-
-def _first_line_is_json(path: str) -> tuple[bool, bytes]:
-    with FileSystems.open(path, compression_type=_compression(path)) as handle:
-        try:
-            line = handle.readline(_FIRST_LINE_LIMIT)
-        except TypeError:  # Beam's CompressedFile.readline takes no limit
-            line = handle.readline()
-    stripped = line.strip()
-    if stripped.startswith(b"\xef\xbb\xbf"):
-        stripped = stripped[3:]
-    if not stripped:
-        return True, stripped
-    try:
-        jsonio.loads(stripped)
-        return True, stripped
-    except jsonio.NotJson:
-        return False, stripped
 
 
 class SplitFilesFn(beam.DoFn):
@@ -77,17 +44,11 @@ class SplitFilesFn(beam.DoFn):
         if not matches:
             raise FileNotFoundError(f"--input {pattern!r} matched no files")
         for meta in sorted(matches, key=lambda m: m.path):
-            path, size = meta.path, meta.size_in_bytes
-            if size == 0:
-                continue
-            ok, first = _first_line_is_json(path)
-            if not ok and first[:1] in (b"[", b"{") and size <= MAX_DOCUMENT_BYTES:
-                yield FileRange(path, 0, None, True)
-            elif _compression(path) != CompressionTypes.UNCOMPRESSED or size <= self.split_bytes:
-                yield FileRange(path, 0, None, False)
-            else:
-                for start in range(0, size, self.split_bytes):
-                    yield FileRange(path, start, min(start + self.split_bytes, size), False)
+            path = meta.path
+            compression = _compression(path)
+            yield from file_ranges(path, meta.size_in_bytes, self.split_bytes,
+                                   compression != CompressionTypes.UNCOMPRESSED,
+                                   lambda: FileSystems.open(path, compression_type=compression))  # noqa: B023
 
 
 class ReadRangeFn(beam.DoFn):
@@ -127,7 +88,7 @@ class ReadExportedFiles(beam.PTransform):
     """Glob patterns -> ``RawBatch`` elements of up to ``batch_size`` lines."""
 
     def __init__(self, patterns: list[str], batch_size: int = 1000,
-                 batch_bytes: int = 8 * 1024 * 1024, split_bytes: int | None = None):
+                 batch_bytes: int = BATCH_BYTES, split_bytes: int | None = None):
         super().__init__()
         self.patterns = list(patterns)
         self.batch_size = batch_size

@@ -5,7 +5,8 @@ and flattening a large export used one core. This transform gives the same
 output as ``ReadExportedFiles | PersonalEventsToRows(whole_batches=True)``
 (``RowBatches`` and dead-letter records, the same counters) but sends the byte
 ranges of uncompressed local JSON Lines files to ``processes`` decode processes
-(:mod:`sources.range_pool`, :mod:`sources.range_worker`): they run the very
+(:mod:`sources.range_pool`, :mod:`sources.range_worker`; :mod:`pipeline.prestart` may have
+started them before Beam was imported, for exactly these ranges and settings): they run the very
 same decode and flatten functions and send back Arrow row batches, which this
 process stages and commits as before (:class:`sinks.lake.WriteLake`), so the
 commit, the per-partition insert-if-absent dedupe and the manifest do not change.
@@ -23,8 +24,9 @@ from __future__ import annotations
 import apache_beam as beam
 
 from sources import files
-from sources.files import FileRange, ReadRangeFn, SplitFilesFn, plain_local_lines
-from sources.range_pool import decoded_batches
+from sources.file_ranges import BATCH_BYTES, FileRange
+from sources.files import ReadRangeFn, SplitFilesFn, plain_local_lines
+from sources.range_pool import decode_settings, decoded_batches, worth_processes
 from sources.range_worker import BatchDecoder
 from transforms import progress
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE
@@ -56,8 +58,8 @@ class _DecodeInProcessesFn(beam.DoFn):
         collector.start()
         try:
             plain = sorted(r for r in ranges if plain_local_lines(r))
-            if len(plain) < 2 or self.processes < 2:
-                plain = []  # one range (a file under SPLIT_BYTES): starting processes would cost more
+            if not worth_processes(plain, self.processes):
+                plain = []
             for decoded in decoded_batches(plain, self.settings, self.processes):
                 collector.between_batches()
                 yield from self._emit(*decoded)
@@ -101,7 +103,7 @@ class ExportedFilesToRows(beam.PTransform):
 
     def __init__(self, patterns: list[str], processes: int, event_types: str = DEFAULT_EVENT_TYPES,
                  raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 org: str | None = None, batch_size: int = 1000, batch_bytes: int = 8 * 1024 * 1024,
+                 org: str | None = None, batch_size: int = 1000, batch_bytes: int = BATCH_BYTES,
                  split_bytes: int | None = None):
         super().__init__()
         self.patterns = list(patterns)
@@ -112,9 +114,8 @@ class ExportedFilesToRows(beam.PTransform):
         self.split_bytes = split_bytes or files.SPLIT_BYTES
 
     def expand(self, pbegin):
-        settings = {"event_types": self.event_types, "raw_event": self.raw_event,
-                    "max_payload_bytes": self.max_payload_bytes, "org": self.org,
-                    "batch_size": self.batch_size, "batch_bytes": self.batch_bytes}
+        settings = decode_settings(self.event_types, self.raw_event, self.max_payload_bytes, self.org,
+                                   self.batch_size, self.batch_bytes)
         ranges = (pbegin
                   | "Patterns" >> beam.Create(self.patterns)
                   | "SplitFiles" >> beam.ParDo(SplitFilesFn(self.split_bytes)).with_output_types(FileRange))

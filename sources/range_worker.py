@@ -1,6 +1,6 @@
 """A decode process for local file replays: byte ranges in, Arrow row batches and dead letters out (Beam-free).
 
-Started by :class:`sources.files_parallel.DecodeRangesInProcesses` as
+Started by :mod:`sources.range_pool` as
 ``python -m sources.range_worker`` (a fresh interpreter: the parent runs Beam's
 threads, so it is never forked, and this module imports neither Beam nor the
 pipeline). It runs exactly what the Beam graph runs on one batch

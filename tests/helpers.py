@@ -49,6 +49,54 @@ def write_jsonl(path: Path, items, gz: bool = False) -> Path:
     return path
 
 
+def mixed_export(folder: Path) -> tuple[list[Path], set[str]]:
+    """A replay input with every kind of line (for the decode processes' tests): FOLDER/in/export.jsonl (bad
+    lines of every kind, duplicates far apart, escaped event types, many partitions) and a gzipped
+    FOLDER/in/more.jsonl.gz; also the uuids of selected events whose type is written with a JSON escape."""
+    real = real_events()
+    types = ["personal.user.app_migration.export", "personal.admin.configuration.update", "personal.a.b",
+             "user.session.start", "user.authentication.sso"]
+    lines: list = []
+    for name in ("bad-lines", "targets", "nulls-and-time", "text"):
+        lines += (GOLDEN / f"{name}.input.jsonl").read_bytes().splitlines()
+    # duplicates.input.jsonl without its re-sent uuids of different content: which copy wins follows the order
+    # the batches arrive in, which decode processes do not fix (dup-b's other lines; dup-a inside an envelope,
+    # whose raw_event is not its line's).
+    duplicates = (GOLDEN / "duplicates.input.jsonl").read_bytes().splitlines()
+    for line in duplicates:
+        if b'"dup-b"' in line and line != duplicates[3]:
+            continue
+        if line.startswith(b'{"eventType": "com.okta.event_hook"') and b'"dup-a"' in line:
+            envelope = json.loads(line)
+            envelope["data"]["events"] = [e for e in envelope["data"]["events"] if e.get("uuid") != "dup-a"]
+            assert envelope["data"]["events"]
+            line = json.dumps(envelope).encode()
+        lines.append(line)
+    events = []
+    for i in range(240):
+        event = copy.deepcopy(real[i % len(real)])
+        event["eventType"] = types[i % len(types)]
+        event["uuid"] = str(uuidlib.UUID(int=10_000 + i))
+        event["published"] = f"2026-11-{1 + (i // 5) % 28:02d}T{i % 24:02d}:15:00.{i % 1000:03d}Z"
+        events.append(event)
+    texts = []
+    for event in events:
+        text = json.dumps(event)
+        if event["uuid"].endswith(("3", "7")):  # an escaped type: selected or not, judged exactly
+            text = text.replace('"eventType": "personal.', '"eventType": "personal\\u002e')
+            text = text.replace('"eventType": "user.', '"eventType": "\\u0075ser.')
+        texts.append(text)
+    lines += texts
+    # Re-sent byte for byte (raw_event keeps the line, so which copy wins must not matter), far from the
+    # first copy: another range.
+    lines += texts[::9]
+    lines += [b"{not json at the end", b'{"uuid": "x", "eventType": "personal.late", "published": 7}']
+    main = write_jsonl(folder / "in" / "export.jsonl", lines)
+    extra = write_jsonl(folder / "in" / "more.jsonl.gz", texts[:30:3] + [b"nope"], gz=True)
+    escaped = {e["uuid"] for e in events if e["uuid"].endswith(("3", "7")) and e["eventType"].startswith("personal.")}
+    return [main, extra], escaped
+
+
 @dataclass
 class Run:
     code: int

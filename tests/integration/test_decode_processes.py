@@ -8,9 +8,7 @@ A killed decode process fails the run with one line and publishes nothing.
 
 from __future__ import annotations
 
-import copy
 import json
-import uuid as uuidlib
 from pathlib import Path
 
 import pytest
@@ -19,49 +17,10 @@ import sources.files
 import sources.files_in_processes
 from sources.range_pool import PEAKS_ENV
 from sources.range_worker import KILL_AFTER_ENV
-from tests.helpers import dead_letters, read_lake, real_events, run_pipeline, write_jsonl
+from tests.helpers import dead_letters, mixed_export, read_lake, run_pipeline
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 COUNTS = ("events read", "events written", "filtered out", "duplicates", "duplicates in run", "duplicates in lake",
           "dead letters", "rows written", "coerced")
-
-
-def _event(base: dict, index: int, event_type: str, day: int) -> dict:
-    event = copy.deepcopy(base)
-    event["eventType"] = event_type
-    event["uuid"] = str(uuidlib.UUID(int=10_000 + index))
-    event["published"] = f"2026-11-{1 + day % 28:02d}T{index % 24:02d}:15:00.{index % 1000:03d}Z"
-    return event
-
-
-def _input(tmp_path: Path) -> tuple[list[Path], set[str]]:
-    """The input files, and the uuids of selected events whose type is written with a JSON escape."""
-    real = real_events()
-    types = ["personal.user.app_migration.export", "personal.admin.configuration.update", "personal.a.b",
-             "user.session.start", "user.authentication.sso"]
-    lines: list = []
-    for name in ("bad-lines", "targets", "nulls-and-time", "text"):
-        lines += (GOLDEN / f"{name}.input.jsonl").read_bytes().splitlines()
-    # duplicates.input.jsonl without its re-sent uuid of different content (which copy wins follows the order)
-    lines += [line for line in (GOLDEN / "duplicates.input.jsonl").read_bytes().splitlines()
-              if b'"dup-b"' not in line or line == (GOLDEN / "duplicates.input.jsonl").read_bytes().splitlines()[3]]
-    events = [_event(real[i % len(real)], i, types[i % len(types)], i // 5) for i in range(240)]
-    texts = []
-    for event in events:
-        text = json.dumps(event)
-        if event["uuid"].endswith(("3", "7")):  # an escaped type: selected or not, judged exactly
-            text = text.replace('"eventType": "personal.', '"eventType": "personal\\u002e')
-            text = text.replace('"eventType": "user.', '"eventType": "\\u0075ser.')
-        texts.append(text)
-    lines += texts
-    # Re-sent byte for byte (raw_event keeps the line, so which copy wins must not matter), far from the
-    # first copy: another range.
-    lines += texts[::9]
-    lines += [b"{not json at the end", b'{"uuid": "x", "eventType": "personal.late", "published": 7}']
-    main = write_jsonl(tmp_path / "in" / "export.jsonl", lines)
-    extra = write_jsonl(tmp_path / "in" / "more.jsonl.gz", texts[:30:3] + [b"nope"], gz=True)
-    escaped = {e["uuid"] for e in events if e["uuid"].endswith(("3", "7")) and e["eventType"].startswith("personal.")}
-    return [main, extra], escaped
 
 
 def _run(tmp_path: Path, name: str, inputs: list[Path], *flags: str):
@@ -88,7 +47,7 @@ def small_ranges(monkeypatch):
 
 
 def test_processes_write_the_same_lake_as_one_process(tmp_path, small_ranges, monkeypatch):
-    inputs, escaped = _input(tmp_path)
+    inputs, escaped = mixed_export(tmp_path)
     used = []
     real_batches = sources.files_in_processes.decoded_batches
 
@@ -126,7 +85,7 @@ def test_processes_write_the_same_lake_as_one_process(tmp_path, small_ranges, mo
 
 
 def test_a_killed_decode_process_fails_the_run_and_publishes_nothing(tmp_path, small_ranges, monkeypatch):
-    inputs, _ = _input(tmp_path)
+    inputs, _ = mixed_export(tmp_path)
     monkeypatch.setenv(KILL_AFTER_ENV, "2")
     run, lake = _run(tmp_path, "lake", inputs, "--decode_processes=2")
     assert run.code != 0

@@ -97,3 +97,31 @@ def test_the_image_and_the_package_carry_every_package():
     for package in PACKAGES:
         assert f'"{package}"' in setup, f"setup.py does not package {package}/"
         assert re.search(rf"^COPY {package} {package}$", docker, re.M), f"the Dockerfile does not copy {package}/"
+
+
+def _module_level_imports(tree) -> list[str]:
+    """The modules a module imports when it is imported (not those imported inside its functions)."""
+    found = []
+    for node in tree.body:
+        for inner in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
+            if isinstance(inner, ast.Import):
+                found += [alias.name for alias in inner.names]
+            elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
+                found += [inner.module] + [f"{inner.module}.{alias.name}" for alias in inner.names]
+    return found
+
+
+def test_the_early_decode_start_imports_no_beam():
+    """pipeline.prestart runs before Beam is imported (to overlap Beam's import): nothing it loads imports Beam."""
+    trees = dict(modules())
+    seen, todo = set(), ["pipeline.prestart", "sources.range_worker"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for module in _module_level_imports(trees[name]):
+            assert module.split(".")[0] != "apache_beam", f"{name} imports {module} (loaded by pipeline.prestart)"
+            parts = module.split(".")
+            todo += [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in trees]
+    assert {"pipeline.lake_flags", "sources.file_ranges", "sources.range_pool"} <= seen
