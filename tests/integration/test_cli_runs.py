@@ -28,15 +28,17 @@ def test_progress_lines_are_printed_unless_quiet(tmp_path):
 
     export = tmp_path / "big.jsonl"
     export.write_bytes(b"".join(line_ + b"\n" for line_ in export_lines(60_000, seed=3)))
+    # One process decodes (no decode processes, which may finish before the progress printer starts).
     proc = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", f"--output={tmp_path}/lake",
-                           "--progress_interval=0.2"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--progress_interval=0.2", "--decode_processes=1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = [line_ for line_ in proc.stderr.splitlines() if line_.startswith("progress")]
     assert lines, proc.stderr
     assert "events read" in lines[-1] and "/s)" in lines[-1] and "rows staged" in lines[-1]
     quiet = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", f"--output={tmp_path}/lake2",
-                            "--progress_interval=0.2", "--quiet"], cwd=REPO, capture_output=True, text=True,
-                           timeout=300)
+                            "--progress_interval=0.2", "--quiet", "--decode_processes=1"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0
     assert "progress" not in quiet.stderr
 
@@ -63,14 +65,14 @@ def test_a_run_as_a_process_prints_its_summary_and_writes_the_lake(tmp_path):
     assert bad.returncode == 2 and "--batch_size must be between" in bad.stderr
 
 
-@pytest.mark.parametrize("other_thread", [False, True])
+@pytest.mark.parametrize("other_thread", ["none", "daemon", "non-daemon"])
 def test_exiting_without_teardown_still_runs_exit_handlers_and_keeps_the_code(other_thread):
     script = (
         "import atexit, sys, threading, time\n"
         "from pipeline.main import exit_without_teardown\n"
         "atexit.register(lambda: print('handler ran', flush=True))\n"
-        + ("threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True))).start()\n"
-           if other_thread else "")
+        + (f"threading.Thread(target=lambda: (time.sleep(0.5), print('thread done', flush=True)), "
+           f"daemon={other_thread == 'daemon'}).start()\n" if other_thread != "none" else "")
         + "print('buffered', end='')\n"
         "exit_without_teardown(3)\n"
         "print('never')\n"
@@ -78,7 +80,8 @@ def test_exiting_without_teardown_still_runs_exit_handlers_and_keeps_the_code(ot
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
     assert proc.stdout.startswith("buffered") and "handler ran" in proc.stdout and "never" not in proc.stdout
-    assert ("thread done" in proc.stdout) is other_thread  # a running thread gets the ordinary exit
+    # A non-daemon thread gets the ordinary exit, which waits for it; a daemon thread ends either way.
+    assert ("thread done" in proc.stdout) is (other_thread == "non-daemon")
 
 
 @pytest.fixture
