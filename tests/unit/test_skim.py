@@ -205,7 +205,8 @@ def test_the_typed_decoder_takes_clean_lines_and_leaves_the_rest():
     for name in ("a clean personal event", "an empty target", "null nested objects", "duplicate field, last wins",
                  "published with an offset", "escapes in a kept field", "1e400 in a skipped field"):
         assert events[name].event is None, name
-    for name in ("a number to coerce", "a null target entry", "a string in a boolean field", "nested at the limit",
+    # ("nested at the limit" may go either way: msgspec's own depth limit follows the Python version.)
+    for name in ("a number to coerce", "a null target entry", "a string in a boolean field", "nested too deeply",
                  "invalid UTF-8 in a skipped field", "lone surrogate in a kept field"):
         assert name not in events or events[name].event is not None, name
     assert events["a clean personal event"].prepared[1] == [(0, "t1", "AppInstance", None), (1, "t2", None, "b")]
