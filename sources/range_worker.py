@@ -90,7 +90,7 @@ class BatchDecoder:
     def __init__(self, settings: dict):
         self.selection = EventTypeSelection.parse(settings["event_types"])
         self.flattener = Flattener(settings["raw_event"], settings["max_payload_bytes"])
-        self.prepare = Flattener().prepare
+        self.prepare = self.flattener.prepare  # the extraction: the same whatever raw_event and the payload bound
         self.typed = LineDecoder()
         self.max_payload, self.org = settings["max_payload_bytes"], settings["org"]
 

@@ -61,6 +61,23 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _MIN_DEEP_BYTES = 2 * (jsonio.MAX_DEPTH + 1)
 
 
+def _maybe_too_deep(payload: bytes) -> bool:
+    """Whether a payload of ``_MIN_DEEP_BYTES`` or more may nest deeper than the full decode allows
+    (orjson: ``jsonio.MAX_DEPTH``). msgspec's own limit follows the interpreter's C recursion limit, which
+    differs by Python version, so such a payload is left to the full path. A shorter payload that msgspec
+    accepts is valid JSON, so it cannot nest that deep (callers test the length first: it is cheap)."""
+    return payload.count(b"[") + payload.count(b"{") > jsonio.MAX_DEPTH
+
+
+def _valid_utf8(payload: bytes) -> bool:
+    """What the full path's decoders require of a non-ASCII payload (msgspec does not check the strings it skips)."""
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def surely_filtered(payload: bytes, selection: Callable[[str], bool]) -> bool:
     """True only when ``payload`` is one valid event the selection does not keep.
 
@@ -83,7 +100,7 @@ def skim_batch(items, selection: Callable[[str], bool]) -> tuple[int, list]:
     decode = _ENVELOPE.decode
     inline = type(selection) is EventTypeSelection
     exact, prefixes = (selection.exact, selection.prefixes) if inline else ((), ())
-    min_deep, max_depth = _MIN_DEEP_BYTES, jsonio.MAX_DEPTH
+    min_deep = _MIN_DEEP_BYTES
     rest: list = []
     keep = rest.append
     filtered = 0
@@ -92,10 +109,7 @@ def skim_batch(items, selection: Callable[[str], bool]) -> tuple[int, list]:
         if payload[:1] != b"{":
             keep(item)
             continue
-        if len(payload) >= min_deep and payload.count(b"[") + payload.count(b"{") > max_depth:
-            # Possibly deeper than the full decode allows (orjson: 1024); msgspec's own limit follows the
-            # interpreter's C recursion limit, which differs by Python version, so the full path judges.
-            # A shorter payload that msgspec accepts is valid JSON, so it cannot nest that deep.
+        if len(payload) >= min_deep and _maybe_too_deep(payload):
             keep(item)
             continue
         try:
@@ -108,12 +122,9 @@ def skim_batch(items, selection: Callable[[str], bool]) -> tuple[int, list]:
                 or ((event_type in exact or event_type.startswith(prefixes)) if inline else selection(event_type)):
             keep(item)
             continue
-        if not payload.isascii():
-            try:
-                payload.decode("utf-8")  # what the full path's decoders require
-            except UnicodeDecodeError:
-                keep(item)
-                continue
+        if not payload.isascii() and not _valid_utf8(payload):
+            keep(item)
+            continue
         try:
             published_datetime(envelope.published)
         except InvalidEvent:
@@ -338,19 +349,16 @@ def _typed_event(typed, payload: bytes):
     """``(uuid, eventType, published datetime, prepared)`` when ``typed`` decodes the payload and the
     ordinary path would accept it as one valid event (as :func:`validate` and :func:`skim_batch` judge),
     else None."""
-    if len(payload) >= _MIN_DEEP_BYTES and payload.count(b"[") + payload.count(b"{") > jsonio.MAX_DEPTH:
-        return None  # possibly deeper than the ordinary path allows: it judges (see skim_batch)
+    if len(payload) >= _MIN_DEEP_BYTES and _maybe_too_deep(payload):
+        return None
     found = typed(payload)
     if found is None:
         return None
     uuid, event_type, published, prepared = found
     if uuid is None or not uuid.strip() or not event_type or published is None:
         return None
-    if not payload.isascii():
-        try:
-            payload.decode("utf-8")  # msgspec does not check the strings it skips
-        except UnicodeDecodeError:
-            return None
+    if not payload.isascii() and not _valid_utf8(payload):
+        return None
     try:
         return uuid, event_type, published_datetime(published), prepared
     except InvalidEvent:
