@@ -14,7 +14,7 @@ import pytest
 from schemas.arrow import file_schema
 from schemas.fields import COLUMNS, Column
 from sinks.iceberg_catalog import IcebergTarget, load_catalog
-from tests.okta_helpers import expected_row_keys
+from tests.okta_helpers import expected_row_keys, make_events
 
 TYPES = ("personal.admin.configuration.update", "personal.user.app_migration.export")
 DAY = dt.datetime(2026, 11, 5, tzinfo=dt.timezone.utc)
@@ -82,3 +82,20 @@ def wait_for_table(lake, events, process, log, timeout: float = 120) -> None:
             return
         time.sleep(0.5)
     pytest.fail(f"after {timeout} s the Iceberg table has {len(want & set(lake_table_keys(lake)))} of {len(want)} rows")
+
+
+def append_recent(server, count: int, salt: int, ago: dt.timedelta = dt.timedelta(seconds=1)) -> list:
+    """``count`` events published from ``ago`` before now, 10 ms apart, appended to the System Log stand-in."""
+    events = make_events(count, dt.datetime.now(dt.timezone.utc) - ago, dt.timedelta(milliseconds=10), salt=salt)
+    server.append(events)
+    return events
+
+
+def feed_windows(server, lake, history, process, log, batches: int) -> list:
+    """Append ``batches`` batches of 15 fresh events, each once the table holds the previous one (so each is a
+    window of its own); return them."""
+    appended: list = []
+    for batch in range(batches):
+        appended += append_recent(server, 15, salt=10 + batch, ago=dt.timedelta(seconds=2))
+        wait_for_table(lake, history + appended, process, log)
+    return appended

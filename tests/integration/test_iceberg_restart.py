@@ -15,7 +15,7 @@ from collections import Counter
 from sinks.iceberg_cursor import parse
 from sinks.iceberg_table import snapshot_summaries
 from tests.helpers import run_pipeline
-from tests.iceberg_helpers import lake_table, lake_table_keys, wait_for_table
+from tests.iceberg_helpers import append_recent, feed_windows, lake_table, lake_table_keys, wait_for_table
 from tests.integration.test_streaming import UTC, start_stream, stop
 from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, make_events, personal, recent_start
 
@@ -67,24 +67,16 @@ def test_a_tail_killed_mid_stream_restarts_from_the_table_alone_without_gap_or_d
     common = ["--source=okta", f"--okta_org_url={server.url}", f"--output={lake}", "--window=3s",
               "--poll_interval=1s", "--iceberg_table=okta.events"]
     run = start_stream(*common, "--lookback=1d", "--run_id=job-a", log=log, env={"OKTA_API_TOKEN": TOKEN})
-    appended = []
     try:
         wait_for_table(lake, history, run, log)
-        for batch in range(2):
-            fresh = make_events(15, dt.datetime.now(UTC) - dt.timedelta(seconds=2), dt.timedelta(milliseconds=10),
-                                salt=10 + batch)
-            server.append(fresh)
-            appended += fresh
-            wait_for_table(lake, history + appended, run, log)
-        more = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=3)
-        server.append(more)
+        appended = feed_windows(server, lake, history, run, log, batches=2)
+        more = append_recent(server, 20, salt=3)
         time.sleep(1.5)  # killed mid-stream: `more` may be read, in the lake, in the table, or none of these
     finally:
         stop(run)
     # Published while the tail was down, then longer ago than the restart's lookback: only a restart from the
     # table's cursor reads them.
-    down = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=4)
-    server.append(down)
+    down = append_recent(server, 20, salt=4)
     time.sleep(4)
     assert not (tmp_path / "cursor.json").exists()
     rerun = start_stream(*common, "--lookback=1s", "--run_id=job-b", log=log, env={"OKTA_API_TOKEN": TOKEN})

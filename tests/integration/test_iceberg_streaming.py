@@ -15,7 +15,7 @@ import time
 from sinks.iceberg_catalog import IcebergTarget
 from sinks.iceberg_table import snapshot_summaries
 from tests.helpers import read_lake
-from tests.iceberg_helpers import lake_table, lake_table_keys, wait_for_table
+from tests.iceberg_helpers import append_recent, feed_windows, lake_table, lake_table_keys, wait_for_table
 from tests.integration.test_streaming import UTC, start_stream, stop, tail_args
 from tests.okta_helpers import TOKEN, assert_lake_exact, expected_row_keys, make_events, wait_for_lake
 
@@ -29,23 +29,15 @@ def test_okta_tail_commits_each_window_as_one_snapshot_and_a_restart_adds_no_dup
     lake, state, log = tmp_path / "lake", tmp_path / "cursor.json", tmp_path / "tail.log"
     args = [*tail_args(server, lake, state), "--iceberg_table=okta.events", "--run_id=job-a"]
     run = start_stream(*args, log=log, env={"OKTA_API_TOKEN": TOKEN})
-    appended = []
     try:
         wait_for_table(lake, history, run, log)
-        for batch in range(3):  # each batch after the previous one is in the table: a window of its own
-            fresh = make_events(15, dt.datetime.now(UTC) - dt.timedelta(seconds=2), dt.timedelta(milliseconds=10),
-                                salt=10 + batch)
-            server.append(fresh)
-            appended += fresh
-            wait_for_table(lake, history + appended, run, log)
+        appended = feed_windows(server, lake, history, run, log, batches=3)
         wait_for_lake(lake, history + appended, run, log)
-        more = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=3)
-        server.append(more)
+        more = append_recent(server, 20, salt=3)
         time.sleep(1.5)  # killed mid-stream: `more` may be read, in the lake, in the table, or none of these
     finally:
         stop(run)
-    later = make_events(20, dt.datetime.now(UTC) - dt.timedelta(seconds=1), dt.timedelta(milliseconds=10), salt=4)
-    server.append(later)
+    later = append_recent(server, 20, salt=4)
     rerun = start_stream(*[a for a in args if a != "--run_id=job-a"], "--run_id=job-b", log=log,
                          env={"OKTA_API_TOKEN": TOKEN})
     everything = history + appended + more + later
