@@ -9,17 +9,18 @@ COPY --from=launcher /opt/google/dataflow/python_template_launcher /opt/google/d
 
 WORKDIR /template
 COPY setup.py README.md ./
-COPY pipeline pipeline
-COPY transforms transforms
+COPY common common
 COPY schemas schemas
-COPY sources sources
-COPY sinks sinks
-COPY streaming streaming
 COPY okta_client okta_client
-COPY eventgen eventgen
-COPY emulator emulator
+COPY storage storage
+COPY transforms transforms
+COPY sinks sinks
+COPY sources sources
+COPY streaming streaming
+COPY pipeline pipeline
+COPY tools tools
 COPY dataflow dataflow
-RUN pip install --no-cache-dir . && python -c "import pipeline.main, sources.okta, sinks.lake, streaming.okta_tail"
+RUN pip install --no-cache-dir . && python -c "import pipeline.main, sources.okta.beam, sinks.lake.beam, streaming.okta_tail"
 
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/template/dataflow/launch.py
 ENV FLEX_TEMPLATE_PYTHON_SETUP_FILE=/template/setup.py

@@ -47,25 +47,25 @@ venv-check: # Refuse a VENV built with another Python than PYTHON (e.g. a 3.11 .
 	  fi; fi
 
 run: venv-check $(STAMP) ## Start two local System Log servers (two orgs), backfill 3 days of both into ./lake in one run, show the summary and DuckDB by org
-	$(PY) -m pipeline.demo --events $(EVENTS) --output $(LAKE)
+	$(PY) -m devtools.demo --events $(EVENTS) --output $(LAKE)
 
 run-streaming: venv-check $(STAMP) ## Tail the local System Log server for 2 minutes while it appends events, a line per window
-	$(PY) -m pipeline.demo --streaming --minutes 2 --output $(LAKE)-streaming
+	$(PY) -m devtools.demo --streaming --minutes 2 --output $(LAKE)-streaming
 
 run-files: venv-check $(STAMP) ## Generate a sample export file and replay it into ./lake (the file source)
-	$(PY) -m eventgen --events $(EVENTS) --output $(SAMPLE)
+	$(PY) -m devtools.eventgen --events $(EVENTS) --output $(SAMPLE)
 	$(PY) -m pipeline --source=file --input=$(SAMPLE) --output=$(LAKE)
-	$(PY) -m pipeline.lake_report $(LAKE)
+	$(PY) -m tools.report $(LAKE)
 
 backfill: venv-check $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
 	@test -n "$(ORG)" -a -n "$(SINCE)" -a -n "$(UNTIL)" || { echo "usage: make backfill ORG=https://acme.okta.com SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [LAKE=lake]"; exit 2; }
 	$(PY) -m pipeline --source=okta --okta_org_url=$(ORG) --since=$(SINCE) --until=$(UNTIL) --output=$(LAKE)
 
 coverage: venv-check $(STAMP) ## Which ranges of which org LAKE covers, its gaps and failed runs [SINCE=26h UNTIL=2h ORG=...]; exit 1 on a gap
-	$(PY) -m pipeline.coverage --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(SINCE),--since=$(SINCE)) $(if $(UNTIL),--until=$(UNTIL))
+	$(PY) -m tools.coverage --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(SINCE),--since=$(SINCE)) $(if $(UNTIL),--until=$(UNTIL))
 
 maintain: venv-check $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
-	$(PY) -m pipeline.maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)
+	$(PY) -m tools.maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)
 
 template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUCKET=b [REGION=r])
 	@test -n "$(PROJECT)" -a -n "$(BUCKET)" || { echo "usage: make template PROJECT=my-project BUCKET=my-bucket [REGION=us-central1]"; exit 2; }

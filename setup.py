@@ -24,6 +24,9 @@ RUNTIME = [
     "PyYAML==6.0.4",  # --orgs files in YAML
 ]
 
+PACKAGES = ["common", "schemas", "okta_client", "storage", "transforms", "sinks", "sources", "streaming",
+            "pipeline", "tools"]
+
 EXTRAS = {
     "local": ["duckdb==2.0.1"],
     "test": [
@@ -48,10 +51,9 @@ setup(
     version="0.1.0",
     description="Apache Beam pipeline: Okta System Log personal.* events -> Parquet lake / BigQuery",
     python_requires=">=3.10,<3.15",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
-                                    "schemas", "schemas.*", "sources", "sources.*",
-                                    "sinks", "sinks.*", "streaming", "streaming.*", "eventgen", "eventgen.*",
-                                    "okta_client", "okta_client.*", "emulator", "emulator.*"]),
+    # The run and its tools; the development tools (devtools/: the local System Log server, the event
+    # generator, the demo, the docs generator), the benchmarks and the tests are not installed.
+    packages=find_packages(include=[f"{p}{s}" for p in PACKAGES for s in ("", ".*")]),
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["okta-personal-lake=pipeline.prestart:main"]},

@@ -2,7 +2,7 @@
 
     python -m bench.backfill_throughput [--events 400000] [--rate_limit 120] [--shares 1,0.5]
 
-For each ``--okta_rate_share``: starts ``python -m emulator`` (its own
+For each ``--okta_rate_share``: starts ``python -m devtools.system_log_server`` (its own
 process) with ``--events`` generated personal.* events over the last
 ``--days`` and a limit of ``--rate_limit`` requests per minute, runs a
 backfill of that range (``python -m pipeline --source=okta``, default
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 def start_server(tmp: Path, events: int, days: float, rate_limit: int, token: str) -> tuple[subprocess.Popen, str]:
     token_file, ready = tmp / "token", tmp / "ready"
     token_file.write_text(token)
-    command = [sys.executable, "-m", "emulator", "--generate", str(events), "--days", str(days),
+    command = [sys.executable, "-m", "devtools.system_log_server", "--generate", str(events), "--days", str(days),
                "--personal-share", "1.0", "--seed", "11", "--token-file", str(token_file), "--ready-file",
                str(ready), "--rate-limit", str(rate_limit), "--stats-file", str(tmp / "stats.json")]
     server = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)

@@ -16,7 +16,7 @@ machine; CPU seconds (user + system, all processes and threads) are printed too.
 
 Peak RSS: "largest" is the largest single process (``ru_maxrss`` of the finished children);
 "summed" adds the peak of every decode process the pipeline started (each reports its own,
-see ``sources.range_pool.PEAKS_ENV``) to the largest: an upper bound for the pipeline's memory
+see ``sources.files.pool.PEAKS_ENV``) to the largest: an upper bound for the pipeline's memory
 (the peaks need not coincide; exact when the largest is the pipeline's own process, as on (a)).
 For plain and DuckDB (one process) both are the same.
 """
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from bench.machine import describe
-from sources.range_pool import PEAKS_ENV
+from sources.files.pool import PEAKS_ENV
 
 DATA = Path(__file__).resolve().parent / ".data"
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def export(events: int, days: float, random_order: bool, types: int, seed: int =
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        args = [sys.executable, "-m", "eventgen", "--events", str(events), "--days", str(days),
+        args = [sys.executable, "-m", "devtools.eventgen", "--events", str(events), "--days", str(days),
                 "--seed", str(seed), "--output", str(tmp)]
         if random_order:
             args.append("--random_order")

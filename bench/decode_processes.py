@@ -1,6 +1,6 @@
 """The local decode processes measured apart: ``python -m bench.decode_processes {alone|split} ...``.
 
-- ``alone FILE [PROCESSES]``: only :func:`sources.range_pool.decoded_batches` over the file's
+- ``alone FILE [PROCESSES]``: only :func:`sources.files.pool.decoded_batches` over the file's
   64 MB ranges (no Beam, no staging); prints wall seconds, CPU seconds of this process and of the
   decode processes, rows and the largest decode process's peak RSS.
 - ``split PIPELINE_ARGS...``: the whole pipeline in this process (``pipeline.main``), then its CPU
@@ -25,8 +25,8 @@ def _usage() -> tuple[float, float, float, float]:
 
 
 def alone(path: str, processes: int) -> None:
-    from sources.files import SPLIT_BYTES
-    from sources.range_pool import decoded_batches
+    from sources.files.beam import SPLIT_BYTES
+    from sources.files.pool import decoded_batches
 
     size = os.path.getsize(path)
     ranges = [(path, start, min(start + SPLIT_BYTES, size), False) for start in range(0, size, SPLIT_BYTES)]

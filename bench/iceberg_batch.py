@@ -4,13 +4,13 @@
 events over DAYS days (two personal types: 2 x DAYS partitions) with the pipeline (no
 Iceberg), then times, REPEAT times each on a fresh warehouse:
 
-- ``steps``: only the Iceberg steps of the batch graph (``pipeline.iceberg_output.commit_after_lake``
+- ``steps``: only the Iceberg steps of the batch graph (``sinks.iceberg.beam.commit_after_lake``
   after a ``Create`` of the run's manifest) on the FnApiRunner, pipeline start included;
-- ``one-call`` / ``pieces`` (no Beam): ``sinks.iceberg_table.commit_lake_files`` against
-  ``sinks.iceberg_files`` base snapshot + one ``write_partition`` per partition + ``commit_partitions``.
+- ``one-call`` / ``pieces`` (no Beam): ``sinks.iceberg.table.commit_lake_files`` against
+  ``sinks.iceberg.files`` base snapshot + one ``write_partition`` per partition + ``commit_partitions``.
 
 ``--tree`` imports the pipeline from another checkout, to time its graph on the same lake (one
-without ``sinks/iceberg_files.py`` skips ``pieces``). Prints one JSON line per measurement.
+without ``sinks/iceberg/files.py`` skips ``pieces``). Prints one JSON line per measurement.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 
 
 def make_lake(work: str, events: int, days: int) -> str:
-    from eventgen.generator import _format_us, _to_us, export_lines
+    from devtools.eventgen.generator import _format_us, _to_us, export_lines
     from pipeline.main import main
 
     start = "2026-10-01T00:00:00Z"
@@ -47,8 +47,8 @@ def steps(lake: str, manifest: dict, warehouse: str, run_id: str) -> float:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline import iceberg_output
     from pipeline.options import LakeOptions
+    from sinks.iceberg import beam as iceberg_output
 
     options = PipelineOptions(["--runner=FnApiRunner", f"--output={lake}", "--iceberg_table=okta.events",
                                f"--iceberg_warehouse={warehouse}", "--source=file", "--input=unused"])
@@ -61,8 +61,8 @@ def steps(lake: str, manifest: dict, warehouse: str, run_id: str) -> float:
 
 
 def functions(kind: str, lake: str, partitions: list[str], warehouse: str) -> dict:
-    from sinks.iceberg_catalog import IcebergTarget, load_catalog
-    from sinks.iceberg_table import commit_lake_files, open_table
+    from sinks.iceberg.catalog import IcebergTarget, load_catalog
+    from sinks.iceberg.table import commit_lake_files, open_table
 
     target = IcebergTarget("okta.events", "sqlite", None, warehouse)
     catalog = load_catalog(target)
@@ -71,7 +71,7 @@ def functions(kind: str, lake: str, partitions: list[str], warehouse: str) -> di
     if kind == "one-call":
         result = commit_lake_files(catalog, target, lake, [(p, None) for p in partitions], {"run-id": "bench"})
         return {"seconds": round(time.perf_counter() - start, 3), "rows_added": result.rows_added}
-    from sinks.iceberg_files import base_snapshot, commit_partitions, new_commit_id, write_partition
+    from sinks.iceberg.files import base_snapshot, commit_partitions, new_commit_id, write_partition
 
     table, base = base_snapshot(catalog, target)
     written = [write_partition(table, lake, p, base) for p in partitions]
@@ -98,7 +98,7 @@ def main() -> None:
         manifest = json.load(handle)
     partitions = [p["partition"] for p in manifest["partitions"]]
     try:
-        import sinks.iceberg_files  # noqa: F401
+        import sinks.iceberg.files  # noqa: F401
         kinds = ["steps", "one-call", "pieces"]
     except ImportError:
         kinds = ["steps", "one-call"]

@@ -3,16 +3,16 @@
 ``python -m bench.iceberg_commit [--windows 1440] [--events 100] [--path streaming]``: commits
 WINDOWS windows of EVENTS events (two rows each, one event type, window w published in minute w
 of one day) one after the other, each as one Iceberg snapshot (insert-if-absent,
-:func:`sinks.iceberg_table.commit_rows`), and prints the commit time at windows 1, 100, 300 and
+:func:`sinks.iceberg.table.commit_rows`), and prints the commit time at windows 1, 100, 300 and
 1,440 (median of the 5 commits ending there, and the slowest of the 20 ending there).
 ``--path streaming`` commits through what the streaming job uses,
-:class:`sinks.iceberg_windows.WindowCommitter` (table kept open between windows, snapshots
+:class:`sinks.iceberg.windows.WindowCommitter` (table kept open between windows, snapshots
 beyond the newest ``--keep_snapshots`` expired every ``--expire_every`` windows, the expiry
 counted in the window's time); ``--path rows`` (the default) is a fresh load per commit. Each
 commit's CPU time (``time.process_time``, all threads) is printed too: on a shared machine it
 moves far less with the load than the wall time.
 For the Hive lake it builds the partition with k window files directly and times one
-:func:`sinks.lake_files.commit_partition` of the next window (which reads every uuid of the
+:func:`sinks.lake.files.commit_partition` of the next window (which reads every uuid of the
 partition). Then it compacts the Iceberg partition and prints file counts and the time of a
 query over the day's partition before and after.
 """
@@ -66,10 +66,10 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
             expire_every: int = 10, properties: dict | None = None, compaction: bool = True) -> dict:
     import duckdb
 
-    from sinks.iceberg_catalog import IcebergTarget, load_catalog
-    from sinks.iceberg_maintenance import compact, expire_snapshots, file_count
-    from sinks.iceberg_table import commit_rows, open_table
-    from sinks.iceberg_windows import WindowCommitter
+    from sinks.iceberg.catalog import IcebergTarget, load_catalog
+    from sinks.iceberg.maintenance import compact, expire_snapshots, file_count
+    from sinks.iceberg.table import commit_rows, open_table
+    from sinks.iceberg.windows import WindowCommitter
 
     target = IcebergTarget("okta.events", "sqlite", None, os.path.join(root, "iceberg"))
     catalog = load_catalog(target)
@@ -90,7 +90,7 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
         if (w + 1) % 100 == 0:
             print(f"  window {w + 1}: commit {statistics.median(times[-5:]):.3f} s, slowest of 20 "
                   f"{max(times[-20:]):.3f} s; CPU median of 20 {statistics.median(cpu[-20:]):.3f} s", flush=True)
-        if path == "rows" and keep and (w + 1) % 100 == 0:  # what `pipeline.maintain --retention` does, by count here
+        if path == "rows" and keep and (w + 1) % 100 == 0:  # what `tools.maintain --retention` does, by count here
             snapshots = sorted(catalog.load_table(target.table).snapshots(), key=lambda s: s.timestamp_ms)
             if len(snapshots) > keep:
                 cutoff = snapshots[-keep].timestamp_ms / 1000
@@ -123,8 +123,8 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
 
 
 def hive(windows: int, events: int, root: str, points: list[int]) -> dict:
-    from sinks import fs
-    from sinks.lake_files import StagedFile, commit_partition
+    from sinks.lake.files import StagedFile, commit_partition
+    from storage import fs
     from transforms.records import PartitionKey
 
     lake = os.path.join(root, "hive")

@@ -2,7 +2,7 @@
 
     python -m bench.orgs_budget [--limits 20,50,120] [--shares 1,0.5,1] [--windows 3] [--page_limit 200]
 
-Starts one ``python -m emulator`` per org (its own process, its own rate limit per 60 s window, its own
+Starts one ``python -m devtools.system_log_server`` per org (its own process, its own rate limit per 60 s window, its own
 token), each holding enough personal.* events for about ``--windows`` windows of its budget
 (limit x share requests per window, ``--page_limit`` events per request), runs ONE backfill of all of
 them (``python -m pipeline --source=okta --orgs=FILE``) into a temporary lake, stops the servers and
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 def start_server(tmp: Path, name: str, events: int, days: float, rate_limit: int, token: str, seed: int):
     token_file, ready = tmp / f"{name}.token", tmp / f"{name}.ready"
     token_file.write_text(token)
-    command = [sys.executable, "-m", "emulator", "--generate", str(events), "--days", str(days),
+    command = [sys.executable, "-m", "devtools.system_log_server", "--generate", str(events), "--days", str(days),
                "--personal-share", "1.0", "--seed", str(seed), "--token-file", str(token_file), "--ready-file",
                str(ready), "--rate-limit", str(rate_limit), "--stats-file", str(tmp / f"{name}.stats.json")]
     return subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL), ready

@@ -87,7 +87,7 @@ def bench_tail(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tail-"))
     token = secrets.token_urlsafe(24)
     (tmp / "token").write_text(token)
-    server = subprocess.Popen([sys.executable, "-m", "emulator", "--generate", "0", "--append-rate", str(args.rate),
+    server = subprocess.Popen([sys.executable, "-m", "devtools.system_log_server", "--generate", "0", "--append-rate", str(args.rate),
                                "--personal-share", "0.5", "--token-file", str(tmp / "token"), "--ready-file",
                                str(tmp / "ready"), "--rate-limit", "600"], cwd=REPO, stderr=subprocess.DEVNULL)
     try:
@@ -149,8 +149,8 @@ def _start_pubsub_pipeline(args, subscription: str, lake: Path, *options: str) -
 
 def bench_pubsub(args) -> None:
     sys.path.insert(0, str(REPO))
-    from eventgen import generated_events
-    from tests.pubsub_stand_in import started_pubsub_emulator, topic_and_subscription
+    from devtools.eventgen import generated_events
+    from tests.support.pubsub import started_pubsub_emulator, topic_and_subscription
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pubsub-"))
     try:
@@ -195,8 +195,8 @@ def bench_pubsub_soak(args) -> None:
     import threading
 
     sys.path.insert(0, str(REPO))
-    from eventgen import EventGenerator
-    from tests.pubsub_stand_in import started_pubsub_emulator, topic_and_subscription
+    from devtools.eventgen import EventGenerator
+    from tests.support.pubsub import started_pubsub_emulator, topic_and_subscription
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pubsub-soak-"))
     published: dict[str, float] = {}

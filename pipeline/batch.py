@@ -2,10 +2,10 @@
 
 Three paths, one graph shape (docs/ARCHITECTURE.md):
 
-- ``file``: exported files (:class:`~sources.files.ReadExportedFiles`);
-- ``backfill``: ``--since``/``--until`` of the System Log, sliced (:class:`~sources.okta.ReadSystemLogRange`);
-- ``incremental``: from the cursor in ``--state`` (:class:`~sources.okta.ReadSystemLogTail`), whose new
-  cursor is stored only after the lake (and BigQuery, Iceberg) commit (:class:`~sources.okta.StoreCursor`);
+- ``file``: exported files (:class:`~sources.files.beam.ReadExportedFiles`);
+- ``backfill``: ``--since``/``--until`` of the System Log, sliced (:class:`~sources.okta.beam.ReadSystemLogRange`);
+- ``incremental``: from the cursor in ``--state`` (:class:`~sources.okta.beam.ReadSystemLogTail`), whose new
+  cursor is stored only after the lake (and BigQuery, Iceberg) commit (:class:`~sources.okta.beam.StoreCursor`);
   with ``--iceberg_table``, from the newest cursor the table records (``--state`` then optional).
 """
 
@@ -15,20 +15,26 @@ import sys
 
 import apache_beam as beam
 
-from pipeline import iceberg_output
 from pipeline.config import RunConfig
+from pipeline.runner import beam_tracebacks_hidden
 from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
-from sinks.bigquery import merge_step
-from sinks.iceberg_catalog import target_from_options
-from sinks.lake import WriteLake
-from sources.files import ReadExportedFiles
-from sources.files_in_processes import ExportedFilesToRows
-from sources.okta import CURSOR, ReadSystemLogRange, ReadSystemLogTail, StoreCursor
-from sources.okta_many import ORG_REPORTS, ReadOrgsRange, ReadOrgsTail
-from sources.range_pool import default_processes
-from transforms.local_runner import beam_tracebacks_hidden
-from transforms.personal_rows import PersonalEventsToRows
+from sinks.bigquery.beam import merge_step
+from sinks.iceberg import beam as iceberg_output
+from sinks.iceberg.catalog import target_from_options
+from sinks.lake.beam import WriteLake
+from sources.files.beam import ExportedFilesToRows, ReadExportedFiles
+from sources.files.pool import default_processes
+from sources.okta.beam import (
+    CURSOR,
+    ORG_REPORTS,
+    ReadOrgsRange,
+    ReadOrgsTail,
+    ReadSystemLogRange,
+    ReadSystemLogTail,
+    StoreCursor,
+)
+from transforms.beam import PersonalEventsToRows
 
 
 def read_source(pipeline: beam.Pipeline, config: RunConfig):
@@ -136,7 +142,7 @@ def run(pipeline_options, config: RunConfig) -> int:
 def org_outcome(config: RunConfig) -> str:
     """What a failed org leaves behind, for its error line (the other orgs are committed).
 
-    Nothing: its rows and dead letters are withheld at the commit (:class:`sinks.lake.WriteLake`).
+    Nothing: its rows and dead letters are withheld at the commit (:class:`sinks.lake.beam.WriteLake`).
     """
     if config.mode == "incremental":
         return ("nothing of it was committed and its cursor was not stored: the next run reads it again "

@@ -20,11 +20,12 @@ import sys
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from pipeline import batch, iceberg_output, logs, monitoring, streaming
+from pipeline import batch, logs, monitoring, streaming
+from pipeline import runner as local_runner
 from pipeline.config import resolve
 from pipeline.failures import RunFailed, record_failure
 from pipeline.options import LakeOptions, input_patterns, validate
-from transforms import local_runner
+from sinks.iceberg import beam as iceberg_output
 
 # Google Cloud's own rules: a project id is 6-30 lowercase letters, digits and hyphens (optionally
 # "domain.com:" in front); a bucket name is 3-63 lowercase letters, digits, -, _ and . .
@@ -80,7 +81,7 @@ def launch_problems(pipeline_options: PipelineOptions, options: LakeOptions) -> 
                 problems.append(f"{flag} {value!r}: {bucket!r} is not a Cloud Storage bucket name (3 to 63 "
                                 "lowercase letters, digits, -, _ and ., starting and ending with a letter or digit)")
     if options.source == "okta" and options.orgs and not local_runner.is_local(pipeline_options):
-        from sources.okta_orgs import OrgsFileError, load_document
+        from sources.okta.orgs import OrgsFileError, load_document
 
         try:
             entries = load_document(options.orgs)
@@ -93,7 +94,7 @@ def launch_problems(pipeline_options: PipelineOptions, options: LakeOptions) -> 
                                 "this machine, which the workers of a service runner never see: give "
                                 "token_file or private_key_file (a file or Secret Manager name)")
     elif options.source == "okta" and not local_runner.is_local(pipeline_options):
-        from sources.okta_config import PRIVATE_KEY_ENV, TOKEN_ENV
+        from sources.okta.connect import PRIVATE_KEY_ENV, TOKEN_ENV
 
         from_env = (PRIVATE_KEY_ENV if options.okta_client_id and not options.okta_private_key_file
                     else TOKEN_ENV if not options.okta_client_id and not options.okta_token_file else None)
@@ -130,7 +131,7 @@ def print_help() -> None:
     parser.print_help()
 
 
-def fs_options_set(pipeline_options: PipelineOptions) -> None:
+def fs_options_set(pipeline_options: PipelineOptions) -> None:  # noqa: D103
     """Let Beam's filesystems (S3 endpoint, credentials) see the options in this process too."""
     from apache_beam.io.filesystems import FileSystems
 
@@ -184,5 +185,5 @@ def checked_run(argv: list[str], pipeline_options: PipelineOptions, options: Lak
             return (streaming.run if is_streaming else batch.run)(pipeline_options, config)
     except RunFailed as failed:
         print(f"error: {failed}", file=sys.stderr, flush=True)
-        record_failure(config, failed)  # LAKE/_runs/<run_id>.failed.json, for python -m pipeline.coverage
+        record_failure(config, failed)  # LAKE/_runs/<run_id>.failed.json, for python -m tools.coverage
         return 1

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from okta_client.urls import normalise_org_url
 from pipeline.options import LakeOptions, input_patterns, parse_duration, parse_time
-from sinks import fs
-from sinks.iceberg_catalog import target_from_options
-from sinks.lake_files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
-from sources.okta_config import OktaSettings
+from sinks.iceberg.catalog import target_from_options
+from sinks.lake.files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
+from sources.okta.connect import OktaSettings
+from storage import fs
 from streaming.settings import PubSubSettings, TailSettings, WindowSettings
 from transforms.selection import EventTypeSelection
 
@@ -85,8 +85,8 @@ class RunConfig:
         )
 
     def orgs(self) -> list:
-        """The run's orgs (:class:`sources.okta_orgs.OrgSpec`): those of ``--orgs``, or ``--okta_org_url`` alone."""
-        from sources.okta_orgs import load_document, parse_orgs, single_org
+        """The run's orgs (:class:`sources.okta.orgs.OrgSpec`): those of ``--orgs``, or ``--okta_org_url`` alone."""
+        from sources.okta.orgs import load_document, parse_orgs, single_org
 
         options = self.options
         if not options.orgs:
@@ -115,7 +115,7 @@ class RunConfig:
     def bigquery(self):
         if not self.options.bigquery_table:
             return None
-        from sinks.bigquery import BigQueryTarget
+        from sinks.bigquery.client import BigQueryTarget
 
         return BigQueryTarget(self.options.bigquery_table, self.options.raw_event, self.options.bigquery_endpoint)
 

@@ -3,7 +3,7 @@
 :func:`failure` finds the project's own error under Beam's wrapping: first
 by type along the exception's causes; when a local runner handed back only
 a worker's traceback text, by the error's qualified class name
-(:func:`transforms.local_runner.worker_error`); otherwise the exception's
+(:func:`pipeline.runner.worker_error`); otherwise the exception's
 own class and the last line of what it says. :func:`record_failure` leaves
 that line in the lake for the coverage report.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from okta_client.errors import ConfigurationError, OktaApiError, QueryTimeout, ResponseTooLarge, UnsafeUrl
-from sources.range_pool import DecodeProcessFailed
+from pipeline.runner import worker_error
+from sources.files.pool import DecodeProcessFailed
 from transforms.decode import InvalidEvent
 from transforms.flatten import PartitionNameError, WrongType
 from transforms.jsonio import NotJson
-from transforms.local_runner import worker_error
 
 # Every error class the code raises (the record-level ones become dead letters and should never end a run).
 PROJECT_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,7 +81,7 @@ def record_failure(config, failed: RunFailed) -> str | None:
     import sys
 
     from okta_client.urls import normalise_org_url
-    from sinks import run_records
+    from sinks.lake import records as run_records
 
     options = config.options
     try:

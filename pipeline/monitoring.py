@@ -4,7 +4,7 @@ A local run (batch, the Okta tail loop, the Pub/Sub loop) serves on
 ``--metrics_host`` (127.0.0.1 by default):
 
 - ``/metrics``: the pipeline's counters (the same increments as its Beam
-  metrics, namespace ``okta_personal``; :mod:`transforms.metrics` mirrors them
+  metrics, namespace ``okta_personal``; :mod:`common.metrics` mirrors them
   here), the commit-duration histogram, the lag and the cursor age, each with
   an ``org`` label (the Okta org's host; "" for files and Pub/Sub);
 - ``/healthz``: 200, or 503 when a streaming run has closed no window, or not
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from transforms import metrics
+from common import metrics
 
 PREFIX = metrics.NAMESPACE + "_"
 #: The Beam counters served, name -> meaning (each as ``okta_personal_<name>_total``).
@@ -63,7 +63,7 @@ def org_label(options) -> str:
 
 
 class LocalMetrics:
-    """The Prometheus side of one run; installed as :mod:`transforms.metrics`' mirror."""
+    """The Prometheus side of one run; installed as :mod:`common.metrics`' mirror."""
 
     def __init__(self, org: str, streaming: bool, stall_seconds: float, cursor_stored_at: float | None = None,
                  clock=time.time):
@@ -176,7 +176,7 @@ def _stored_cursor_time(options) -> float | None:
     try:
         import datetime as _dt
 
-        from sources import okta_state
+        from sources.okta import state as okta_state
 
         state = okta_state.load(options.state)
         return None if state is None or not state.updated_at else _dt.datetime.fromisoformat(

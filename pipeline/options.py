@@ -160,7 +160,7 @@ def add_iceberg_args(parser) -> None:
         "--iceberg_keep_snapshots", type=int, default=60,
         help="With --streaming: every 10 windows, expire all but this many newest snapshots (one per window), "
              "so commits stay fast and time travel reaches back this many windows; 0 never expires "
-             "(python -m pipeline.maintain --retention then does).")
+             "(python -m tools.maintain --retention then does).")
 
 
 def add_monitoring_args(parser) -> None:
@@ -206,7 +206,7 @@ def monitoring_problems(options: LakeOptions) -> list[str]:
 def iceberg_problems(options: LakeOptions) -> list[str]:
     from apache_beam.options.pipeline_options import StandardOptions
 
-    from sinks.iceberg_catalog import problems, target_from_options
+    from sinks.iceberg.catalog import problems, target_from_options
 
     target = target_from_options(options)
     if target is None:
@@ -244,7 +244,7 @@ def validate(options: LakeOptions) -> list[str]:
     errors += iceberg_problems(options)
     errors += monitoring_problems(options)
     if options.bigquery_table:
-        from sinks.bigquery import parse_table_spec
+        from sinks.bigquery.client import parse_table_spec
 
         if not parse_table_spec(options.bigquery_table):
             errors.append(f"--bigquery_table must look like PROJECT:DATASET.TABLE, not {options.bigquery_table!r}")
@@ -326,7 +326,7 @@ def parse_time(text: str, name: str) -> _dt.datetime:
 
 
 def validate_streaming(options: LakeOptions) -> list[str]:
-    from sources.pubsub_messages import SUBSCRIPTION_FORMAT, parse_subscription
+    from sources.pubsub.messages import SUBSCRIPTION_FORMAT, parse_subscription
 
     errors: list[str] = []
     if options.source == "file":
@@ -427,7 +427,7 @@ def validate_okta(options: LakeOptions, now: _dt.datetime | None = None, streami
 
 def _orgs_problems(options: LakeOptions, streaming: bool) -> list[str]:
     """--orgs: the file, then every org in it (one line per problem, naming the org)."""
-    from sources.okta_orgs import OrgsFileError, load_document, parse_orgs
+    from sources.okta.orgs import OrgsFileError, load_document, parse_orgs
 
     errors = []
     for flag in ("okta_org_url", "okta_token_file", "okta_client_id", "okta_private_key_file", "okta_key_id"):
@@ -457,7 +457,7 @@ def _credential_problems(options: LakeOptions) -> list[str]:
     """Are the credentials where the options say? (Checked here; read again by each worker.)"""
     import os
 
-    from sources.okta_config import PRIVATE_KEY_ENV, TOKEN_ENV
+    from sources.okta.connect import PRIVATE_KEY_ENV, TOKEN_ENV
 
     if options.okta_client_id:
         if options.okta_private_key_file:
@@ -475,7 +475,7 @@ def _credential_problems(options: LakeOptions) -> list[str]:
 
 def _readable(path: str, name: str) -> list[str]:
     from okta_client.errors import ConfigurationError
-    from sources.okta_config import read_secret_file
+    from sources.okta.connect import read_secret_file
 
     try:
         if not read_secret_file(path):

@@ -1,13 +1,13 @@
 """Start the decode processes of a local file replay before Beam is imported (``python -m pipeline``).
 
 Importing Beam and building the graph take the first second of a run, on one
-core; the decode processes (:mod:`sources.range_pool`) then need their own
+core; the decode processes (:mod:`sources.files.pool`) then need their own
 interpreter start before the first batch. :func:`start` looks at the command
 line first, Beam-free: when it is sure the run is a local batch replay whose
 files will go to the decode processes, it cuts the files into the very ranges
-:class:`sources.files.SplitFilesFn` will (:mod:`sources.file_ranges`), builds the
-settings :class:`sources.files_in_processes.ExportedFilesToRows` will
-(:func:`sources.range_pool.decode_settings`) and starts the pool, which the run
+:class:`sources.files.beam.SplitFilesFn` will (:mod:`sources.files.ranges`), builds the
+settings :class:`sources.files.beam.ExportedFilesToRows` will
+(:func:`sources.files.pool.decode_settings`) and starts the pool, which the run
 adopts only if both match exactly (else it is killed and a fresh one started).
 
 It reads only the first option group (:mod:`pipeline.lake_flags`, the
@@ -25,8 +25,8 @@ import os
 import sys
 
 from pipeline.lake_flags import add_lake_group, split_patterns
-from sources import range_pool
-from sources.file_ranges import BATCH_BYTES, SPLIT_BYTES, file_ranges
+from sources.files import pool as range_pool
+from sources.files.ranges import BATCH_BYTES, SPLIT_BYTES, file_ranges
 
 #: Set to 1 to never start the decode processes early (to compare, or to rule it out).
 DISABLE_ENV = "OKTA_PERSONAL_NO_PRESTART"

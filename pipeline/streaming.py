@@ -1,12 +1,12 @@
 """Streaming runs (``--streaming``): the four paths, wired and run until stopped.
 
 - Okta tail, local runner: :func:`streaming.okta_tail.run_locally`, a plain loop in this process;
-- Okta tail, Dataflow: :class:`sources.okta_stream.TailSystemLogToLake` (the same tail in a stateful DoFn);
+- Okta tail, Dataflow: :class:`streaming.beam.TailSystemLogToLake` (the same tail in a stateful DoFn);
 - Pub/Sub, local runner: :func:`streaming.pubsub_loop.run_locally` (``--pubsub_reader=client``, the default);
-- Pub/Sub, Beam's reader: :class:`sources.pubsub.ReadPubSubBatches` -> :class:`sinks.stream_lake.WriteLakeWindows`
+- Pub/Sub, Beam's reader: :class:`sources.pubsub.beam.ReadPubSubBatches` -> :class:`streaming.beam.WriteLakeWindows`
   (Dataflow, or ``--pubsub_reader=beam`` locally).
 
-Which path a run takes locally is :func:`transforms.local_runner.local_loop`'s decision.
+Which path a run takes locally is :func:`pipeline.runner.local_loop`'s decision.
 Every committed window is final; the open one is read again by the next run.
 """
 
@@ -16,14 +16,13 @@ import sys
 
 import apache_beam as beam
 
+from pipeline import runner as local_runner
 from pipeline.config import RunConfig
 from pipeline.failures import RunFailed, failure
-from sinks.stream_lake import WriteLakeWindows
-from sources.okta_stream import TailOrgsToLake, TailSystemLogToLake
-from sources.pubsub import ReadPubSubBatches
+from sources.pubsub.beam import ReadPubSubBatches
 from streaming import okta_tail, pubsub_loop
-from transforms import local_runner
-from transforms.personal_rows import PersonalEventsToRows
+from streaming.beam import TailOrgsToLake, TailSystemLogToLake, WriteLakeWindows
+from transforms.beam import PersonalEventsToRows
 
 RESUME = {"okta": "the cursor points after the last one", "pubsub": "messages of later windows are not acknowledged"}
 

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 
 from apache_beam.metrics.metric import MetricsFilter
 
-from sinks import fs
-from transforms import jsonio
-from transforms.metrics import (
+from common.metrics import (
     API_COUNTERS,
     BIGQUERY_COUNTERS,
     COUNTERS,
@@ -18,6 +16,8 @@ from transforms.metrics import (
     ORG_NAMESPACE,
     ORG_SEPARATOR,
 )
+from storage import fs
+from transforms import jsonio
 
 
 def counter_totals(result, namespace: str = NAMESPACE) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 Every streaming path ends here, whichever runner: the window buffer of the
 local loops and the Okta tail (:mod:`streaming.window_buffer`) and the
-commit DoFns of Beam's Pub/Sub graph (:mod:`sinks.stream_lake`).
+commit DoFns of Beam's Pub/Sub graph (:mod:`streaming.beam`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import datetime as _dt
 import sys
 from collections.abc import Sequence
 
-from sinks.iceberg_windows import committer
-from sinks.window_commit import WindowCommit, commit_window
+from common.metrics import counter
+from sinks.iceberg.windows import committer
+from sinks.lake.window import WindowCommit, commit_window
 from streaming.settings import WindowSettings
-from transforms.metrics import counter
 
 
 def finish_window(settings: WindowSettings, window: str, schema, result) -> None:
@@ -30,7 +30,7 @@ def finish_window(settings: WindowSettings, window: str, schema, result) -> None
     counter("duplicates_in_run").inc(result.duplicates_in_window)
     if settings.bigquery is None or not result.written:
         return
-    from sinks.bigquery import stream_files
+    from sinks.bigquery.client import stream_files
 
     sent, refused = stream_files(settings.bigquery, settings.lake, result.written)
     counter("bigquery_rows_streamed").inc(sent)
@@ -50,7 +50,7 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
     lake's counts and, for the Okta tail, the cursor after the window. A partition the lake said
     already held some of the window's rows (a replay after a crash between the lake and Iceberg
     commits) is re-read whole, so the table catches up with the lake; insert-if-absent keeps it
-    free of duplicates. Returns :class:`sinks.iceberg_table.CommitResult` or None.
+    free of duplicates. Returns :class:`sinks.iceberg.table.CommitResult` or None.
     """
     if settings.iceberg is None:
         return None

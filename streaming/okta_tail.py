@@ -1,12 +1,12 @@
 """The Okta tail without Beam: poll the System Log from the stored cursor, buffer a window, commit, store the cursor.
 
 :class:`OktaTail` is what both runners run: Dataflow calls ``tick()`` from a
-stateful DoFn (:mod:`sources.okta_stream`), the local runner from the plain
+stateful DoFn (:mod:`streaming.beam`), the local runner from the plain
 loop :func:`run_locally`. The cursor of the last page of a window is stored
 in ``--state`` only after that window is committed, so a crash re-reads
 (and dedupes) instead of losing. With ``--iceberg_table`` the window's snapshot
 records that cursor too, and a tail starts from the table's newest cursor of
-its org (``--state`` is then optional; :func:`sources.okta_polling.starting_point`).
+its org (``--state`` is then optional; :func:`sources.okta.polling.starting_point`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import threading
 import time
 from dataclasses import replace
 
+from common.metrics import counter
 from okta_client.errors import OktaApiError
-from sinks import run_records
-from sinks.window_commit import window_id
-from sources import okta_state
-from sources.okta_config import OktaSettings, build_client
-from sources.okta_polling import UTC, ApiMetrics, rfc3339, starting_point
+from sinks.lake import records as run_records
+from sinks.lake.window import window_id
+from sources.okta import state as okta_state
+from sources.okta.connect import OktaSettings, build_client
+from sources.okta.polling import UTC, ApiMetrics, rfc3339, starting_point
 from streaming.settings import TailSettings
 from streaming.window_buffer import WindowBuffer
-from transforms.metrics import counter
 from transforms.records import RawBatch
 
 TICK_SECONDS = 1.0
@@ -177,7 +177,7 @@ class OrgTail:
     window is dropped (its cursor still points before it), the error is printed as one line, and it
     starts again after a backoff (poll interval x 2^failures, at most five minutes) with its credential
     read anew; the other orgs are not touched. Both runners tick it: a thread per org locally
-    (:func:`run_orgs_locally`), a key per org on Dataflow (:mod:`sources.okta_stream`).
+    (:func:`run_orgs_locally`), a key per org on Dataflow (:mod:`streaming.beam`).
     """
 
     def __init__(self, org, tail: TailSettings, clock=time.monotonic):

@@ -1,7 +1,7 @@
 """Consume a Pub/Sub subscription on this machine: ``--streaming --source=pubsub`` on the local runner.
 
-On Dataflow the Pub/Sub path is Beam's ``ReadFromPubSub`` (:mod:`sources.pubsub`,
-:mod:`sinks.stream_lake`). On the local runner it is this loop, because Beam's
+On Dataflow the Pub/Sub path is Beam's ``ReadFromPubSub`` (:mod:`sources.pubsub.beam`,
+:mod:`streaming.beam`). On the local runner it is this loop, because Beam's
 local streaming runner, measured here (Beam 2.77), acknowledges every message
 as soon as it pulls it (a stopped or killed process loses its open window),
 pulls 10 messages per bundle (124 events/s at most on 2 cores, and ~90% of a
@@ -30,10 +30,10 @@ from __future__ import annotations
 import sys
 import time
 
-from sources.pubsub_messages import message_batch
+from common.metrics import counter, measure
+from sources.pubsub.messages import message_batch
 from streaming.settings import PubSubSettings
 from streaming.window_buffer import WindowBuffer
-from transforms.metrics import counter, measure
 
 MAX_MESSAGES = 1000
 ACK_BATCH = 1000  # ack ids per acknowledge/modify request (well under the 512 KB request limit)

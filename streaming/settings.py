@@ -27,9 +27,9 @@ class WindowSettings:
     compression: str
     max_payload_bytes: int
     quiet: bool = False
-    bigquery: Any = None  # sinks.bigquery.BigQueryTarget or None
+    bigquery: Any = None  # sinks.bigquery.client.BigQueryTarget or None
     okta_org: str | None = None  # the okta_org of events whose batch names none (--okta_org)
-    iceberg: Any = None  # sinks.iceberg_catalog.IcebergTarget or None: plain settings, the catalog opens per process
+    iceberg: Any = None  # sinks.iceberg.catalog.IcebergTarget or None: plain settings, the catalog opens per process
     iceberg_keep_snapshots: int = 60  # --iceberg_keep_snapshots
 
 

@@ -6,7 +6,7 @@ Both loops that run without Beam's streaming machinery use it: the Okta tail
 validate, select and flatten functions on a :class:`RawBatch`, drops uuids
 kept within ``--dedupe_horizon`` (:class:`transforms.dedupe.RecentUuids`)
 and buffers rows and dead letters; ``commit`` writes them as the window's
-files (:func:`sinks.window_commit.commit_window`), then counts them, streams
+files (:func:`sinks.lake.window.commit_window`), then counts them, streams
 them to BigQuery if asked and prints the window's progress line
 (:mod:`streaming.commit`). While a backlog
 is read, a window is committed in pieces of ``MAX_BUFFERED_ROWS`` (``full``),
@@ -21,14 +21,14 @@ import time
 
 import pyarrow.compute as pc
 
+from common.metrics import counter, measure
 from schemas.arrow import file_schema
-from sinks.window_commit import WindowCommit, commit_window, window_id, window_start
+from sinks.lake.window import WindowCommit, commit_window, window_id, window_start
 from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener, LineDecoder
-from transforms.metrics import counter, measure
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
 

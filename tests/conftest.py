@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from emulator import EmulatorConfig, SystemLogServer
-from tests.helpers import write_jsonl
-from tests.okta_helpers import TOKEN
-from tests.pubsub_stand_in import pubsub_emulator_command, started_pubsub_emulator, topic_and_subscription
+from devtools.system_log_server import EmulatorConfig, SystemLogServer
+from tests.support.helpers import write_jsonl
+from tests.support.okta import TOKEN
+from tests.support.pubsub import pubsub_emulator_command, started_pubsub_emulator, topic_and_subscription
 
 
 @pytest.fixture
@@ -235,7 +235,7 @@ def cloud(request, monkeypatch):
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory):
     """bqemulator (from .venv-bq, which `make test` builds) on free ports; yields its REST endpoint."""
-    from tests.helpers import REPO
+    from tests.support.helpers import REPO
 
     binary = REPO / ".venv-bq" / "bin" / "bqemulator"
     if not binary.exists():

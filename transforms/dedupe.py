@@ -9,7 +9,7 @@ only saves that work.
 
 - :class:`RecentUuids`: the plain data structure (used by the loops without
   Beam state: the Okta tail and the local Pub/Sub loop), ~180 bytes per uuid.
-- :class:`DropRecentDuplicates`: the Beam form for the Pub/Sub graph
+- :class:`streaming.beam.DropRecentDuplicates`: the Beam form for the Pub/Sub graph
   (Dataflow): keyed by uuid, as Beam's own ``DeduplicatePerKey`` is, so each
   element touches one small state and one timer whatever the horizon (a
   state per partition holding every uuid would be rewritten whole on every
@@ -22,14 +22,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.coders import BooleanCoder
-from apache_beam.transforms import userstate
-from apache_beam.transforms.timeutil import TimeDomain
 
-from transforms.metrics import counter
 from transforms.records import RowBatch
 
 
@@ -83,46 +78,3 @@ def split_by_uuid(batch: RowBatch):
         rows_of.setdefault(uuid, []).append(index)
     for uuid, indices in rows_of.items():
         yield uuid, RowBatch(batch.partition, batch.table.take(indices), 1)
-
-
-class _FirstWithinHorizonFn(beam.DoFn):
-    """Keyed by uuid: pass the first copy, drop repeats until a processing-time timer forgets the uuid."""
-
-    SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
-    EXPIRY = userstate.TimerSpec("expiry", TimeDomain.REAL_TIME)
-
-    def __init__(self, horizon_seconds: float):
-        self.horizon = horizon_seconds
-
-    def setup(self):
-        self._duplicates = counter("duplicates")
-        self._duplicates_in_run = counter("duplicates_in_run")
-
-    def process(self, element, seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
-        _, batch = element
-        if seen.read():
-            self._duplicates.inc()
-            self._duplicates_in_run.inc()
-            return
-        seen.write(True)
-        expiry.set(time.time() + self.horizon)
-        yield batch
-
-    @userstate.on_timer(EXPIRY)
-    def expire(self, seen=beam.DoFn.StateParam(SEEN)):
-        seen.clear()
-
-
-class DropRecentDuplicates(beam.PTransform):
-    """``RowBatch`` -> one ``RowBatch`` per event, without the events already seen within the horizon."""
-
-    def __init__(self, horizon_seconds: float):
-        super().__init__()
-        self.horizon = horizon_seconds
-
-    def expand(self, rows):
-        return (
-            rows
-            | "KeyByUuid" >> beam.FlatMap(split_by_uuid).with_output_types(tuple[str, RowBatch])
-            | "FirstWithinHorizon" >> beam.ParDo(_FirstWithinHorizonFn(self.horizon)).with_output_types(RowBatch)
-        )

@@ -112,7 +112,7 @@ class Coerced(tuple):
         pair.fields = fields
         return pair
 
-    def __reduce__(self):  # pickled between Beam stages (transforms.coders)
+    def __reduce__(self):  # pickled between Beam stages (transforms.beam)
         return Coerced, (self[0], self[1], self.fields)
 
 

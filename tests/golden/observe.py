@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.helpers import GOLDEN, dead_letters, read_lake, run_pipeline
+from tests.support.helpers import GOLDEN, dead_letters, read_lake, run_pipeline
 
 SUMMARY = ("events read", "events written", "filtered out", "duplicates", "dead letters",
            "rows written")

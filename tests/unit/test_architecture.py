@@ -1,38 +1,44 @@
-"""The layering the code relies on (docs/ARCHITECTURE.md): who may import whom, and no private names across modules."""
+"""The layering the code relies on (docs/ARCHITECTURE.md), as rules per folder, not lists of modules.
+
+1. The installed packages form layers, lowest first (``LAYERS``); a module imports its own package or a
+   lower one, never a higher one, and never the development tools, the benchmarks or the tests.
+2. Inside ``sinks/`` and ``sources/`` each component folder (``sinks/lake``, ``sources/okta``, ...) may use
+   another, but the folders never import each other in a cycle.
+3. Beam lives in the Beam modules: only a module named ``beam.py`` and the run's wiring (``pipeline/``)
+   import ``apache_beam``, plus ``storage/`` (Beam's filesystems reach every store; nothing above it sees
+   Beam). Only those import a ``beam`` module, so every core is usable (and tested) without a runner.
+4. No private name is imported from another module, and no module republishes a private name under a
+   public one to get round that.
+5. No module is longer than ``MAX_LINES``.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("schemas", "okta_client", "transforms", "sinks", "sources", "streaming", "pipeline")
-
-# The Beam-free modules of sources/ and sinks/ that the streaming core may use.
-BEAM_FREE = {"sources.okta_config", "sources.okta_state", "sources.okta_polling", "sources.pubsub_messages",
-             "sinks.fs", "sinks.lake_files", "sinks.window_commit", "sinks.bigquery", "sinks.run_records",
-             "sinks.iceberg_catalog", "sinks.iceberg_table", "sinks.iceberg_windows",
-             "sinks.iceberg_cursor"}
-# Package -> the packages it may import (besides itself).
-ALLOWED = {
-    "schemas": set(),
-    "okta_client": set(),
-    "transforms": {"schemas"},
-    "sinks": {"schemas", "transforms", "streaming"},  # streaming: only sinks.stream_lake, the Beam wrapper
-    "sources": {"okta_client", "schemas", "transforms", "sinks", "streaming"},  # streaming: only okta_stream
-    "streaming": {"okta_client", "schemas", "transforms", "sinks", "sources"},  # only BEAM_FREE modules
-    "pipeline": {"okta_client", "schemas", "transforms", "sinks", "sources", "streaming"},
-}
-WRAPPERS = {"sinks.stream_lake", "sources.okta_stream"}  # Beam around the streaming core
+LAYERS = ("common", "schemas", "okta_client", "storage", "transforms", "sinks", "sources", "streaming", "pipeline",
+          "tools")
+NOT_INSTALLED = ("devtools", "bench", "tests")
+BEAM_PACKAGES = ("pipeline", "storage")  # besides every module named beam.py
+COMPONENT_PACKAGES = ("sinks", "sources")
+MAX_LINES = 400
 
 
-def modules():
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).glob("*.py")):
-            name = f"{package}.{path.stem}" if path.stem != "__init__" else package
-            yield name, ast.parse(path.read_text(), str(path))
+def modules(packages=LAYERS):
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            yield name, path, ast.parse(path.read_text(), str(path))
+
+
+MODULES = list(modules())
+IDS = [name for name, _, _ in MODULES]
 
 
 def imports(tree):
@@ -46,82 +52,110 @@ def imports(tree):
 
 
 def project(module: str) -> bool:
-    return module.split(".")[0] in PACKAGES
+    return module.split(".")[0] in LAYERS + NOT_INSTALLED
 
 
-@pytest.mark.parametrize("name,tree", list(modules()), ids=lambda v: v if isinstance(v, str) else "")
-def test_imports_follow_the_package_graph(name, tree):
-    package = name.split(".")[0]
-    for module, names in imports(tree):
+def targets(module: str, names: list[str]) -> set[str]:
+    """The project modules an import statement reaches (``from sinks.lake import beam`` reaches sinks.lake.beam)."""
+    found = {module}
+    for name in names:
+        if (ROOT / Path(*module.split("."), f"{name}.py")).exists() or (ROOT / Path(*module.split("."), name)).is_dir():
+            found.add(f"{module}.{name}")
+    return found
+
+
+def is_beam_module(name: str) -> bool:
+    return name.split(".")[-1] == "beam" or name.split(".")[0] in BEAM_PACKAGES
+
+
+@pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)
+def test_imports_point_down_the_layers(name, path, tree):
+    layer = LAYERS.index(name.split(".")[0])
+    for module, _ in imports(tree):
         if not project(module):
             continue
-        target = module.split(".")[0]
-        if target == package:
-            continue
-        assert target in ALLOWED[package], f"{name} imports {module}"
-        if package in ("sinks", "sources") and target == "streaming":
-            assert name in WRAPPERS, f"{name} imports {module}: only the Beam wrappers use the streaming core"
-        if package == "streaming" and target in ("sinks", "sources"):
-            full = {module} | {f"{module}.{n}" for n in names}
-            assert full & BEAM_FREE, f"{name} imports {module}: the streaming core uses Beam-free modules only"
+        top = module.split(".")[0]
+        assert top not in NOT_INSTALLED, f"{name} imports {module}: the installed code never uses the dev tools"
+        assert LAYERS.index(top) <= layer, f"{name} imports {module}: {top}/ is above {name.split('.')[0]}/"
 
 
-@pytest.mark.parametrize("name,tree", list(modules()), ids=lambda v: v if isinstance(v, str) else "")
-def test_no_private_name_is_imported_from_another_module(name, tree):
+@pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)
+def test_only_the_beam_modules_import_beam(name, path, tree):
+    for module, names in imports(tree):
+        if module.split(".")[0] == "apache_beam":
+            assert is_beam_module(name), f"{name} imports {module}: Beam belongs in a beam.py module"
+        elif project(module) and not is_beam_module(name):
+            beam = [t for t in targets(module, names) if t.split(".")[-1] == "beam"]
+            assert not beam, f"{name} imports {beam}: a Beam-free module cannot use a beam.py module"
+
+
+def component(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] in COMPONENT_PACKAGES and len(parts) > 1 and (ROOT / parts[0] / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def test_no_cycle_between_folders():
+    edges = defaultdict(set)
+    for name, _, tree in MODULES:
+        for module, names in imports(tree):
+            if project(module):
+                for target in targets(module, names):
+                    if component(target) != component(name):
+                        edges[component(name)].add(component(target))
+    visiting, done = [], set()
+
+    def visit(node):
+        if node in visiting:
+            cycle = visiting[visiting.index(node):] + [node]
+            pytest.fail("import cycle between folders: " + " -> ".join(cycle))
+        if node in done:
+            return
+        visiting.append(node)
+        for nxt in sorted(edges[node]):
+            visit(nxt)
+        visiting.pop()
+        done.add(node)
+
+    for node in sorted(edges):
+        visit(node)
+    assert {"sinks.lake", "sinks.iceberg", "sources.okta", "sources.files"} <= set(edges), "the folders moved"
+
+
+@pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)
+def test_no_private_name_crosses_a_module(name, path, tree):
     for module, names in imports(tree):
         if project(module):
             private = [n for n in names if n.startswith("_") and not n.startswith("__")]
             assert not private, f"{name} imports {private} from {module}"
+    for node in tree.body:  # `helper = _helper`: a private name made public for another module
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id.startswith("_"):
+            public = [t.id for t in node.targets if isinstance(t, ast.Name) and not t.id.startswith("_")]
+            assert not public, f"{name} republishes {node.value.id} as {public}"
 
 
-def test_the_streaming_core_builds_no_beam_graph():
-    for name, tree in modules():
-        if name.startswith("streaming"):
-            for module, _ in imports(tree):
-                assert module != "apache_beam" and not module.startswith("apache_beam."), f"{name} imports {module}"
+@pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)
+def test_modules_stay_small(name, path, tree):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines (split it along its seams)"
 
 
-def test_no_source_imports_a_sinks_beam_module():
-    for name, tree in modules():
-        if name.startswith("sources"):
-            for module, names in imports(tree):
-                full = {module} | {f"{module}.{n}" for n in names}
-                assert not full & {"sinks.lake", "sinks.stream_lake"}, f"{name} imports {module}"
-
-
-def test_the_image_and_the_package_carry_every_package():
+def test_the_image_and_the_package_carry_exactly_the_installed_packages():
     import re
 
     setup = (ROOT / "setup.py").read_text()
     docker = (ROOT / "Dockerfile").read_text()
-    for package in PACKAGES:
+    for package in LAYERS:
         assert f'"{package}"' in setup, f"setup.py does not package {package}/"
         assert re.search(rf"^COPY {package} {package}$", docker, re.M), f"the Dockerfile does not copy {package}/"
+    for package in NOT_INSTALLED:
+        assert f'"{package}"' not in setup, f"setup.py packages {package}/"
+        assert not re.search(rf"^COPY {package}\b", docker, re.M), f"the Dockerfile copies {package}/"
 
 
-def _module_level_imports(tree) -> list[str]:
-    """The modules a module imports when it is imported (not those imported inside its functions)."""
-    found = []
-    for node in tree.body:
-        for inner in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
-            if isinstance(inner, ast.Import):
-                found += [alias.name for alias in inner.names]
-            elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
-                found += [inner.module] + [f"{inner.module}.{alias.name}" for alias in inner.names]
-    return found
-
-
-def test_the_early_decode_start_imports_no_beam():
-    """pipeline.prestart runs before Beam is imported (to overlap Beam's import): nothing it loads imports Beam."""
-    trees = dict(modules())
-    seen, todo = set(), ["pipeline.prestart", "sources.range_worker"]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for module in _module_level_imports(trees[name]):
-            assert module.split(".")[0] != "apache_beam", f"{name} imports {module} (loaded by pipeline.prestart)"
-            parts = module.split(".")
-            todo += [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in trees]
-    assert {"pipeline.lake_flags", "sources.file_ranges", "sources.range_pool"} <= seen
+def test_no_test_or_benchmark_hook_in_the_installed_code():
+    for name, path, _ in MODULES:
+        text = path.read_text()
+        for marker in ("OKTA_PERSONAL_TEST_", "OKTA_PERSONAL_BENCH_"):
+            assert marker not in text, f"{name} reads a test or benchmark hook ({marker}...)"

@@ -1,0 +1,1 @@
+"""What every component shares: the error base, durations, the metric names."""

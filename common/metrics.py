@@ -1,0 +1,152 @@
+"""The pipeline's Beam metrics: one namespace, names listed once.
+
+The conservation identity every run must satisfy, in these names:
+``events_read == events_written + filtered_out + duplicates + dead_letters + withheld``,
+where ``dead_letters`` counts the committed ones: the counter counts every dead letter
+made, so the summary subtracts ``withheld_dead_letters`` (a failed org's, part of ``withheld``).
+
+Every increment goes to Beam (the Dataflow UI, the run summary) when the process
+runs Beam (a counter made where Beam is not loaded, as in the decode processes or
+the local streaming loops, has no Beam side; this module never imports Beam)
+and, on a local run with ``--metrics_port``, also to the process's Prometheus
+endpoint (:mod:`pipeline.monitoring` installs itself with :func:`mirror_to`; on
+Dataflow nothing is installed and the counters stay Beam metrics only).
+:func:`measure` carries the few readings that are not counts (a commit's
+duration, the newest committed ``published``) to that endpoint only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+NAMESPACE = "okta_personal"
+
+#: name -> meaning, in the order the run summary prints them.
+COUNTERS = {
+    "events_read": "event records read (a bad input line counts as one)",
+    "events_written": "events whose rows were committed to the lake (kept)",
+    "filtered_out": "valid events of types the selection does not keep",
+    "duplicates": "events dropped because their uuid was already written",
+    "duplicates_in_run": "  of which seen earlier in this run",
+    "duplicates_in_lake": "  of which already in the lake before this run",
+    "dead_letters": "inputs sent to the dead-letter output",
+    "withheld": "events and dead letters of orgs whose source failed: not committed, the rerun reads them",
+    "withheld_dead_letters": "  of which dead letters",
+    "rows_written": "rows committed (one per target[] entry)",
+    "coerced": "events kept with a number or boolean in a text field stored as its JSON text (informational)",
+    "files_written": "Parquet files committed",
+}
+
+#: Counters of the Okta API source, printed when a run used it.
+API_COUNTERS = {
+    "okta_pages": "pages read from /api/v1/logs",
+    "okta_requests": "HTTP requests sent to /api/v1/logs (pages, retried attempts and 429s)",
+    "okta_retries": "requests retried (network errors, cut-off bodies, 5xx)",
+    "okta_throttled": "429 answers waited out",
+    "okta_slice_splits": "time slices split after Okta's query timeout (E0000009)",
+    "cursor_stored": "polling cursor stored after the lake commit",
+}
+
+#: Counters of the BigQuery output, printed when a run wrote BigQuery.
+BIGQUERY_COUNTERS = {
+    "bigquery_rows_loaded": "rows of the touched lake partitions loaded into the staging table",
+    "bigquery_rows_inserted": "rows the MERGE added to the table (the rest were there already)",
+    "bigquery_rows_streamed": "rows sent with streaming inserts",
+}
+
+ICEBERG_COUNTERS = {
+    "iceberg_rows_added": "rows the Iceberg snapshot added",
+    "iceberg_rows_present": "rows the Iceberg table held already (insert-if-absent)",
+}
+
+
+#: Counters of the streaming paths (not in the batch summary).
+STREAM_COUNTERS = {
+    "windows_committed": "windows committed to the lake (a window with nothing in it commits nothing)",
+    "pubsub_messages_acked": "Pub/Sub messages acknowledged after their window's commit",
+}
+
+#: Readings sent only to the local Prometheus endpoint: name -> meaning.
+MEASUREMENTS = {
+    "commit_seconds": "seconds one window's commit took (lake, dead letters, BigQuery)",
+    "newest_published": "published time (epoch seconds) of the newest event of a committed window",
+    "window_closed": "a window ended and was committed or held nothing (epoch seconds)",
+    "source_reached": "the source answered (an Okta page or a Pub/Sub pull; epoch seconds)",
+}
+
+_mirror = None  # set by pipeline.monitoring on a local run with --metrics_port
+
+
+def mirror_to(mirror) -> None:
+    """Send every increment and measurement of this process to ``mirror`` too (None: stop)."""
+    global _mirror
+    _mirror = mirror
+
+
+class _Counter:
+    """A Beam counter whose increments also reach the local mirror, when one is installed."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._beam = _beam_counter(NAMESPACE, name)
+
+    def inc(self, n: int = 1) -> None:
+        if self._beam is not None:
+            self._beam.inc(n)
+        if _mirror is not None:
+            _mirror.inc(self.name, n)
+
+
+def _beam_counter(namespace: str, name: str):
+    """Beam's counter of that name when this process runs Beam, else None (Beam is never imported here)."""
+    beam_metrics = sys.modules.get("apache_beam.metrics.metric")
+    return None if beam_metrics is None else beam_metrics.Metrics.counter(namespace, name)
+
+
+def counter(name: str) -> _Counter:
+    return _Counter(name)
+
+
+def dead_letter_counter(stage: str) -> _Counter:
+    return _Counter(f"dead_letters_{stage}")
+
+
+def mirroring() -> bool:
+    """Whether a local endpoint takes readings (so a reading that costs work is worth taking)."""
+    return _mirror is not None
+
+
+def measure(name: str, value: float) -> None:
+    """A reading for the local endpoint (no Beam metric): see :data:`MEASUREMENTS`."""
+    if _mirror is not None:
+        _mirror.measure(name, value)
+
+
+#: Per-org counters (runs that know the org): namespace of their own, so the totals above stay as they are.
+ORG_NAMESPACE = "okta_personal_org"
+#: The counters broken down per org; the identity holds for each org.
+ORG_COUNTERS = ("events_read", "events_written", "filtered_out", "duplicates", "dead_letters", "withheld",
+                "withheld_dead_letters", "rows_written")
+ORG_SEPARATOR = "|"
+
+
+def org_counter(org: str, name: str):
+    """``name`` counted for one org (``<org>|<name>`` in :data:`ORG_NAMESPACE`), or None without Beam."""
+    return _beam_counter(ORG_NAMESPACE, f"{org}{ORG_SEPARATOR}{name}")
+
+
+class OrgCounters:
+    """Per-org counters of one DoFn, made on first use (``inc(org, name, n)``; a None org counts nowhere)."""
+
+    def __init__(self):
+        self._counters: dict = {}
+
+    def inc(self, org: str | None, name: str, value: int = 1) -> None:
+        if org is None or not value:
+            return
+        key = (org, name)
+        if key not in self._counters:
+            self._counters[key] = org_counter(org, name)
+        found = self._counters[key]
+        if found is not None:
+            found.inc(value)

@@ -1,3 +1,0 @@
-"""Deterministic generator of realistic Okta System Log events."""
-
-from eventgen.generator import PERSONAL_TYPES, EventGenerator, export_lines, generated_events  # noqa: F401

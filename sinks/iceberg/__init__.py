@@ -1,0 +1,1 @@
+"""The Apache Iceberg output: catalog, table, commits, cursor, maintenance, the Beam steps."""

@@ -1,0 +1,201 @@
+"""Where the Apache Iceberg table lives: the catalog settings and how to open the catalog (no Beam here).
+
+Three kinds of catalog (``--iceberg_catalog``):
+
+- ``sqlite`` (default): pyiceberg's SQL catalog in a SQLite file, needing no server. The
+  warehouse (data and metadata files) defaults to ``OUTPUT/_iceberg`` and the catalog file
+  to ``WAREHOUSE/catalog.db``; a gs:// or s3:// warehouse needs ``--iceberg_catalog_uri``
+  naming a local SQLite file. One machine only: SQLite cannot be shared by Dataflow workers.
+- ``sql``: the same SQL catalog on PostgreSQL, what a team shares
+  (``--iceberg_catalog_uri=postgresql://user@host:5432/db``). The password comes from
+  ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads them); a password inside the URI is refused.
+- ``rest``: an Iceberg REST catalog (BigLake metastore, Polaris, Glue, Nessie, ...). Its
+  credential comes from ``ICEBERG_REST_CREDENTIAL`` (OAuth ``client_id:secret``) or
+  ``ICEBERG_REST_TOKEN`` (a bearer token), or from ``--iceberg_credential_file`` (a file or
+  a Secret Manager secret name), never from an option value.
+
+**Object stores.** A gs:// or s3:// warehouse is read and written with pyiceberg's
+PyArrow FileIO, configured by :func:`file_io_properties` from what the Hive lake already
+uses, so one setting reaches both: Beam's S3 options (``--s3_endpoint_url``,
+``--s3_access_key_id``, ``--s3_secret_access_key``, ``--s3_region_name``; without them
+AWS's default credential chain) and, for GCS, the application default credentials or,
+when ``STORAGE_EMULATOR_HOST`` points at a local stand-in, that endpoint with a dummy
+token. ``PYICEBERG_CATALOG__OKTA__*`` variables (or ``~/.pyiceberg.yaml``, catalog
+``okta``) add or override any other pyiceberg property (e.g. ``s3.role-arn``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from storage import fs, secrets
+
+CATALOGS = ("sqlite", "sql", "rest")
+CATALOG_NAME = "okta"  # pyiceberg's catalog name: PYICEBERG_CATALOG__OKTA__* variables configure it further
+REST_CREDENTIAL_ENV = "ICEBERG_REST_CREDENTIAL"
+REST_TOKEN_ENV = "ICEBERG_REST_TOKEN"
+DEFAULT_WAREHOUSE_DIR = "_iceberg"
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+class IcebergConfigError(ValueError):
+    """A catalog or table setting that cannot work; the message is one line and holds no secret."""
+
+
+@dataclass(frozen=True)
+class IcebergTarget:
+    """The table and its catalog; plain values, so it travels inside the pipeline graph."""
+
+    table: str  # NAMESPACE.TABLE
+    catalog: str = "sqlite"
+    uri: str | None = None
+    warehouse: str | None = None
+    credential_file: str | None = None
+
+    @property
+    def identifier(self) -> tuple[str, str]:
+        namespace, _, name = self.table.rpartition(".")
+        return namespace, name
+
+    def describe(self) -> str:
+        """Where the table is, for messages (never a credential)."""
+        where = _redact(self.uri) if self.uri else self.warehouse
+        return f"{self.table} ({self.catalog} catalog {where})"
+
+
+def target_from_options(options) -> IcebergTarget | None:
+    """The :class:`IcebergTarget` the pipeline options name, or None without ``--iceberg_table``."""
+    if not getattr(options, "iceberg_table", None):
+        return None
+    warehouse = options.iceberg_warehouse
+    if not warehouse and options.iceberg_catalog == "sqlite" and options.output:
+        warehouse = options.output.rstrip("/") + "/" + DEFAULT_WAREHOUSE_DIR
+    return IcebergTarget(options.iceberg_table, options.iceberg_catalog, options.iceberg_catalog_uri,
+                         warehouse, options.iceberg_credential_file)
+
+
+def problems(target: IcebergTarget) -> list[str]:
+    """Every configuration problem of the target, one line each (checked before a run starts)."""
+    errors = []
+    if not _TABLE.match(target.table):
+        errors.append(f"--iceberg_table must look like NAMESPACE.TABLE (letters, digits, _), not {target.table!r}")
+    if target.catalog not in CATALOGS:
+        errors.append(f"--iceberg_catalog must be one of {', '.join(CATALOGS)}")
+        return errors
+    if target.catalog == "sqlite":
+        if target.uri and not target.uri.startswith("sqlite:///"):
+            errors.append("--iceberg_catalog_uri for --iceberg_catalog=sqlite must be sqlite:///PATH")
+        if not target.uri and target.warehouse and "://" in target.warehouse:
+            errors.append("a gs:// or s3:// --iceberg_warehouse with --iceberg_catalog=sqlite needs "
+                          "--iceberg_catalog_uri=sqlite:///LOCAL/PATH.db")
+        if not target.warehouse:
+            errors.append("--iceberg_catalog=sqlite needs --iceberg_warehouse (or --output, beside which it goes)")
+    elif target.catalog == "sql":
+        if not target.uri:
+            errors.append("--iceberg_catalog=sql needs --iceberg_catalog_uri=postgresql://USER@HOST:PORT/DB")
+        elif not re.match(r"^postgres(ql)?(\+psycopg2)?://", target.uri):
+            errors.append("--iceberg_catalog_uri for --iceberg_catalog=sql must be postgresql://USER@HOST:PORT/DB")
+        elif urlsplit(target.uri).password:
+            errors.append("--iceberg_catalog_uri must not hold a password: use PGPASSWORD or ~/.pgpass")
+        if not target.warehouse:
+            errors.append("--iceberg_catalog=sql needs --iceberg_warehouse (a folder, gs:// or s3:// URI)")
+    elif target.catalog == "rest":
+        if not target.uri or not re.match(r"^https?://", target.uri):
+            errors.append("--iceberg_catalog=rest needs --iceberg_catalog_uri=https://HOST/PATH")
+        elif urlsplit(target.uri).password:
+            errors.append(f"--iceberg_catalog_uri must not hold a credential: use {REST_CREDENTIAL_ENV}, "
+                          f"{REST_TOKEN_ENV} or --iceberg_credential_file")
+    return errors
+
+
+def _redact(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password:
+        return uri.replace(f":{parts.password}@", ":***@")
+    return uri
+
+
+def _file_uri(path: str) -> str:
+    if "://" in path:
+        return path
+    return "file://" + os.path.abspath(path)
+
+
+def file_io_properties() -> dict[str, str]:
+    """pyiceberg FileIO properties for object stores, from the options the lake's filesystems use.
+
+    Holds the S3 secret key when one was given: never log it (pyiceberg keeps it in memory only).
+    """
+    properties = {}
+    s3 = fs.s3_settings()
+    for key, name in (("endpoint", "s3.endpoint"), ("access_key_id", "s3.access-key-id"),
+                      ("secret_access_key", "s3.secret-access-key"), ("session_token", "s3.session-token"),
+                      ("region", "s3.region")):
+        if key in s3:
+            properties[name] = s3[key]
+    if "s3.endpoint" in properties and "s3.region" not in properties:
+        # Without a region pyiceberg asks AWS where the bucket is, which a local endpoint cannot answer.
+        properties["s3.region"] = "us-east-1"
+    if host := fs.gcs_emulator_host():
+        # The stand-in ignores tokens; a token (and its expiry, which Arrow requires with one) keeps Arrow's
+        # GCS client from looking for credentials.
+        properties.update({"gcs.service.host": host, "gcs.oauth2.token": "emulator",
+                           "gcs.oauth2.token-expires-at": str(int((time.time() + 86400) * 1000))})
+    return properties
+
+
+def _environment_properties() -> dict:
+    """What ``PYICEBERG_CATALOG__OKTA__*`` variables and ``~/.pyiceberg.yaml`` say for catalog ``okta``."""
+    from pyiceberg.utils.config import Config
+
+    return {k: v for k, v in (Config().get_catalog_config(CATALOG_NAME) or {}).items() if isinstance(v, str)}
+
+
+def load_catalog(target: IcebergTarget):
+    """Open the catalog (creating the SQLite file and the SQL catalog's tables when missing)."""
+    bad = problems(target)
+    if bad:
+        raise IcebergConfigError(bad[0])
+    if target.catalog in ("sqlite", "sql"):
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        uri = target.uri
+        if target.catalog == "sqlite":
+            if not uri:
+                os.makedirs(target.warehouse, exist_ok=True)
+                uri = "sqlite:///" + os.path.abspath(os.path.join(target.warehouse, "catalog.db"))
+            else:
+                os.makedirs(os.path.dirname(os.path.abspath(uri[len("sqlite:///"):])), exist_ok=True)
+        else:
+            uri = re.sub(r"^postgres(ql)?(\+psycopg2)?://", "postgresql+psycopg2://", uri)
+        if "://" not in target.warehouse:
+            os.makedirs(target.warehouse, exist_ok=True)
+        properties = {**file_io_properties(), **_environment_properties()}
+        properties.update(uri=uri, warehouse=_file_uri(target.warehouse))
+        return SqlCatalog(CATALOG_NAME, **properties)
+    from pyiceberg.catalog.rest import RestCatalog
+
+    properties = {**file_io_properties(), **_environment_properties(), "uri": target.uri}
+    if target.warehouse:
+        properties["warehouse"] = target.warehouse
+    properties.update(rest_credential(target))
+    return RestCatalog(CATALOG_NAME, **properties)
+
+
+def rest_credential(target: IcebergTarget) -> dict[str, str]:
+    """The REST catalog's credential as pyiceberg properties: from a file / Secret Manager or the environment."""
+    if target.credential_file:
+        try:
+            secret = secrets.read_secret(target.credential_file)
+        except Exception as exc:  # noqa: BLE001 - the message names the place, never the content
+            raise IcebergConfigError(f"--iceberg_credential_file: {exc}") from None
+        return {"credential": secret} if ":" in secret else {"token": secret}
+    if os.environ.get(REST_CREDENTIAL_ENV, "").strip():
+        return {"credential": os.environ[REST_CREDENTIAL_ENV].strip()}
+    if os.environ.get(REST_TOKEN_ENV, "").strip():
+        return {"token": os.environ[REST_TOKEN_ENV].strip()}
+    return {}

@@ -1,0 +1,1 @@
+"""Exported System Log files: byte ranges, line batches, the decode processes, the Beam reader."""

@@ -1,0 +1,1 @@
+"""Google Cloud Pub/Sub: subscriptions, messages as batches, Beam's reader."""

@@ -1,0 +1,1 @@
+"""Where the pipeline reads and writes files and secrets: local disk, gs://, s3://, Secret Manager."""

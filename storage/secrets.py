@@ -1,0 +1,60 @@
+"""Reading a secret from where a run is told it lives: a file, a gs:// or s3:// object, or Secret Manager.
+
+Shared by every credential the pipeline reads at run time (the Okta token or key,
+an Iceberg REST catalog credential). Errors name where the secret was looked for,
+never its content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+class SecretUnreadable(ValueError):
+    """The secret could not be read; the message names the place, never the content."""
+
+
+SECRET_MANAGER_ENDPOINT = "https://secretmanager.googleapis.com"
+_SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
+
+
+def is_secret_manager_name(path: str) -> bool:
+    return bool(_SECRET_VERSION.match(path or ""))
+
+
+def read_secret_manager(name: str) -> str:
+    """``projects/P/secrets/S[/versions/V]`` from Google Secret Manager, with the worker's own credentials."""
+    import base64
+
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    if "/versions/" not in name:
+        name += "/versions/latest"
+    endpoint = os.environ.get("SECRET_MANAGER_ENDPOINT", SECRET_MANAGER_ENDPOINT).rstrip("/")
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        response = AuthorizedSession(credentials).get(f"{endpoint}/v1/{name}:access", timeout=30)
+    except Exception as exc:  # noqa: BLE001
+        raise SecretUnreadable(f"cannot read the secret {name} ({exc.__class__.__name__})") from None
+    if response.status_code != 200:
+        raise SecretUnreadable(f"cannot read the secret {name}: Secret Manager answered HTTP "
+                                 f"{response.status_code} (does the worker's service account have "
+                                 "roles/secretmanager.secretAccessor?)")
+    return base64.b64decode(response.json()["payload"]["data"]).decode("utf-8").strip()
+
+
+def read_secret(path: str) -> str:
+    """A secret from a local file, a Beam filesystem URI (gs://, s3://) or a Secret Manager name.
+
+    Errors name where the secret was looked for, never its content.
+    """
+    if is_secret_manager_name(path):
+        return read_secret_manager(path)
+    from storage import fs
+
+    try:
+        return fs.read_text(path).strip()
+    except Exception as exc:  # noqa: BLE001
+        raise SecretUnreadable(f"cannot read the secret file {path} ({exc.__class__.__name__})") from None

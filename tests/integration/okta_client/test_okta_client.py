@@ -1,0 +1,208 @@
+"""The System Log client against the local server over real HTTP: paging, polling, limits, faults, auth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from okta_client import OAuthPrivateKeyJwtAuth, SswsAuth, SystemLogClient
+from okta_client.errors import ConfigurationError, OktaApiError, QueryTimeout, ResponseTooLarge
+from tests.support.okta import TOKEN, iso, make_events, recent_start
+
+LOGS = "/api/v1/logs"
+STEP = dt.timedelta(seconds=1)
+
+
+def client_for(server, **kwargs) -> SystemLogClient:
+    kwargs.setdefault("backoff_base", 0.01)
+    kwargs.setdefault("backoff_cap", 0.05)
+    return SystemLogClient(server.url, kwargs.pop("auth", None) or SswsAuth(TOKEN), **kwargs)
+
+
+def log_requests(server) -> int:
+    return server.stats.requests
+
+
+def test_bounded_read_follows_next_links_to_the_last_page(okta_server):
+    start = recent_start()
+    events = make_events(2500, start, STEP)
+    server = okta_server(events)
+    client = client_for(server)
+    pages = list(client.bounded_pages(iso(start), iso(start + 2500 * STEP)))
+    assert [len(p) for p in pages] == [1000, 1000, 500]
+    assert pages[-1].next_url is None and all(p.next_url for p in pages[:-1])
+    assert [e["uuid"] for p in pages for e in p.events] == [e["uuid"] for e in events]
+    assert log_requests(server) == 3  # no extra request after the last page
+    assert all("after=" not in p.url for p in pages[:1]) and all("after=" in p.url for p in pages[1:])
+
+
+def test_adjacent_half_open_ranges_read_a_boundary_event_once(okta_server):
+    start = recent_start()
+    events = make_events(30, start, STEP)  # event 10 is published exactly at the boundary
+    server = okta_server(events)
+    client = client_for(server)
+    boundary = start + 10 * STEP
+    first = [e["uuid"] for p in client.bounded_pages(iso(start), iso(boundary)) for e in p.events]
+    second = [e["uuid"] for p in client.bounded_pages(iso(boundary), iso(start + 30 * STEP)) for e in p.events]
+    assert events[10]["uuid"] in second and events[10]["uuid"] not in first
+    assert sorted(first + second) == sorted(e["uuid"] for e in events)
+
+
+def test_filter_pushdown_reaches_the_server(okta_server):
+    start = recent_start()
+    events = make_events(100, start, STEP, personal_every=4)
+    server = okta_server(events)
+    got = [e for p in client_for(server).bounded_pages(iso(start), iso(start + 100 * STEP),
+                                                        filter='eventType sw "personal."') for e in p.events]
+    assert len(got) == 25 and all(e["eventType"].startswith("personal.") for e in got)
+
+
+def test_polling_chain_ends_at_the_first_empty_page_and_resumes_from_its_next_link(okta_server):
+    start = recent_start()
+    events = make_events(1500, start, STEP)
+    server = okta_server(events)
+    client = client_for(server)
+    pages = list(client.polling_pages(client.first_url(since=iso(start))))
+    assert [len(p) for p in pages] == [1000, 500, 0]
+    assert log_requests(server) == 3
+    cursor = pages[-1].next_url
+    assert cursor and "after=" in cursor
+
+    # Caught up: polling again costs exactly one request, no busy loop.
+    again = list(client.polling_pages(cursor))
+    assert [len(p) for p in again] == [0] and log_requests(server) == 4
+
+    # New events, one of them published long ago but persisted now (late): the cursor finds both.
+    late = make_events(1, start - dt.timedelta(hours=1), STEP, salt=9)[0]
+    fresh = make_events(3, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5), STEP, salt=8)
+    server.append([late, *fresh])
+    resumed = list(client.polling_pages(again[-1].next_url))
+    assert sorted(e["uuid"] for p in resumed for e in p.events) == sorted(e["uuid"] for e in [late, *fresh])
+
+
+def test_a_429_waits_for_the_reset_instead_of_hammering(okta_server):
+    start = recent_start()
+    events = make_events(6000, start, STEP)
+    server = okta_server(events, rate_limit=3, rate_window_seconds=4)
+    # Another integration spends the window's whole budget behind our back.
+    while True:
+        spent = requests.get(server.url + LOGS, headers={"Authorization": f"SSWS {TOKEN}"}, timeout=5)
+        if spent.status_code == 429:
+            break
+    reset_in = int(spent.headers["X-Rate-Limit-Reset"]) - time.time()
+    before = server.stats.requests
+    ours = client_for(server)
+    started = time.monotonic()
+    got = [e["uuid"] for p in ours.bounded_pages(iso(start), iso(start + 6000 * STEP)) for e in p.events]
+    elapsed = time.monotonic() - started
+    assert got == [e["uuid"] for e in events]
+    statuses = [r.status for r in server.stats.records[before:]]
+    # One 429 (the probe into the spent window), then the wait until Reset, then no more 429s:
+    # six pages at three per window. A client that slept a fixed second would have collected several.
+    assert statuses.count(429) == ours.stats.throttled == 1, statuses
+    assert statuses.count(200) == 6
+    assert elapsed >= reset_in + 4  # waited for the spent window, and for the next one after three pages
+
+
+def test_the_share_keeps_part_of_every_window_for_other_integrations(okta_server):
+    start = recent_start()
+    events = make_events(8000, start, STEP)
+    server = okta_server(events, rate_limit=4, rate_window_seconds=2)
+    client = client_for(server, rate_share=0.5)
+    started = time.monotonic()
+    pages = list(client.bounded_pages(iso(start), iso(start + 8000 * STEP)))
+    elapsed = time.monotonic() - started
+    assert len(pages) == 8
+    assert 429 not in [r.status for r in server.stats.records]
+    # Half of 4 calls per 2 s window: 8 pages span at least 4 windows, so well over 4 s (at full share: ~2 s).
+    assert elapsed > 4.0
+
+
+def test_network_faults_and_5xx_are_retried_until_every_event_is_read(okta_server):
+    start = recent_start()
+    events = make_events(5000, start, STEP)
+    server = okta_server(events, fault_seed=3, fault_5xx=0.25, fault_reset=0.15, fault_truncate=0.15)
+    client = client_for(server, timeout=(2, 5))
+    got = [e["uuid"] for p in client.bounded_pages(iso(start), iso(start + 5000 * STEP), limit=500)
+           for e in p.events]
+    assert got == [e["uuid"] for e in events]
+    assert client.stats.retries >= 3
+
+
+def test_query_timeout_on_a_bounded_read_is_raised_for_the_caller_to_split(okta_server):
+    start = recent_start()
+    server = okta_server(make_events(1200, start, STEP), timeout_events=1000)
+    with pytest.raises(QueryTimeout) as caught:
+        list(client_for(server).bounded_pages(iso(start), iso(start + 1200 * STEP)))
+    assert caught.value.code == "E0000009"
+
+
+def test_a_4xx_is_a_final_error_naming_the_request_without_the_token(okta_server, caplog):
+    start = recent_start()
+    server = okta_server(make_events(10, start, STEP))
+    caplog.set_level(logging.DEBUG)
+    wrong = "00-wrong-token-value-Zm9vYmFy"
+    with pytest.raises(OktaApiError) as caught:
+        list(client_for(server, auth=SswsAuth(wrong)).bounded_pages(iso(start), iso(start + 10 * STEP)))
+    message = str(caught.value)
+    assert "401" in message and LOGS in message and "E0000011" in message
+    assert wrong not in message and wrong not in caplog.text
+    assert log_requests(server) == 2  # one retry after dropping cached credentials, then a final error
+
+    with pytest.raises(OktaApiError) as bad_filter:
+        list(client_for(server).bounded_pages(iso(start), iso(start + 10 * STEP), filter='eventType zz "x"'))
+    assert "400" in str(bad_filter.value) and "E0000031" in str(bad_filter.value)
+
+
+def test_responses_over_the_size_limit_are_refused(okta_server):
+    start = recent_start()
+    server = okta_server(make_events(1000, start, STEP))
+    with pytest.raises(ResponseTooLarge, match="byte limit"):
+        list(client_for(server, max_response_bytes=100_000).bounded_pages(iso(start), iso(start + 1000 * STEP)))
+
+
+@pytest.fixture
+def service_key(rsa_private_key):
+    key = rsa_private_key
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private_pem, public_pem
+
+
+@pytest.mark.parametrize("dpop", [False, True], ids=["bearer", "dpop"])
+def test_oauth_private_key_jwt_against_the_local_token_endpoint(okta_server, service_key, dpop, caplog):
+    private_pem, public_pem = service_key
+    start = recent_start()
+    events = make_events(2100, start, STEP)
+    server = okta_server(events, token=None, oauth_client_id="0oaServiceApp", oauth_public_key=public_pem,
+                         require_dpop=dpop)
+    caplog.set_level(logging.DEBUG)
+    auth = OAuthPrivateKeyJwtAuth(server.url, "0oaServiceApp", private_pem, dpop=dpop)
+    client = client_for(server, auth=auth)
+    got = [e["uuid"] for p in client.bounded_pages(iso(start), iso(start + 2100 * STEP)) for e in p.events]
+    assert got == [e["uuid"] for e in events]
+    stats = server.stats
+    assert {r.auth_scheme for r in stats.records} == {"DPoP" if dpop else "Bearer"}
+    # One token for three pages (cached); with DPoP the first token request is answered use_dpop_nonce.
+    assert stats.token_requests == (2 if dpop else 1)
+    assert "PRIVATE KEY" not in caplog.text and repr(auth).count("BEGIN") == 0
+
+
+def test_oauth_with_a_key_the_server_does_not_know_is_a_clear_error(okta_server, service_key):
+    _, public_pem = service_key
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    server = okta_server(make_events(5, recent_start(), STEP), token=None, oauth_client_id="0oaServiceApp",
+                         oauth_public_key=public_pem)
+    auth = OAuthPrivateKeyJwtAuth(server.url, "0oaServiceApp", other)
+    with pytest.raises((OktaApiError, ConfigurationError)) as caught:
+        client_for(server, auth=auth).get_page(server.url + LOGS, bounded=True)
+    assert "token" in str(caught.value).lower() and "PRIVATE KEY" not in str(caught.value)

@@ -1,0 +1,132 @@
+"""The command line as a process, and a failed run against a real (hostile) HTTP server."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.options import LakeOptions
+from tests.support.helpers import REPO, run_pipeline
+from tests.support.okta import backfill_args
+
+
+def test_help_lists_every_option():
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    import argparse
+    parser = argparse.ArgumentParser()
+    LakeOptions._add_argparse_args(parser)
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--"):
+                assert flag in proc.stdout
+
+
+def test_progress_lines_are_printed_unless_quiet(tmp_path):
+    from devtools.eventgen import export_lines
+
+    export = tmp_path / "big.jsonl"
+    export.write_bytes(b"".join(line_ + b"\n" for line_ in export_lines(60_000, seed=3)))
+    # One process decodes (no decode processes, which may finish before the progress printer starts).
+    proc = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", f"--output={tmp_path}/lake",
+                           "--progress_interval=0.2", "--decode_processes=1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line_ for line_ in proc.stderr.splitlines() if line_.startswith("progress")]
+    assert lines, proc.stderr
+    assert "events read" in lines[-1] and "/s)" in lines[-1] and "rows staged" in lines[-1]
+    quiet = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", f"--output={tmp_path}/lake2",
+                            "--progress_interval=0.2", "--quiet", "--decode_processes=1"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0
+    assert "progress" not in quiet.stderr
+
+
+def test_a_run_as_a_process_prints_its_summary_and_writes_the_lake(tmp_path):
+    """``python -m pipeline`` ends with os._exit (no teardown): the summary still reaches a pipe, the lake is
+    whole and queryable, and an option error still exits 2 with its message."""
+    import duckdb
+
+    from devtools.eventgen import export_lines
+
+    export = tmp_path / "e.jsonl"
+    export.write_bytes(b"".join(line_ + b"\n" for line_ in export_lines(3_000, seed=5)))
+    proc = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", f"--output={tmp_path}/lake"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = int(proc.stdout.split("written ")[1].split()[0].replace(",", ""))
+    assert written > 0 and any("check: read" in line_ and line_.endswith("OK") for line_ in proc.stdout.splitlines())
+    events = duckdb.connect().execute(f"SELECT count(DISTINCT uuid) FROM read_parquet('{tmp_path}/lake/**/*.parquet', "
+                        "hive_partitioning=true)").fetchone()[0]
+    assert events == written
+    bad = subprocess.run([sys.executable, "-m", "pipeline", f"--input={export}", "--batch_size=0",
+                          f"--output={tmp_path}/lake"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--batch_size must be between" in bad.stderr
+
+
+@pytest.mark.parametrize("other_thread", ["none", "daemon", "non-daemon"])
+def test_exiting_without_teardown_still_runs_exit_handlers_and_keeps_the_code(other_thread):
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from pipeline.main import exit_without_teardown\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        + (f"threading.Thread(target=lambda: (time.sleep(0.5), print('thread done', flush=True)), "
+           f"daemon={other_thread == 'daemon'}).start()\n" if other_thread != "none" else "")
+        + "print('buffered', end='')\n"
+        "exit_without_teardown(3)\n"
+        "print('never')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stdout.startswith("buffered") and "handler ran" in proc.stdout and "never" not in proc.stdout
+    # A non-daemon thread gets the ordinary exit, which waits for it; a daemon thread ends either way.
+    assert ("thread done" in proc.stdout) is (other_thread == "non-daemon")
+
+
+@pytest.fixture
+def foreign_next_link_server():
+    """A System Log stand-in whose first page's next link points at another origin."""
+    import http.server
+    import json
+    import threading
+
+    requests_seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            requests_seen.append(self.path)
+            body = json.dumps([{"uuid": "u-1", "eventType": "personal.x", "published": "2026-03-01T00:00:00.000Z",
+                                "actor": {"id": "a", "type": "User"}}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Link", '<https://evil.example.com/api/v1/logs?after=abc>; rel="next"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests_seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_next_link_to_another_origin_is_the_one_line_of_a_failed_backfill(foreign_next_link_server, tmp_path,
+                                                                            token_file, monkeypatch):
+    monkeypatch.delenv("OKTA_API_TOKEN", raising=False)
+    org, seen = foreign_next_link_server
+    lake = tmp_path / "lake"
+    args = backfill_args(f"--okta_token_file={token_file}", org=org, output=str(lake))
+    run = run_pipeline(*args)
+    assert run.code == 1
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "UnsafeUrl: refusing the next link https://evil.example.com/api/v1/logs?after=abc" in line
+    assert "another origin" in line and org in line
+    assert "no cursor was stored" not in line  # a backfill has no cursor
+    assert "Traceback" not in run.stderr
+    assert seen and all(path.startswith("/api/v1/logs") for path in seen)  # nothing went to the other origin
+    assert not list(lake.glob("*/*/*.parquet"))  # nothing committed

@@ -1,0 +1,86 @@
+"""``python -m tools.maintain --iceberg_table=NS.TABLE [catalog options]``: compact, expire, remove orphans.
+
+Safe while the pipeline commits (see :mod:`sinks.iceberg.maintenance`). Run it daily, e.g.
+from cron or Cloud Scheduler; ``make maintain TABLE=okta.events LAKE=lake`` runs it on the
+default embedded catalog. A warehouse on s3:// takes Beam's S3 options as the pipeline does
+(``--s3_endpoint_url``, ``--s3_access_key_id``, ...); gs:// follows ``STORAGE_EMULATOR_HOST`` like
+the pipeline's lake. Exit codes: 0 done, 1 failed (one line), 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+
+from pipeline.options import add_iceberg_args, parse_duration
+
+
+def parser() -> argparse.ArgumentParser:
+    out = argparse.ArgumentParser(prog="python -m tools.maintain", description=__doc__.splitlines()[0])
+    out.add_argument("--output", help="The lake, beside which the default sqlite catalog's warehouse is "
+                                      "(OUTPUT/_iceberg); not needed with --iceberg_warehouse.")
+    add_iceberg_args(out)
+    out.add_argument("--target_file_mb", type=int, default=128,
+                     help="Compact partitions with more than one file smaller than this into files of about "
+                          "this size (default 128).")
+    out.add_argument("--retention", default="7d",
+                     help="Expire snapshots older than this (default 7d): time travel reaches back this far.")
+    out.add_argument("--orphan_age", default="1d",
+                     help="Remove unreferenced files only when older than this (default 1d), so files a "
+                          "writer is about to commit are never touched.")
+    out.add_argument("--skip", action="append", choices=("compact", "expire", "orphans"), default=[],
+                     help="Leave out a step (repeatable).")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sinks.iceberg.catalog import IcebergConfigError, problems, target_from_options
+    from sinks.iceberg.maintenance import MaintenanceReport, compact, expire_snapshots, remove_orphan_files
+    from sinks.iceberg.table import connect
+
+    args, rest = parser().parse_known_args(argv)
+    unknown = [a for i, a in enumerate(rest) if not a.startswith("--s3_")
+               and not (i and rest[i - 1].startswith("--s3_") and "=" not in rest[i - 1])]
+    if unknown:
+        parser().error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:  # Beam's S3 options: the warehouse's store is reached as the lake's is
+        from storage import fs
+
+        fs.configure(rest)
+    target = target_from_options(args)
+    errors = ["--iceberg_table is required"] if target is None else problems(target)
+    try:
+        retention = parse_duration(args.retention, "--retention")
+        orphan_age = parse_duration(args.orphan_age, "--orphan_age")
+    except ValueError as exc:
+        errors.append(str(exc))
+    if args.target_file_mb < 1:
+        errors.append("--target_file_mb must be at least 1")
+    if errors:
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    report = MaintenanceReport()
+    try:
+        catalog = connect(target)
+        catalog.load_table(target.table)
+        if "compact" not in args.skip:
+            compact(catalog, target.table, args.target_file_mb * 1024 * 1024, report)
+        if "expire" not in args.skip:
+            expire_snapshots(catalog, target.table, _dt.datetime.now(_dt.timezone.utc) - retention, report)
+        if "orphans" not in args.skip:
+            remove_orphan_files(catalog, target.table, orphan_age, report)
+    except IcebergConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"error: maintenance of {target.table} failed: {exc.__class__.__name__}: {text}", file=sys.stderr)
+        return 1
+    print(f"{target.table}: {report.render()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
