@@ -61,7 +61,8 @@ def steps(lake: str, manifest: dict, warehouse: str, run_id: str) -> float:
 
 
 def functions(kind: str, lake: str, partitions: list[str], warehouse: str) -> dict:
-    from sinks.iceberg.catalog import IcebergTarget, load_catalog
+    from sinks.iceberg.catalog import load_catalog
+    from sinks.iceberg.settings import IcebergTarget
     from sinks.iceberg.table import commit_lake_files, open_table
 
     target = IcebergTarget("okta.events", "sqlite", None, warehouse)

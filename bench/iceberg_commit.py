@@ -66,8 +66,9 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
             expire_every: int = 10, properties: dict | None = None, compaction: bool = True) -> dict:
     import duckdb
 
-    from sinks.iceberg.catalog import IcebergTarget, load_catalog
+    from sinks.iceberg.catalog import load_catalog
     from sinks.iceberg.maintenance import compact, expire_snapshots, file_count
+    from sinks.iceberg.settings import IcebergTarget
     from sinks.iceberg.table import commit_rows, open_table
     from sinks.iceberg.windows import WindowCommitter
 

@@ -131,7 +131,7 @@ def bench_tail(args) -> None:
 
 
 def _seconds(text: str) -> float:
-    from pipeline.options import parse_duration
+    from common.durations import parse_duration
 
     return parse_duration(text, "duration").total_seconds()
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sources.okta.polling import rfc3339
+from common.durations import rfc3339
 from tools.report import report
 
 

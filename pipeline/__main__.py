@@ -1,5 +1,5 @@
-"""``python -m pipeline``: see :mod:`pipeline.main` (decoding may start first: :mod:`pipeline.prestart`)."""
+"""``python -m pipeline``: one run, with its options (:mod:`pipeline.main`)."""
 
-from pipeline.prestart import main
+from pipeline.main import entry
 
-main()
+entry()

@@ -21,7 +21,7 @@ from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
 from sinks.bigquery.beam import merge_step
 from sinks.iceberg import beam as iceberg_output
-from sinks.iceberg.catalog import target_from_options
+from sinks.iceberg.settings import target_from_options
 from sinks.lake.beam import WriteLake
 from sources.files.beam import ExportedFilesToRows, ReadExportedFiles
 from sources.files.pool import default_processes

@@ -11,9 +11,10 @@ import datetime as _dt
 import secrets
 from dataclasses import dataclass
 
+from common.durations import parse_duration, parse_time
 from okta_client.urls import normalise_org_url
-from pipeline.options import LakeOptions, input_patterns, parse_duration, parse_time
-from sinks.iceberg.catalog import target_from_options
+from pipeline.options import LakeOptions, input_patterns
+from sinks.iceberg.settings import target_from_options
 from sinks.lake.files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
 from sources.okta.connect import OktaSettings
 from storage import fs

@@ -1,7 +1,6 @@
 """The run's entry: :func:`main` (the command line) and :func:`exit_without_teardown`.
 
-``python -m pipeline`` and the ``okta-personal-lake`` script go through :func:`pipeline.prestart.main`,
-which may start the decode processes first, then calls both.
+``python -m pipeline`` and the ``okta-personal-lake`` script call :func:`entry`: both, in turn.
 
 The command line itself is :mod:`pipeline.cli`; the wiring is :mod:`pipeline.batch` and
 :mod:`pipeline.streaming`; the options resolved once are :mod:`pipeline.config`.
@@ -17,7 +16,7 @@ import threading
 
 from pipeline.cli import main
 
-__all__ = ["exit_without_teardown", "main"]
+__all__ = ["entry", "exit_without_teardown", "main"]
 
 
 def exit_without_teardown(code: int) -> None:
@@ -43,5 +42,10 @@ def exit_without_teardown(code: int) -> None:
     os._exit(code if isinstance(code, int) else 1)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """Run with this process's command line, then exit with the run's code."""
     exit_without_teardown(main())
+
+
+if __name__ == "__main__":
+    entry()

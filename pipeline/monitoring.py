@@ -194,7 +194,7 @@ def serving(options, streaming: bool, local: bool):
                   f"(namespace {metrics.NAMESPACE})", file=sys.stderr, flush=True)
         yield None
         return
-    from pipeline.options import parse_duration
+    from common.durations import parse_duration
 
     stall = parse_duration(options.healthz_stall, "--healthz_stall").total_seconds()
     local_metrics = LocalMetrics(org_label(options), streaming, stall, _stored_cursor_time(options))

@@ -8,14 +8,101 @@ Templates pass every parameter as ``--name=value``).
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.lake_flags import add_lake_group, bool_flag, split_patterns
-from transforms.selection import EventTypeSelection
+from common.durations import parse_duration, parse_time
+from sinks.iceberg import settings as iceberg_settings
+from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
+
+SOURCES = ("file", "okta", "pubsub")
+
+
+def str2bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def bool_flag(parser, name: str, default: bool, help: str) -> None:
+    parser.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help)
+
+
+def add_lake_group(parser) -> None:
+    """Declare the group on ``parser`` (an ``argparse`` parser, or Beam's)."""
+    group = parser.add_argument_group("Okta Personal lake")
+    group.add_argument(
+        "--source", choices=SOURCES, default="file",
+        help="Where events come from: file (replay exported System Log files), okta (the System Log "
+             "API: a --since/--until backfill, an incremental run from --state, or with --streaming a "
+             "continuous tail) or pubsub (a Pub/Sub subscription, with --streaming).")
+    group.add_argument(
+        "--input", action="append", default=None,
+        help="Glob of exported files to replay (local, gs://, s3://); JSON Lines (.gz too), "
+             "JSON arrays (saved /api/v1/logs pages) and Event Hook envelopes, mixed freely. "
+             "Repeat the flag or separate globs with commas for several.")
+    group.add_argument(
+        "--output",
+        help="Lake URI (local folder, gs://bucket/path or s3://bucket/path). Rows land in "
+             "OUTPUT/event_date=YYYY-MM-DD/event_type=TYPE/*.parquet.")
+    group.add_argument(
+        "--dead_letter", default=None,
+        help="Where dead-letter records go, as JSON Lines under DEAD_LETTER/RUN_ID/ "
+             "(default: OUTPUT/_dead_letter).")
+    group.add_argument(
+        "--event_types", default=DEFAULT_EVENT_TYPES,
+        help="Comma-separated event types to keep; a pattern ending in * is a prefix "
+             "(default: personal.*, so future personal types flow in).")
+    bool_flag(group, "--raw_event", True,
+               "Store each event's original JSON in the raw_event column (default true).")
+    group.add_argument(
+        "--compression", choices=("zstd", "snappy"), default="zstd",
+        help="Parquet compression codec (default zstd).")
+    group.add_argument(
+        "--batch_size", type=int, default=1000,
+        help="Events per pipeline element (default 1000, an Okta page).")
+    group.add_argument(
+        "--decode_processes", type=int, default=0,
+        help="A local run of --source=file decodes and flattens uncompressed local JSON Lines in this "
+             "many processes (default 0: one per usable core; 1: in the pipeline's own process). "
+             "Ignored on Dataflow, where the file ranges spread over the workers.")
+    group.add_argument(
+        "--max_dead_letter_payload_bytes", type=int, default=16 * 1024 * 1024,
+        help="Cut dead-letter payloads longer than this many bytes (flagged in the record; "
+             "default 16 MiB).")
+    group.add_argument(
+        "--okta_org", default=None,
+        help="Host of the Okta org the events of --source=file or pubsub came from, e.g. acme.okta.com: "
+             "fills the okta_org column (a Pub/Sub message's okta_org attribute wins). API sources "
+             "take it from the org URL. Default: null.")
+    group.add_argument(
+        "--run_id", default=None,
+        help="Name of this run in file names, the dead-letter folder and OUTPUT/_runs/ "
+             "(default: UTC start time plus a random suffix).")
+    group.add_argument(
+        "--progress_interval", type=float, default=10.0,
+        help="Seconds between progress lines on stderr in local runs (0 turns them off).")
+    bool_flag(group, "--quiet", False, "No progress lines; only errors and the summary.")
+    bool_flag(group, "--verbose", False,
+               "Also show Beam's own log lines (warnings, worker tracebacks); by default a failed run "
+               "prints one line naming the cause.")
+
+
+def split_patterns(values: list[str] | None) -> list[str]:
+    """The --input globs: every value of the repeated flag, split at commas."""
+    patterns: list[str] = []
+    for value in values or []:
+        patterns += [p.strip() for p in value.split(",") if p.strip()]
+    return patterns
 
 
 class LakeOptions(PipelineOptions):
@@ -91,7 +178,7 @@ class LakeOptions(PipelineOptions):
             "--bigquery_endpoint",
             help="Base URL of a BigQuery emulator (tests, local trials); default: BigQuery itself.")
 
-        add_iceberg_args(parser)
+        iceberg_settings.add_flags(parser)
         add_monitoring_args(parser)
 
         stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
@@ -126,41 +213,6 @@ class LakeOptions(PipelineOptions):
             "--stop_after", default=None,
             help="Stop a streaming run after this long (e.g. 2m), for demos and tests; uncommitted rows are "
                  "read again by the next run. Default: run until stopped.")
-
-
-def add_iceberg_args(parser) -> None:
-    iceberg = parser.add_argument_group("Apache Iceberg (optional, next to the Hive lake)")
-    iceberg.add_argument(
-        "--iceberg_table",
-        help="Also commit the rows to this Apache Iceberg table, NAMESPACE.TABLE (created if missing from the "
-             "schema module: day(published) + identity(event_type) partitions, sorted by published; a newly "
-             "documented field becomes a new optional column). Each batch run, and each streaming window, is one "
-             "snapshot, insert-if-absent on (uuid, target_index), safe with concurrent runs.")
-    iceberg.add_argument(
-        "--iceberg_catalog", choices=("sqlite", "sql", "rest"), default="sqlite",
-        help="The Iceberg catalog: sqlite (embedded, no server; catalog file WAREHOUSE/catalog.db), sql (a SQL "
-             "catalog on PostgreSQL, password from PGPASSWORD or ~/.pgpass) or rest (an Iceberg REST catalog: "
-             "BigLake metastore, Polaris, Glue, Nessie; credential from ICEBERG_REST_CREDENTIAL, "
-             "ICEBERG_REST_TOKEN or --iceberg_credential_file).")
-    iceberg.add_argument(
-        "--iceberg_catalog_uri",
-        help="The catalog's URI: sqlite:///PATH.db (sqlite: optional with a local warehouse, a local file needed "
-             "with a gs:// or s3:// one), postgresql://USER@HOST:PORT/DB (sql) or https://HOST/PATH (rest). Never "
-             "holds a password.")
-    iceberg.add_argument(
-        "--iceberg_warehouse",
-        help="Where the table's data and metadata files go (local folder, gs:// or s3://, reached with the same "
-             "--s3_* options and STORAGE_EMULATOR_HOST as the lake); default with --iceberg_catalog=sqlite: "
-             "OUTPUT/_iceberg. REST catalogs may choose it themselves.")
-    iceberg.add_argument(
-        "--iceberg_credential_file",
-        help="Where the REST catalog's credential is (client_id:secret or a token): a file (local, gs://, "
-             "s3://) or a Secret Manager secret (projects/P/secrets/S[/versions/V]). Never an option value.")
-    iceberg.add_argument(
-        "--iceberg_keep_snapshots", type=int, default=60,
-        help="With --streaming: every 10 windows, expire all but this many newest snapshots (one per window), "
-             "so commits stay fast and time travel reaches back this many windows; 0 never expires "
-             "(python -m tools.maintain --retention then does).")
 
 
 def add_monitoring_args(parser) -> None:
@@ -206,7 +258,7 @@ def monitoring_problems(options: LakeOptions) -> list[str]:
 def iceberg_problems(options: LakeOptions) -> list[str]:
     from apache_beam.options.pipeline_options import StandardOptions
 
-    from sinks.iceberg.catalog import problems, target_from_options
+    from sinks.iceberg.settings import problems, target_from_options
 
     target = target_from_options(options)
     if target is None:
@@ -302,27 +354,6 @@ def _local_location_problems(options: LakeOptions) -> list[str]:
 
 
 MAX_SINCE_DAYS = 180  # Okta answers 400 E0000053 beyond this
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, name: str) -> _dt.timedelta:
-    match = _DURATION.match((text or "").strip().lower())
-    if not match:
-        raise ValueError(f"{name} must be a duration like 30s, 15m, 1h or 7d, got {text!r}")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"{name} must be longer than zero")
-    return _dt.timedelta(seconds=seconds)
-
-
-def parse_time(text: str, name: str) -> _dt.datetime:
-    from transforms.decode import InvalidEvent, published_datetime
-
-    try:
-        return published_datetime(text)
-    except InvalidEvent:
-        raise ValueError(f"{name} must be an RFC 3339 time like 2026-11-01T00:00:00Z, got {text!r}") from None
 
 
 def validate_streaming(options: LakeOptions) -> list[str]:

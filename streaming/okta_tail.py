@@ -17,13 +17,14 @@ import threading
 import time
 from dataclasses import replace
 
+from common.durations import rfc3339
 from common.metrics import counter
 from okta_client.errors import OktaApiError
 from sinks.lake import records as run_records
 from sinks.lake.window import window_id
 from sources.okta import state as okta_state
 from sources.okta.connect import OktaSettings, build_client
-from sources.okta.polling import UTC, ApiMetrics, rfc3339, starting_point
+from sources.okta.polling import UTC, ApiMetrics, starting_point
 from streaming.settings import TailSettings
 from streaming.window_buffer import WindowBuffer
 from transforms.records import RawBatch

@@ -488,7 +488,7 @@ def render_html(result: dict) -> str:
 
 def parse_when(value: str, name: str, now: _dt.datetime) -> _dt.datetime:
     """An RFC 3339 time, or a duration back from now (``26h``: 26 hours ago)."""
-    from pipeline.options import parse_duration, parse_time
+    from common.durations import parse_duration, parse_time
 
     if value and value[-1:].lower() in "smhd" and "T" not in value:
         return now - parse_duration(value, name)

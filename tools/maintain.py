@@ -13,14 +13,15 @@ import argparse
 import datetime as _dt
 import sys
 
-from pipeline.options import add_iceberg_args, parse_duration
+from common.durations import parse_duration
+from sinks.iceberg.settings import add_flags as add_iceberg_flags
 
 
 def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="python -m tools.maintain", description=__doc__.splitlines()[0])
     out.add_argument("--output", help="The lake, beside which the default sqlite catalog's warehouse is "
                                       "(OUTPUT/_iceberg); not needed with --iceberg_warehouse.")
-    add_iceberg_args(out)
+    add_iceberg_flags(out)
     out.add_argument("--target_file_mb", type=int, default=128,
                      help="Compact partitions with more than one file smaller than this into files of about "
                           "this size (default 128).")
@@ -35,8 +36,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sinks.iceberg.catalog import IcebergConfigError, problems, target_from_options
+    from sinks.iceberg.catalog import IcebergConfigError
     from sinks.iceberg.maintenance import MaintenanceReport, compact, expire_snapshots, remove_orphan_files
+    from sinks.iceberg.settings import problems, target_from_options
     from sinks.iceberg.table import connect
 
     args, rest = parser().parse_known_args(argv)

@@ -1,4 +1,4 @@
-"""Where the Apache Iceberg table lives: the catalog settings and how to open the catalog (no Beam here).
+"""How the Apache Iceberg catalog is opened from its settings (:mod:`sinks.iceberg.settings`); no Beam here.
 
 Three kinds of catalog (``--iceberg_catalog``):
 
@@ -29,94 +29,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from sinks.iceberg.settings import CATALOG_NAME, REST_CREDENTIAL_ENV, REST_TOKEN_ENV, IcebergTarget, problems
 from storage import fs, secrets
-
-CATALOGS = ("sqlite", "sql", "rest")
-CATALOG_NAME = "okta"  # pyiceberg's catalog name: PYICEBERG_CATALOG__OKTA__* variables configure it further
-REST_CREDENTIAL_ENV = "ICEBERG_REST_CREDENTIAL"
-REST_TOKEN_ENV = "ICEBERG_REST_TOKEN"
-DEFAULT_WAREHOUSE_DIR = "_iceberg"
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 class IcebergConfigError(ValueError):
     """A catalog or table setting that cannot work; the message is one line and holds no secret."""
-
-
-@dataclass(frozen=True)
-class IcebergTarget:
-    """The table and its catalog; plain values, so it travels inside the pipeline graph."""
-
-    table: str  # NAMESPACE.TABLE
-    catalog: str = "sqlite"
-    uri: str | None = None
-    warehouse: str | None = None
-    credential_file: str | None = None
-
-    @property
-    def identifier(self) -> tuple[str, str]:
-        namespace, _, name = self.table.rpartition(".")
-        return namespace, name
-
-    def describe(self) -> str:
-        """Where the table is, for messages (never a credential)."""
-        where = _redact(self.uri) if self.uri else self.warehouse
-        return f"{self.table} ({self.catalog} catalog {where})"
-
-
-def target_from_options(options) -> IcebergTarget | None:
-    """The :class:`IcebergTarget` the pipeline options name, or None without ``--iceberg_table``."""
-    if not getattr(options, "iceberg_table", None):
-        return None
-    warehouse = options.iceberg_warehouse
-    if not warehouse and options.iceberg_catalog == "sqlite" and options.output:
-        warehouse = options.output.rstrip("/") + "/" + DEFAULT_WAREHOUSE_DIR
-    return IcebergTarget(options.iceberg_table, options.iceberg_catalog, options.iceberg_catalog_uri,
-                         warehouse, options.iceberg_credential_file)
-
-
-def problems(target: IcebergTarget) -> list[str]:
-    """Every configuration problem of the target, one line each (checked before a run starts)."""
-    errors = []
-    if not _TABLE.match(target.table):
-        errors.append(f"--iceberg_table must look like NAMESPACE.TABLE (letters, digits, _), not {target.table!r}")
-    if target.catalog not in CATALOGS:
-        errors.append(f"--iceberg_catalog must be one of {', '.join(CATALOGS)}")
-        return errors
-    if target.catalog == "sqlite":
-        if target.uri and not target.uri.startswith("sqlite:///"):
-            errors.append("--iceberg_catalog_uri for --iceberg_catalog=sqlite must be sqlite:///PATH")
-        if not target.uri and target.warehouse and "://" in target.warehouse:
-            errors.append("a gs:// or s3:// --iceberg_warehouse with --iceberg_catalog=sqlite needs "
-                          "--iceberg_catalog_uri=sqlite:///LOCAL/PATH.db")
-        if not target.warehouse:
-            errors.append("--iceberg_catalog=sqlite needs --iceberg_warehouse (or --output, beside which it goes)")
-    elif target.catalog == "sql":
-        if not target.uri:
-            errors.append("--iceberg_catalog=sql needs --iceberg_catalog_uri=postgresql://USER@HOST:PORT/DB")
-        elif not re.match(r"^postgres(ql)?(\+psycopg2)?://", target.uri):
-            errors.append("--iceberg_catalog_uri for --iceberg_catalog=sql must be postgresql://USER@HOST:PORT/DB")
-        elif urlsplit(target.uri).password:
-            errors.append("--iceberg_catalog_uri must not hold a password: use PGPASSWORD or ~/.pgpass")
-        if not target.warehouse:
-            errors.append("--iceberg_catalog=sql needs --iceberg_warehouse (a folder, gs:// or s3:// URI)")
-    elif target.catalog == "rest":
-        if not target.uri or not re.match(r"^https?://", target.uri):
-            errors.append("--iceberg_catalog=rest needs --iceberg_catalog_uri=https://HOST/PATH")
-        elif urlsplit(target.uri).password:
-            errors.append(f"--iceberg_catalog_uri must not hold a credential: use {REST_CREDENTIAL_ENV}, "
-                          f"{REST_TOKEN_ENV} or --iceberg_credential_file")
-    return errors
-
-
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password:
-        return uri.replace(f":{parts.password}@", ":***@")
-    return uri
 
 
 def _file_uri(path: str) -> str:

@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sinks.iceberg.catalog import IcebergTarget
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import (
     KEY,
     MAX_ATTEMPTS,

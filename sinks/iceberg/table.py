@@ -44,7 +44,8 @@ import pyarrow.compute as pc
 
 from schemas.fields import COLUMNS, PARTITION_COLUMNS, Column
 from sinks.iceberg import keys as iceberg_keys
-from sinks.iceberg.catalog import IcebergConfigError, IcebergTarget, load_catalog
+from sinks.iceberg.catalog import IcebergConfigError, load_catalog
+from sinks.iceberg.settings import IcebergTarget
 from storage import fs
 
 LOG = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import logging
 import threading
 
 from sinks.iceberg import cursor as iceberg_cursor
-from sinks.iceberg.catalog import IcebergTarget
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import CommitResult, commit_lake_files, commit_rows, connect
 
 LOG = logging.getLogger(__name__)

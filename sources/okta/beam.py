@@ -42,11 +42,12 @@ import threading
 
 import apache_beam as beam
 
+from common.durations import rfc3339
 from common.metrics import counter
 from sinks.lake import records as run_records
 from sources.okta import state as okta_state
 from sources.okta.connect import OktaSettings, build_client
-from sources.okta.polling import UTC, ApiMetrics, rfc3339, starting_point, starting_url
+from sources.okta.polling import UTC, ApiMetrics, starting_point, starting_url
 from sources.okta.slices import slice_pages, time_slices
 from transforms import beam as batch_coders  # noqa: F401  (registers the batch coders)
 from transforms.records import RawBatch

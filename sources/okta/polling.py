@@ -10,6 +10,7 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass
 
+from common.durations import rfc3339
 from common.metrics import counter
 from sinks.iceberg import cursor as iceberg_cursor
 from sources.okta import state as okta_state
@@ -19,10 +20,6 @@ UTC = _dt.timezone.utc
 LOG = logging.getLogger(__name__)
 
 
-def rfc3339(moment: _dt.datetime) -> str:
-    """UTC, millisecond precision (Okta's own), e.g. ``2026-11-25T10:00:00.000Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class ApiMetrics:

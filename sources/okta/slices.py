@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable, Iterator
 
+from common.durations import rfc3339
 from okta_client.errors import OktaApiError, QueryTimeout
-from sources.okta.polling import rfc3339
 from transforms.decode import InvalidEvent, published_datetime
 from transforms.records import RawBatch
 

@@ -13,7 +13,8 @@ import pytest
 
 from schemas.arrow import file_schema
 from schemas.fields import COLUMNS, Column
-from sinks.iceberg.catalog import IcebergTarget, load_catalog
+from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.settings import IcebergTarget
 from tests.support.okta import expected_row_keys, make_events
 
 TYPES = ("personal.admin.configuration.update", "personal.user.app_migration.export")

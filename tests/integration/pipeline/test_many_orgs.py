@@ -231,7 +231,8 @@ def dead_letters_by_org(lake: Path, run_id: str) -> Counter:
 
 
 def iceberg_keys_by_org(lake: Path) -> dict:
-    from sinks.iceberg.catalog import IcebergTarget, load_catalog
+    from sinks.iceberg.catalog import load_catalog
+    from sinks.iceberg.settings import IcebergTarget
 
     table = load_catalog(IcebergTarget("okta.events", "sqlite", None, str(lake / "_iceberg"))).load_table("okta.events")
     arrow = table.scan(selected_fields=("okta_org", "uuid", "target_index")).to_arrow()

@@ -11,7 +11,8 @@ import pytest
 
 from schemas.fields import COLUMNS, DOCUMENTED_FIELDS
 from sinks.iceberg import table as iceberg_table
-from sinks.iceberg.catalog import IcebergConfigError, IcebergTarget, load_catalog, problems
+from sinks.iceberg.catalog import IcebergConfigError, load_catalog
+from sinks.iceberg.settings import IcebergTarget, problems
 from sinks.iceberg.table import commit_rows, open_table, snapshot_summaries
 from tests.support.helpers import REPO
 from tests.support.iceberg import TYPES, event_uuid, make_rows, writer_command

@@ -10,8 +10,9 @@ import datetime as dt
 import time
 from collections import Counter
 
-from sinks.iceberg.catalog import IcebergTarget, load_catalog
+from sinks.iceberg.catalog import load_catalog
 from sinks.iceberg.maintenance import file_count, referenced_files
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import snapshot_summaries
 from storage import fs
 from tests.support.helpers import run_pipeline, use_in_this_process, write_jsonl

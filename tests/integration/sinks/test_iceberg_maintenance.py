@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from sinks.iceberg.catalog import IcebergTarget, load_catalog
+from sinks.iceberg.catalog import load_catalog
 from sinks.iceberg.maintenance import compact, expire_snapshots, file_count, remove_orphan_files
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import commit_rows
 from tests.support.helpers import REPO
 from tests.support.iceberg import event_uuid, make_rows, writer_command

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sinks.iceberg.catalog import IcebergTarget, load_catalog
+from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import snapshot_summaries
 from tests.support.helpers import personalize, read_lake, real_events, run_pipeline, write_jsonl
 from tests.support.okta import TOKEN, make_events, recent_start

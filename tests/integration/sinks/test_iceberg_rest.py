@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from sinks.iceberg.catalog import IcebergTarget, load_catalog
+from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.settings import IcebergTarget
 from tests.support.helpers import personalize, real_events, run_pipeline, write_jsonl
 
 SECRET = "rest-secret-7f3a"

@@ -12,7 +12,7 @@ import json
 import re
 import time
 
-from sinks.iceberg.catalog import IcebergTarget
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import snapshot_summaries
 from tests.integration.streaming.test_streaming import UTC, start_stream, stop, tail_args
 from tests.support.helpers import read_lake

@@ -6,7 +6,8 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from sinks.iceberg.catalog import IcebergTarget, file_io_properties, load_catalog
+from sinks.iceberg.catalog import file_io_properties, load_catalog
+from sinks.iceberg.settings import IcebergTarget
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from sinks.iceberg import cursor as iceberg_cursor
-from sinks.iceberg.catalog import IcebergTarget
+from sinks.iceberg.settings import IcebergTarget
 from sources.okta import polling as okta_polling
 from sources.okta import state as okta_state
 from sources.okta.connect import OktaSettings

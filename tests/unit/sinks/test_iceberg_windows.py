@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 
 from sinks.iceberg import windows as iceberg_windows
-from sinks.iceberg.catalog import IcebergTarget, load_catalog
+from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import snapshot_summaries
 from sinks.iceberg.windows import WindowCommitter
 from streaming.settings import WindowSettings
