@@ -24,6 +24,14 @@ def parse_duration(text: str, name: str) -> _dt.timedelta:
     return _dt.timedelta(seconds=seconds)
 
 
+def describe(seconds: float) -> str:
+    """Seconds the way an option gives them: ``300`` -> ``5m``, ``90`` -> ``90s``, ``7200`` -> ``2h``."""
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{seconds / _UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_time(text: str, name: str) -> _dt.datetime:
     """An RFC 3339 time (``2026-11-01T00:00:00Z``, an offset, or none: UTC) -> an aware UTC datetime."""
     value = (text or "").strip()

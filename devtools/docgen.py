@@ -88,7 +88,7 @@ def template_metadata() -> str:
     """The Flex Template's metadata.json: one parameter per pipeline option, with a validation regex."""
     import json
 
-    from pipeline.options import str2bool
+    from common.flags import str2bool
 
     parser = argparse.ArgumentParser(add_help=False)
     LakeOptions._add_argparse_args(parser)  # pylint: disable=protected-access

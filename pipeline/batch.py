@@ -15,13 +15,13 @@ import sys
 
 import apache_beam as beam
 
+from common.durations import rfc3339
 from pipeline.config import RunConfig
 from pipeline.runner import beam_tracebacks_hidden
 from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
 from sinks.bigquery.beam import merge_step
 from sinks.iceberg import beam as iceberg_output
-from sinks.iceberg.settings import target_from_options
 from sinks.lake.beam import WriteLake
 from sources.files.beam import ExportedFilesToRows, ReadExportedFiles
 from sources.files.pool import default_processes
@@ -39,35 +39,35 @@ from transforms.beam import PersonalEventsToRows
 
 def read_source(pipeline: beam.Pipeline, config: RunConfig):
     """(RawBatch pages, cursor PCollection or None, manifest description)."""
-    options = config.options
     if config.mode == "file":
-        batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(config.inputs, batch_size=options.batch_size)
+        batches = pipeline | "ReadExportedFiles" >> ReadExportedFiles(config.inputs,
+                                                                      batch_size=config.decode.batch_size)
         return batches, None, {"input": config.inputs}
-    if options.orgs:
+    okta = config.okta
+    if okta.orgs_file:
         return read_orgs(pipeline, config)
-    settings = config.okta()
+    settings = okta.org
     described = {"okta": settings.describe(), "okta_org_url": settings.org_url, "filter": settings.filter}
     if config.mode == "backfill":
-        since, until = config.since_until()
-        batches = pipeline | "ReadSystemLogRange" >> ReadSystemLogRange(settings, since, until, config.slice_length())
-        return batches, None, {**described, "since": options.since, "until": options.until}
-    tail = pipeline | "ReadSystemLogTail" >> ReadSystemLogTail(settings, options.state, config.lookback(),
-                                                                config.run_id, target_from_options(options))
-    return tail.pages, tail[CURSOR], {**described, "state": options.state}
+        batches = pipeline | "ReadSystemLogRange" >> ReadSystemLogRange(settings, okta.since, okta.until,
+                                                                        okta.slice_length)
+        return batches, None, {**described, "since": rfc3339(okta.since), "until": rfc3339(okta.until)}
+    tail = pipeline | "ReadSystemLogTail" >> ReadSystemLogTail(settings, okta.state, okta.lookback, config.run_id,
+                                                                config.iceberg)
+    return tail.pages, tail[CURSOR], {**described, "state": okta.state}
 
 
 def read_orgs(pipeline: beam.Pipeline, config: RunConfig):
     """Many orgs (``--orgs``): (pages, cursors or None, description with the org reports under ``org_reports``)."""
-    options = config.options
-    orgs = config.orgs()
+    okta = config.okta
+    orgs = list(okta.orgs)
     described = {"org_sources": [{"org": org.host, "okta": org.settings.describe(), "filter": org.settings.filter,
-                           "event_types": org.event_types, "state": org.state} for org in orgs]}
+                                  "event_types": org.event_types, "state": org.state} for org in orgs]}
     if config.mode == "backfill":
-        since, until = config.since_until()
-        read = pipeline | "ReadOrgsRange" >> ReadOrgsRange(orgs, since, until, config.slice_length())
-        return read.pages, None, {**described, "since": options.since, "until": options.until,
+        read = pipeline | "ReadOrgsRange" >> ReadOrgsRange(orgs, okta.since, okta.until, okta.slice_length)
+        return read.pages, None, {**described, "since": rfc3339(okta.since), "until": rfc3339(okta.until),
                                   ORG_REPORTS: read[ORG_REPORTS]}
-    read = pipeline | "ReadOrgsTail" >> ReadOrgsTail(orgs, config.lookback(), config.run_id)
+    read = pipeline | "ReadOrgsTail" >> ReadOrgsTail(orgs, okta.lookback, config.run_id)
     return read.pages, read[CURSOR], {**described, ORG_REPORTS: read[ORG_REPORTS]}
 
 
@@ -75,40 +75,38 @@ def decode_processes(config: RunConfig) -> int:
     """How many local processes decode a file replay (1: none, the Beam graph does it; always 1 on Dataflow)."""
     if config.mode != "file" or not config.local:
         return 1
-    return config.options.decode_processes or default_processes()
+    return config.files.decode_processes or default_processes()
 
 
 def build(pipeline: beam.Pipeline, config: RunConfig):
     """Wire the batch pipeline; returns the PCollection holding the run manifest."""
-    options = config.options
+    decode, lake = config.decode, config.lake
     processes = decode_processes(config)
     if processes > 1:
         rows, dead = pipeline | "ExportedFilesToRows" >> ExportedFilesToRows(
-            config.inputs, processes, options.event_types, options.raw_event,
-            options.max_dead_letter_payload_bytes, config.progress_interval, org=options.okta_org,
-            batch_size=options.batch_size)
+            config.inputs, processes, decode.event_types, decode.raw_event, decode.max_payload_bytes,
+            config.progress_interval, org=decode.org, batch_size=decode.batch_size)
         cursors, reports, described = None, None, {"input": config.inputs}
     else:
         batches, cursors, described = read_source(pipeline, config)
         reports = described.pop(ORG_REPORTS, None)
         org_event_types = {org["org"]: org["event_types"] for org in described.get("org_sources", [])}
         rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
-            options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
-            config.progress_interval, whole_batches=True, org=options.okta_org,
-            org_event_types=org_event_types or None)
+            decode, config.progress_interval, whole_batches=True, org_event_types=org_event_types or None)
     manifest = ((rows, dead) if reports is None else (rows, dead, reports)) | "WriteLake" >> WriteLake(
-        config.lake, config.dead_letter, config.run_id, file_schema(options.raw_event),
-        compression=options.compression, started_at=config.started.isoformat(),
-        description={"source": options.source, **described,
-                     "event_types": options.event_types, "dead_letter": config.dead_letter},
+        lake.root, lake.dead_letter, config.run_id, file_schema(decode.raw_event),
+        compression=lake.compression, started_at=config.started.isoformat(),
+        description={"source": config.source, **described,
+                     "event_types": decode.event_types, "dead_letter": lake.dead_letter},
     )
-    if options.bigquery_table:
+    if config.bigquery is not None:
         # After the lake commit; the cursor below then waits for BigQuery too.
-        manifest = manifest | "MergeIntoBigQuery" >> merge_step(config.bigquery(), config.lake, config.run_id)
+        manifest = manifest | "MergeIntoBigQuery" >> merge_step(config.bigquery, lake.root, config.run_id)
     # After the lake (and BigQuery): one Iceberg snapshot; the cursor below waits for it too.
-    manifest = iceberg_output.commit_after_lake(manifest, options, config.lake, config.run_id, cursors)
+    manifest = iceberg_output.commit_after_lake(manifest, config.iceberg, lake.root, config.run_id, config.source,
+                                                decode.raw_event, cursors)
     if cursors is not None:
-        cursors | "StoreCursor" >> StoreCursor(options.state, manifest, lake=config.lake)
+        cursors | "StoreCursor" >> StoreCursor(config.okta.state, manifest, lake=lake.root)
     return manifest
 
 
@@ -121,13 +119,13 @@ def run(pipeline_options, config: RunConfig) -> int:
     if not config.local:
         return submit(pipeline, config)
     try:
-        with beam_tracebacks_hidden(not config.options.verbose):
+        with beam_tracebacks_hidden(not config.verbose):
             result = pipeline.run()
             result.wait_until_finish()
     except Exception as exc:  # noqa: BLE001 - a failed run is reported as one line, not a Beam traceback
         raise RunFailed(failure(exc), batch_outcome(config)) from exc
 
-    summary = RunSummary.collect(result, config.lake, config.run_id, config.started, config.manifest)
+    summary = RunSummary.collect(result, config.lake.root, config.run_id, config.started, config.manifest)
     print(summary.render())
     if not summary.balanced:
         print("error: the run's counts do not balance (see above); please report this", file=sys.stderr)
@@ -160,7 +158,7 @@ def batch_outcome(config: RunConfig) -> str:
 def submit(pipeline: beam.Pipeline, config: RunConfig) -> int:
     """Dataflow and other services: submit and return (a Flex Template launcher must not wait)."""
     result = pipeline.run()
-    if dry_run(config):
+    if config.dry_run:
         print(f"dry run {config.run_id}: the pipeline was translated into a job request; nothing was submitted "
               "and nothing was written", file=sys.stderr)
         return 0
@@ -168,9 +166,3 @@ def submit(pipeline: beam.Pipeline, config: RunConfig) -> int:
     # The job's own counters are in the Dataflow UI, namespace okta_personal.
     print(f"submitted run {config.run_id}" + (f" as job {job()}" if callable(job) else ""), file=sys.stderr)
     return 0
-
-
-def dry_run(config: RunConfig) -> bool:
-    from apache_beam.options.pipeline_options import TestOptions
-
-    return bool(config.options.view_as(TestOptions).dry_run)

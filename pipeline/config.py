@@ -1,25 +1,41 @@
-"""The options of one run, resolved once: locations, durations, the Okta and streaming settings.
+"""A run's configuration, resolved once at start: every component's settings, checked together.
 
-:func:`resolve` turns validated :class:`~pipeline.options.LakeOptions` into a
-:class:`RunConfig`; the batch and streaming wiring read only that. Where the
-lake, the dead letters and the run manifest are is decided here and nowhere else.
+:func:`resolve` asks each component for its settings (each checks its own flags and reads what it
+must, once: the orgs file, a credential file, durations and times) and adds the checks that span
+components; it returns a :class:`RunConfig` only when nothing is wrong, else every problem, one line
+each. The batch and streaming wiring read only the :class:`RunConfig`; nothing parses an option later.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import secrets
 from dataclasses import dataclass
 
-from common.durations import parse_duration, parse_time
-from okta_client.urls import normalise_org_url
-from pipeline.options import LakeOptions, input_patterns
-from sinks.iceberg.settings import target_from_options
-from sinks.lake.files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
-from sources.okta.connect import OktaSettings
-from storage import fs
-from streaming.settings import PubSubSettings, TailSettings, WindowSettings
-from transforms.selection import EventTypeSelection
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
+
+from pipeline import monitoring
+from pipeline.monitoring import MonitoringSettings
+from pipeline.options import LakeOptions
+from sinks.bigquery import settings as bigquery_settings
+from sinks.bigquery.settings import BigQueryTarget
+from sinks.iceberg import settings as iceberg_settings
+from sinks.iceberg.settings import IcebergTarget
+from sinks.lake import settings as lake_settings
+from sinks.lake.settings import LakeSettings
+from sources.files import settings as file_settings
+from sources.files.settings import FileSourceSettings
+from sources.okta import settings as okta_settings
+from sources.okta.settings import OktaSourceSettings
+from sources.pubsub import settings as pubsub_settings
+from sources.pubsub.settings import PubSubSourceSettings
+from streaming import settings as stream_settings
+from streaming.settings import PubSubSettings, StreamSettings, TailSettings, WindowSettings
+from transforms import settings as decode_settings
+from transforms.settings import DecodeSettings
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
 
 def new_run_id(now: _dt.datetime | None = None) -> str:
@@ -29,124 +45,114 @@ def new_run_id(now: _dt.datetime | None = None) -> str:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything the wiring needs that is derived from the options (the options stay the source of truth)."""
+    """Everything a run does, as settings: what the wiring reads instead of the options."""
 
-    options: LakeOptions
     run_id: str
     started: _dt.datetime
-    lake: str
-    dead_letter: str
-    manifest: str  # the run's manifest file (batch runs)
+    source: str  # file, okta or pubsub
+    streaming: bool
     local: bool  # the pipeline runs in this process (progress lines, the summary, local loops)
-
-    @property
-    def source(self) -> str:
-        return self.options.source
+    lake: LakeSettings
+    decode: DecodeSettings
+    monitoring: MonitoringSettings
+    files: FileSourceSettings | None = None
+    okta: OktaSourceSettings | None = None
+    pubsub: PubSubSourceSettings | None = None
+    stream: StreamSettings | None = None
+    bigquery: BigQueryTarget | None = None
+    iceberg: IcebergTarget | None = None
+    iceberg_keep_snapshots: int = 60
+    progress_interval: float = 0.0  # seconds between progress lines (0: none)
+    quiet: bool = False
+    verbose: bool = False
+    dry_run: bool = False  # a service runner translates the job and submits nothing
 
     @property
     def mode(self) -> str:
         """``file``, ``backfill`` or ``incremental`` (batch), ``okta-tail`` or ``pubsub`` (streaming)."""
-        if self.options.source == "file":
-            return "file"
-        if self.options.source == "pubsub":
-            return "pubsub"
+        if self.source in ("file", "pubsub"):
+            return self.source
         if self.streaming:
             return "okta-tail"
-        return "backfill" if self.options.since else "incremental"
+        return "backfill" if self.okta.backfill else "incremental"
 
     @property
-    def streaming(self) -> bool:
-        from apache_beam.options.pipeline_options import StandardOptions
-
-        return bool(self.options.view_as(StandardOptions).streaming)
-
-    @property
-    def progress_interval(self) -> float:
-        # Workers of a service log elsewhere; Beam's own monitoring shows progress there.
-        return 0 if self.options.quiet or not self.local else self.options.progress_interval
+    def manifest(self) -> str:
+        """The run's manifest file (batch runs)."""
+        return self.lake.manifest(self.run_id)
 
     @property
     def inputs(self) -> list[str]:
-        return input_patterns(self.options)
+        return list(self.files.patterns) if self.files else []
 
-    def okta(self) -> OktaSettings:
-        options = self.options
-        selection = EventTypeSelection.parse(options.event_types)
-        return OktaSettings(
-            org_url=normalise_org_url(options.okta_org_url),
-            token_file=options.okta_token_file,
-            client_id=options.okta_client_id,
-            private_key_file=options.okta_private_key_file,
-            key_id=options.okta_key_id,
-            scopes=tuple(options.okta_scopes.split()),
-            dpop=options.okta_dpop,
-            rate_share=options.okta_rate_share,
-            page_limit=options.okta_page_limit,
-            filter=selection.scim_filter() if options.okta_filter_pushdown else "",
-        )
-
-    def orgs(self) -> list:
-        """The run's orgs (:class:`sources.okta.orgs.OrgSpec`): those of ``--orgs``, or ``--okta_org_url`` alone."""
-        from sources.okta.orgs import load_document, parse_orgs, single_org
-
-        options = self.options
-        if not options.orgs:
-            return single_org(self.okta(), options.event_types, options.state)
-        orgs, problems = parse_orgs(load_document(options.orgs), default_event_types=options.event_types,
-                                    default_rate_share=options.okta_rate_share, state_dir=options.state,
-                                    page_limit=options.okta_page_limit,
-                                    filter_pushdown=options.okta_filter_pushdown)
-        if problems:  # validated before the run; the file changed since
-            raise ValueError(f"--orgs {options.orgs}: {problems[0]}")
-        return orgs
-
-    def since_until(self) -> tuple[_dt.datetime, _dt.datetime]:
-        return parse_time(self.options.since, "--since"), parse_time(self.options.until, "--until")
-
-    def slice_length(self) -> _dt.timedelta:
-        return parse_duration(self.options.slice, "--slice")
-
-    def lookback(self) -> _dt.timedelta:
-        return parse_duration(self.options.lookback, "--lookback")
-
-    def stop_after(self) -> float | None:
-        value = self.options.stop_after
-        return parse_duration(value, "--stop_after").total_seconds() if value else None
-
-    def bigquery(self):
-        if not self.options.bigquery_table:
-            return None
-        from sinks.bigquery.client import BigQueryTarget
-
-        return BigQueryTarget(self.options.bigquery_table, self.options.raw_event, self.options.bigquery_endpoint)
-
+    @property
     def window(self) -> WindowSettings:
-        options = self.options
+        """How the windows of a streaming run are cut, decoded and committed."""
         return WindowSettings(
-            length=parse_duration(options.window, "--window").total_seconds(),
-            dedupe_horizon=parse_duration(options.dedupe_horizon, "--dedupe_horizon").total_seconds(),
-            lake=self.lake, dead_letter=self.dead_letter, job=self.run_id, event_types=options.event_types,
-            raw_event=options.raw_event, compression=options.compression,
-            max_payload_bytes=options.max_dead_letter_payload_bytes, quiet=options.quiet, bigquery=self.bigquery(),
-            okta_org=options.okta_org, iceberg=target_from_options(options),
-            iceberg_keep_snapshots=options.iceberg_keep_snapshots)
+            length=self.stream.window, dedupe_horizon=self.stream.dedupe_horizon, lake=self.lake,
+            decode=self.decode, job=self.run_id, quiet=self.quiet, bigquery=self.bigquery, iceberg=self.iceberg,
+            iceberg_keep_snapshots=self.iceberg_keep_snapshots)
 
+    @property
     def tail(self) -> TailSettings:
-        return TailSettings(
-            state_uri=self.options.state, lookback=self.lookback(),
-            poll_interval=parse_duration(self.options.poll_interval, "--poll_interval").total_seconds(),
-            window=self.window())
+        return TailSettings(state_uri=self.okta.state, lookback=self.okta.lookback,
+                            poll_interval=self.stream.poll_interval, window=self.window)
 
-    def pubsub(self) -> PubSubSettings:
-        return PubSubSettings(subscription=self.options.subscription, window=self.window())
+    @property
+    def pubsub_loop(self) -> PubSubSettings:
+        return PubSubSettings(subscription=self.pubsub.subscription, window=self.window)
 
 
-def resolve(options: LakeOptions, *, local: bool, started: _dt.datetime | None = None) -> RunConfig:
-    """The run's configuration; gives the run an id (``--run_id`` or a new one) and writes it back to the options."""
+def resolve(pipeline_options: PipelineOptions, *, local: bool, on_dataflow: bool = False,
+            started: _dt.datetime | None = None) -> tuple[RunConfig | None, list[str]]:
+    """``(config, [])``, or ``(None, problems)`` with every problem of the options, one line each.
+
+    Gives the run its id (``--run_id`` or a new one) and writes it back to the options, where Beam's
+    display data and a Dataflow job's description show it.
+    """
+    options = pipeline_options.view_as(LakeOptions)
+    streaming = bool(pipeline_options.view_as(StandardOptions).streaming)
+    source = options.source
+    problems: list[str] = []
+    lake = lake_settings.resolve(options, problems)
+    decode = decode_settings.resolve(options, problems, source=source)
+    files = file_settings.resolve(options, problems, source=source)
+    stream = stream_settings.resolve(options, problems, streaming=streaming)
+    pubsub = pubsub_settings.resolve(options, problems, source=source, streaming=streaming)
+    iceberg = iceberg_settings.resolve(options, problems, lake=lake.root if lake else None, on_dataflow=on_dataflow)
+    okta = None
+    if source == "okta":
+        okta = okta_settings.resolve(options, problems, streaming=streaming,
+                                     iceberg=bool(options.iceberg_table), local=local)
+    bigquery = bigquery_settings.resolve(options, problems, raw_event=options.raw_event)
+    watched = monitoring.resolve(options, problems, window=stream.window if stream else None)
+    problems += _across_components(options, streaming)
+    if problems:
+        return None, problems
     started = started or _dt.datetime.now(_dt.timezone.utc)
-    run_id = options.run_id or new_run_id(started)
-    options.run_id = run_id
-    lake = options.output.rstrip("/")
-    dead_letter = (options.dead_letter or fs.join(lake, DEFAULT_DEAD_LETTER_DIR)).rstrip("/")
-    return RunConfig(options=options, run_id=run_id, started=started, lake=lake, dead_letter=dead_letter,
-                     manifest=fs.join(lake, RUNS_DIR, f"{run_id}.json"), local=local)
+    options.run_id = options.run_id or new_run_id(started)
+    return RunConfig(
+        run_id=options.run_id, started=started, source=source, streaming=streaming, local=local, lake=lake,
+        decode=decode, monitoring=watched, files=files, okta=okta, pubsub=pubsub, stream=stream,
+        bigquery=bigquery, iceberg=iceberg, iceberg_keep_snapshots=options.iceberg_keep_snapshots,
+        # Workers of a service log elsewhere; Beam's own monitoring shows progress there.
+        progress_interval=0.0 if options.quiet or not local else options.progress_interval,
+        quiet=options.quiet, verbose=options.verbose,
+        dry_run=bool(pipeline_options.view_as(TestOptions).dry_run)), []
+
+
+def _across_components(options, streaming: bool) -> list[str]:
+    """The checks no one component can make alone."""
+    problems = []
+    if streaming and options.source == "file":
+        problems.append("--streaming needs --source=okta (tail the System Log) or --source=pubsub")
+    if streaming and options.source == "okta" and not options.state and not (options.iceberg_table
+                                                                              and not options.orgs):
+        problems.append("--streaming with --source=okta needs --state (or --iceberg_table, whose snapshots record "
+                        "the cursor): the cursor is stored there after each committed window, so a restart "
+                        "resumes without loss")
+    if options.progress_interval < 0:
+        problems.append("--progress_interval must be 0 (off) or a number of seconds")
+    if options.run_id is not None and not _RUN_ID.fullmatch(options.run_id):
+        problems.append("--run_id may only use letters, digits, '-', '_' and '.'")
+    return problems

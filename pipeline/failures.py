@@ -80,18 +80,24 @@ def record_failure(config, failed: RunFailed) -> str | None:
     """
     import sys
 
-    from okta_client.urls import normalise_org_url
+    from common.durations import rfc3339
     from sinks.lake import records as run_records
 
-    options = config.options
     try:
-        record = {"source": options.source, "mode": config.mode, "started_at": config.started.isoformat(),
+        record = {"source": config.source, "mode": config.mode, "started_at": config.started.isoformat(),
                   "error": failed.cause.line(), "outcome": failed.outcome}
-        if options.source == "okta":
-            record["okta_org_url"] = normalise_org_url(options.okta_org_url)
-            record.update({key: getattr(options, key) for key in ("since", "until", "state")
-                           if getattr(options, key)})
-        return run_records.write_failed_record(config.lake, config.run_id, record)
+        okta = config.okta
+        if okta is not None:
+            if okta.orgs_file:
+                record["orgs"] = okta.orgs_file
+            else:
+                record["okta_org_url"] = okta.org.org_url
+            if okta.backfill:
+                record.update(since=rfc3339(okta.since), until=rfc3339(okta.until))
+            if okta.state:
+                record["state"] = okta.state
+        return run_records.write_failed_record(config.lake.root, config.run_id, record)
     except Exception as exc:  # noqa: BLE001 - the run's own error line matters more
-        print(f"warning: could not record the failed run in {config.lake}: {exc.__class__.__name__}", file=sys.stderr)
+        print(f"warning: could not record the failed run in {config.lake.root}: {exc.__class__.__name__}",
+              file=sys.stderr)
         return None

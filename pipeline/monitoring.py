@@ -24,11 +24,12 @@ import http.server
 import sys
 import threading
 import time
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from common import metrics
+from common.flags import duration_seconds
 
 PREFIX = metrics.NAMESPACE + "_"
 #: The Beam counters served, name -> meaning (each as ``okta_personal_<name>_total``).
@@ -55,11 +56,53 @@ def exported_names() -> set[str]:
     return names
 
 
-def org_label(options) -> str:
-    """The org's host for ``--source=okta``; "" for files and Pub/Sub."""
-    if options.source != "okta" or not options.okta_org_url:
-        return ""
-    return urlsplit(str(options.okta_org_url)).hostname or ""
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """``--metrics_port`` and friends, parsed."""
+
+    port: int | None = None  # None: no endpoint
+    host: str = "127.0.0.1"
+    stall_seconds: float = 600.0  # /healthz: a streaming run that closed no window for this long is unhealthy
+    log_format: str = "text"
+
+
+def add_flags(parser) -> None:
+    monitoring = parser.add_argument_group("Monitoring (local runs)")
+    monitoring.add_argument(
+        "--metrics_port", type=int, default=None,
+        help="Serve Prometheus metrics on this port while a local run (batch or streaming) runs: /metrics (the "
+             "okta_personal counters, commit duration, lag, cursor age; label org) and /healthz. 0 picks a free "
+             "port (printed). On Dataflow the counters stay Beam metrics.")
+    monitoring.add_argument(
+        "--metrics_host", default="127.0.0.1",
+        help="Address the metrics endpoint listens on (default 127.0.0.1, this machine only; 0.0.0.0 for all).")
+    monitoring.add_argument(
+        "--healthz_stall", default="10m",
+        help="/healthz answers 503 when a streaming run has closed no window, or not reached its source, for "
+             "this long (e.g. 10m; at least one --window). A batch run is healthy while it runs.")
+    monitoring.add_argument(
+        "--log_format", choices=("text", "json"), default="text",
+        help="text: human-readable lines on stderr; json: one JSON object per line (severity, message, time, "
+             "run_id, logger; the fields Cloud Logging reads), for log shippers.")
+
+
+def resolve(options, problems: list[str], *, window: float | None) -> MonitoringSettings | None:
+    """The monitoring settings; ``window`` is a streaming run's window length (the stall must cover one)."""
+    found = len(problems)
+    if options.metrics_port is not None and not 0 <= options.metrics_port <= 65535:
+        problems.append(f"--metrics_port must be between 0 and 65535, got {options.metrics_port}")
+    stall = duration_seconds(options, "healthz_stall", problems)
+    if stall is not None and options.metrics_port is not None and window is not None and stall < window:
+        problems.append(f"--healthz_stall {options.healthz_stall} must be at least one --window ({options.window}), "
+                        "or /healthz would report every window as a stall")
+    if len(problems) > found:
+        return None
+    return MonitoringSettings(options.metrics_port, options.metrics_host, stall, options.log_format)
+
+
+def org_label(orgs) -> str:
+    """The org's host when the run reads one Okta org (``orgs``: its org specs); "" otherwise."""
+    return orgs[0].host if orgs and len(orgs) == 1 else ""
 
 
 class LocalMetrics:
@@ -169,16 +212,16 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-def _stored_cursor_time(options) -> float | None:
+def _stored_cursor_time(state_uri: str | None) -> float | None:
     """When the cursor in --state was stored (its updated_at), so the age is right from the start."""
-    if options.source != "okta" or not options.state:
+    if not state_uri:
         return None
     try:
         import datetime as _dt
 
         from sources.okta import state as okta_state
 
-        state = okta_state.load(options.state)
+        state = okta_state.load(state_uri)
         return None if state is None or not state.updated_at else _dt.datetime.fromisoformat(
             state.updated_at).timestamp()
     except Exception:  # noqa: BLE001 - the run reports a bad state itself; the gauge just stays NaN
@@ -186,20 +229,22 @@ def _stored_cursor_time(options) -> float | None:
 
 
 @contextlib.contextmanager
-def serving(options, streaming: bool, local: bool):
-    """Serve the run's metrics while the ``with`` body runs (only on a local run with --metrics_port)."""
-    if options.metrics_port is None or not local:
-        if options.metrics_port is not None:
+def serving(settings: MonitoringSettings, streaming: bool, local: bool, org: str = "",
+            state_uri: str | None = None):
+    """Serve the run's metrics while the ``with`` body runs (only on a local run with --metrics_port).
+
+    ``org`` labels the series (the one org a run reads, or ""); ``state_uri`` is the cursor file whose
+    age is served from the start.
+    """
+    if settings.port is None or not local:
+        if settings.port is not None:
             print("note: --metrics_port serves local runs only; on a service the counters are Beam metrics "
                   f"(namespace {metrics.NAMESPACE})", file=sys.stderr, flush=True)
         yield None
         return
-    from common.durations import parse_duration
-
-    stall = parse_duration(options.healthz_stall, "--healthz_stall").total_seconds()
-    local_metrics = LocalMetrics(org_label(options), streaming, stall, _stored_cursor_time(options))
-    server = MetricsServer(local_metrics, options.metrics_host, options.metrics_port)
-    print(f"metrics: http://{options.metrics_host}:{server.port}/metrics and /healthz", file=sys.stderr, flush=True)
+    local_metrics = LocalMetrics(org, streaming, settings.stall_seconds, _stored_cursor_time(state_uri))
+    server = MetricsServer(local_metrics, settings.host, settings.port)
+    print(f"metrics: http://{settings.host}:{server.port}/metrics and /healthz", file=sys.stderr, flush=True)
     metrics.mirror_to(local_metrics)
     try:
         yield server

@@ -64,6 +64,13 @@ def is_local(pipeline_options: PipelineOptions) -> bool:
     return name.lower() in LOCAL_RUNNERS or name.lower() + "runner" in LOCAL_RUNNERS
 
 
+def on_dataflow(pipeline_options: PipelineOptions) -> bool:
+    """Whether the pipeline is for Google Cloud Dataflow (its workers are other machines)."""
+    runner = pipeline_options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__ if runner else ""
+    return "dataflow" in name.lower()
+
+
 def choose_runner(pipeline_options: PipelineOptions, argv: list[str], *, streaming: bool, source: str) -> None:
     """Workarounds 1 and 2: the runner (and worker threads) when ``--runner`` was not given."""
     standard = pipeline_options.view_as(StandardOptions)

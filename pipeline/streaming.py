@@ -16,6 +16,7 @@ import sys
 
 import apache_beam as beam
 
+from common.durations import describe
 from pipeline import runner as local_runner
 from pipeline.config import RunConfig
 from pipeline.failures import RunFailed, failure
@@ -29,43 +30,46 @@ RESUME = {"okta": "the cursor points after the last one", "pubsub": "messages of
 
 def build(pipeline: beam.Pipeline, config: RunConfig) -> None:
     """Wire a streaming job: the Okta tail (commits inside the tail) or Pub/Sub -> windowed lake writes."""
-    options = config.options
-    if options.source == "okta" and options.orgs:
-        pipeline | "TailOrgs" >> TailOrgsToLake(config.orgs(), config.tail())
+    if config.source == "okta" and config.okta.orgs_file:
+        pipeline | "TailOrgs" >> TailOrgsToLake(config.okta.orgs, config.tail)
         return
-    if options.source == "okta":
-        pipeline | "TailSystemLog" >> TailSystemLogToLake(config.okta(), config.tail())
+    if config.source == "okta":
+        pipeline | "TailSystemLog" >> TailSystemLogToLake(config.okta.org, config.tail)
         return
-    batches = pipeline | "ReadPubSub" >> ReadPubSubBatches(
-        options.subscription, options.id_label, options.timestamp_attribute)
-    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
-        options.event_types, options.raw_event, options.max_dead_letter_payload_bytes, 0, org=options.okta_org)
-    (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(config.window())
+    pubsub = config.pubsub
+    batches = pipeline | "ReadPubSub" >> ReadPubSubBatches(pubsub.subscription, pubsub.id_label,
+                                                           pubsub.timestamp_attribute)
+    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(config.decode, 0)
+    (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(config.window)
 
 
 def run(pipeline_options, config: RunConfig) -> int:
     """Run until stopped (Ctrl-C, SIGTERM, or --stop_after); on a service, submit and return."""
-    options = config.options
-    described = options.subscription if options.source == "pubsub" else (options.okta_org_url or options.orgs)
-    print(f"streaming {config.run_id}: {options.source} {described} -> {options.output} "
-          f"(windows of {options.window})", file=sys.stderr, flush=True)
-    loop = local_runner.local_loop(pipeline_options, options.source, options.pubsub_reader)
-    if loop == "okta" and options.orgs:
-        return run_loop(lambda: okta_tail.run_orgs_locally(config.orgs(), config.tail(), config.stop_after()), config)
+    if config.source == "pubsub":
+        described = config.pubsub.subscription
+    else:
+        described = config.okta.orgs_file or config.okta.org.org_url
+    print(f"streaming {config.run_id}: {config.source} {described} -> {config.lake.root} "
+          f"(windows of {describe(config.stream.window)})", file=sys.stderr, flush=True)
+    reader = config.pubsub.reader if config.pubsub else "client"
+    loop = local_runner.local_loop(pipeline_options, config.source, reader)
+    stop_after = config.stream.stop_after
+    if loop == "okta" and config.okta.orgs_file:
+        return run_loop(lambda: okta_tail.run_orgs_locally(config.okta.orgs, config.tail, stop_after), config)
     if loop == "okta":
-        return run_loop(lambda: okta_tail.run_locally(config.okta(), config.tail(), config.stop_after()), config)
+        return run_loop(lambda: okta_tail.run_locally(config.okta.org, config.tail, stop_after), config)
     if loop == "pubsub":
-        if options.id_label:
+        if config.pubsub.id_label:
             print("note: --id_label is used by Dataflow's ReadFromPubSub; the local loop dedupes on the events' "
                   "uuid", file=sys.stderr, flush=True)
-        return run_loop(lambda: pubsub_loop.run_locally(config.pubsub(), config.stop_after()), config)
+        return run_loop(lambda: pubsub_loop.run_locally(config.pubsub_loop, stop_after), config)
     pipeline = beam.Pipeline(options=pipeline_options)
     build(pipeline, config)
     if not config.local:
         from pipeline.batch import submit
 
         return submit(pipeline, config)
-    error = local_runner.run_streaming_graph(pipeline, config.stop_after(), hide_tracebacks=not options.verbose)
+    error = local_runner.run_streaming_graph(pipeline, stop_after, hide_tracebacks=not config.verbose)
     sys.stdout.flush()
     if error is not None:
         print(f"error: {RunFailed(failure(error), committed(config), streaming=True)}", file=sys.stderr, flush=True)
@@ -80,7 +84,7 @@ def committed(config: RunConfig) -> str:
 
 
 def stopped(config: RunConfig) -> str:
-    return (f"stopped {config.run_id}: every window committed so far is in {config.options.output}; rows of the "
+    return (f"stopped {config.run_id}: every window committed so far is in {config.lake.root}; rows of the "
             "open window are read again by the next run")
 
 

@@ -73,6 +73,18 @@ def join(base: str, *parts: str) -> str:
     return FileSystems.join(base.rstrip("/"), *parts)
 
 
+def blocking_file(path: str) -> str | None:
+    """The first existing ancestor of a local path that is not a folder (so the path cannot be made), if any."""
+    current = os.path.abspath(path)
+    while True:
+        parent = os.path.dirname(current)
+        if os.path.exists(current):
+            return None if os.path.isdir(current) else current
+        if parent == current:
+            return None
+        current = parent
+
+
 def ensure_dir(uri: str) -> None:
     if is_local(uri):
         os.makedirs(local_path(uri), exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 
 class SecretUnreadable(ValueError):
@@ -45,11 +46,28 @@ def read_secret_manager(name: str) -> str:
     return base64.b64decode(response.json()["payload"]["data"]).decode("utf-8").strip()
 
 
-def read_secret(path: str) -> str:
+_READ: dict[str, str] = {}  # path -> the secret, read once per process (see read_secret)
+_READ_LOCK = threading.Lock()
+
+
+def read_secret(path: str, fresh: bool = False) -> str:
     """A secret from a local file, a Beam filesystem URI (gs://, s3://) or a Secret Manager name.
 
-    Errors name where the secret was looked for, never its content.
+    Read once per process: the run's checks read it before anything starts, and a reader in the same
+    process (a local run) takes that value instead of reading it again. ``fresh`` reads it anew (a
+    reader that starts over after its credential was refused: it may have been rotated). Errors name
+    where the secret was looked for, never its content.
     """
+    with _READ_LOCK:
+        if not fresh and path in _READ:
+            return _READ[path]
+    secret = _read(path)
+    with _READ_LOCK:
+        _READ[path] = secret
+    return secret
+
+
+def _read(path: str) -> str:
     if is_secret_manager_name(path):
         return read_secret_manager(path)
     from storage import fs

@@ -131,11 +131,11 @@ class _CommitFn(beam.DoFn):
         key, items = element
         settings, name = self.settings, window_id(float(window.start))
         if key == "dead":
-            result = commit_window(settings.lake, settings.dead_letter, name, settings.job, self.schema,
-                                   (), items, settings.compression)
+            result = commit_window(settings.lake.root, settings.lake.dead_letter, name, settings.job, self.schema,
+                                   (), items, settings.lake.compression)
         else:
-            result = commit_window(settings.lake, settings.dead_letter, name, settings.job, self.schema,
-                                   ((batch.partition, batch.table) for batch in items), (), settings.compression)
+            result = commit_window(settings.lake.root, settings.lake.dead_letter, name, settings.job, self.schema,
+                                   ((batch.partition, batch.table) for batch in items), (), settings.lake.compression)
             finish_window(settings, name, self.schema, result)
         yield result
 
@@ -178,7 +178,7 @@ class WriteLakeWindows(beam.PTransform):
             | "WindowDeadLetters" >> beam.WindowInto(windows)
             | "DeadKey" >> beam.Map(lambda record: ("dead", record))
         )
-        commit = _CommitFn(settings, file_schema(settings.raw_event))
+        commit = _CommitFn(settings, file_schema(settings.decode.raw_event))
         committed_rows = keyed_rows | "GroupRows" >> beam.GroupByKey() | "CommitRows" >> beam.ParDo(commit)
         committed_dead = keyed_dead | "GroupDeadLetters" >> beam.GroupByKey() | "CommitDeadLetters" >> beam.ParDo(
             commit)

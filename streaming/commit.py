@@ -32,11 +32,11 @@ def finish_window(settings: WindowSettings, window: str, schema, result) -> None
         return
     from sinks.bigquery.client import stream_files
 
-    sent, refused = stream_files(settings.bigquery, settings.lake, result.written)
+    sent, refused = stream_files(settings.bigquery, settings.lake.root, result.written)
     counter("bigquery_rows_streamed").inc(sent)
     if refused:  # rows BigQuery refuses become the window's dead letters
-        commit_window(settings.lake, settings.dead_letter, window, settings.job, schema, (), refused,
-                      settings.compression)
+        commit_window(settings.lake.root, settings.lake.dead_letter, window, settings.job, schema, (), refused,
+                      settings.lake.compression)
         counter("dead_letters").inc(len(refused))
         result.dead_letters += len(refused)
 
@@ -64,7 +64,7 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
     if cursor:
         summary["cursor"] = cursor
     tables = committer(settings.iceberg, settings.iceberg_keep_snapshots)
-    result = tables.commit_files(settings.lake, files, summary, settings.raw_event)
+    result = tables.commit_files(settings.lake.root, files, summary, settings.decode.raw_event)
     counter("iceberg_rows_added").inc(result.rows_added)
     counter("iceberg_rows_present").inc(result.rows_present)
     if result.data_files:

@@ -36,9 +36,9 @@ MAX_PAGES_PER_TICK = 50  # a backlog is read over several ticks, so a window can
 class OktaTail:
     """The tail itself, no Beam: ``tick()`` once a second; it polls when due and commits finished windows."""
 
-    def __init__(self, settings: OktaSettings, tail: TailSettings, clock=time.time):
+    def __init__(self, settings: OktaSettings, tail: TailSettings, clock=time.time, fresh_credential: bool = False):
         self.settings, self.tail, self._clock = settings, tail, clock
-        self._client = build_client(self.settings)
+        self._client = build_client(self.settings, fresh_credential)
         self._metrics = ApiMetrics()
         self._buffer = WindowBuffer(tail.window, clock)
         self._cursor_stored = counter("cursor_stored")
@@ -118,7 +118,7 @@ class OktaTail:
             state, "okta-tail", window=window_id(window or 0), state_uri=self.tail.state_uri,
             rows=committed.rows if committed else 0, events=committed.events if committed else 0,
             partitions=list(committed.partitions) if committed else [])
-        run_records.record_quietly(run_records.write_window_record, self.tail.window.lake, name, link)
+        run_records.record_quietly(run_records.write_window_record, self.tail.window.lake.root, name, link)
         self._link = {"started_from": "cursor", "cursor_from": state.next_url, "cursor_from_run": job,
                       "span_since": self._covered_until}
 
@@ -167,7 +167,8 @@ MAX_PAUSE_SECONDS = 300.0  # a failing org is retried at least every five minute
 
 def org_tail_settings(tail: TailSettings, org, number: int) -> TailSettings:
     """One org's tail: its own cursor file, event types, and window file names (``<job>-o<number>``)."""
-    window = replace(tail.window, job=f"{tail.window.job}-o{number}", event_types=org.event_types)
+    window = replace(tail.window, job=f"{tail.window.job}-o{number}",
+                     decode=replace(tail.window.decode, event_types=org.event_types))
     return replace(tail, state_uri=org.state, window=window)
 
 
@@ -192,7 +193,8 @@ class OrgTail:
             return 0
         try:
             if self._runner is None:
-                self._runner = OktaTail(self.org.settings, self.tail)
+                # After a failure the credential is read anew: it may have been rotated since.
+                self._runner = OktaTail(self.org.settings, self.tail, fresh_credential=self.failures > 0)
             pages = self._runner.tick()
         except Exception as exc:  # noqa: BLE001 - one org's failure pauses that org only
             self.close()

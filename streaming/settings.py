@@ -1,16 +1,32 @@
-"""What a streaming job needs, as plain frozen values (they are pickled into the Beam graph).
+"""What a streaming job needs: its flags, their checks, and plain frozen values (pickled into the Beam graph).
 
-:class:`WindowSettings` is what every streaming path shares: how a window
-is cut, deduped and committed. The Okta tail and the Pub/Sub loop add their
-own fields around it (:class:`TailSettings`, :class:`PubSubSettings`) rather
-than repeat its fields.
+:class:`StreamSettings` is the parsed ``--window``, ``--poll_interval``, ``--dedupe_horizon`` and
+``--stop_after`` (each parsed once). :class:`WindowSettings` is what every streaming path shares:
+how a window is cut, decoded, deduped and committed; it holds the lake's, the decoder's, BigQuery's
+and Iceberg's own settings rather than copies of their fields. The Okta tail and the Pub/Sub loop
+add their own fields around it (:class:`TailSettings`, :class:`PubSubSettings`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Any
+
+from common.flags import duration_seconds
+from sinks.bigquery.settings import BigQueryTarget
+from sinks.iceberg.settings import IcebergTarget
+from sinks.lake.settings import LakeSettings
+from transforms.settings import DecodeSettings
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The streaming flags, parsed: seconds each."""
+
+    window: float  # processing time per window (--window)
+    poll_interval: float  # the Okta tail's wait once caught up (--poll_interval)
+    dedupe_horizon: float  # how long a uuid is remembered (--dedupe_horizon)
+    stop_after: float | None = None  # stop the run after this long (--stop_after); None: run until stopped
 
 
 @dataclass(frozen=True)
@@ -19,17 +35,12 @@ class WindowSettings:
 
     length: float  # seconds of processing time per window (--window)
     dedupe_horizon: float  # seconds a uuid is remembered (--dedupe_horizon)
-    lake: str
-    dead_letter: str
+    lake: LakeSettings
+    decode: DecodeSettings
     job: str  # names the window's files: part-w<start>-<job>-...
-    event_types: str
-    raw_event: bool
-    compression: str
-    max_payload_bytes: int
     quiet: bool = False
-    bigquery: Any = None  # sinks.bigquery.client.BigQueryTarget or None
-    okta_org: str | None = None  # the okta_org of events whose batch names none (--okta_org)
-    iceberg: Any = None  # sinks.iceberg.catalog.IcebergTarget or None: plain settings, the catalog opens per process
+    bigquery: BigQueryTarget | None = None
+    iceberg: IcebergTarget | None = None  # plain settings: the catalog opens per process
     iceberg_keep_snapshots: int = 60  # --iceberg_keep_snapshots
 
 
@@ -49,3 +60,38 @@ class PubSubSettings:
 
     subscription: str
     window: WindowSettings
+
+
+def add_flags(parser) -> None:
+    stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
+    stream.add_argument(
+        "--window", default="5m",
+        help="Length of the lake's write windows in streaming (e.g. 1m, 5m): each window's rows are "
+             "committed as files named after it.")
+    stream.add_argument(
+        "--poll_interval", default="60s",
+        help="How long the Okta tail waits after an empty page (caught up) before polling again.")
+    stream.add_argument(
+        "--dedupe_horizon", default="24h",
+        help="How long a stream remembers the uuids it wrote, to drop repeats early; repeats older than "
+             "that are still dropped when their window commits (insert-if-absent).")
+    stream.add_argument(
+        "--stop_after", default=None,
+        help="Stop a streaming run after this long (e.g. 2m), for demos and tests; uncommitted rows are "
+             "read again by the next run. Default: run until stopped.")
+
+
+def resolve(options, problems: list[str], *, streaming: bool) -> StreamSettings | None:
+    """The parsed streaming flags of a ``--streaming`` run (None otherwise, or with problems appended)."""
+    if not streaming:
+        return None
+    found = len(problems)
+    seconds = {name: duration_seconds(options, name, problems, at_least=1)
+               for name in ("window", "poll_interval", "dedupe_horizon", "stop_after")}
+    if len(problems) > found:
+        return None
+    if seconds["dedupe_horizon"] < seconds["window"]:
+        problems.append("--dedupe_horizon must be at least one --window")
+        return None
+    return StreamSettings(seconds["window"], seconds["poll_interval"], seconds["dedupe_horizon"],
+                          seconds["stop_after"])

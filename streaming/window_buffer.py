@@ -30,7 +30,6 @@ from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
 from transforms.flatten import Flattener, LineDecoder
 from transforms.records import RawBatch
-from transforms.selection import EventTypeSelection
 
 MAX_BUFFERED_ROWS = 50_000  # a backlog is committed in pieces of about this size, not held in memory whole
 
@@ -40,10 +39,10 @@ class WindowBuffer:
 
     def __init__(self, settings: WindowSettings, clock=time.time):
         self.settings, self._clock = settings, clock
-        self._selection = EventTypeSelection.parse(settings.event_types)
-        self._flattener = Flattener(settings.raw_event, settings.max_payload_bytes)
+        self._selection = settings.decode.selection
+        self._flattener = Flattener(settings.decode.raw_event, settings.decode.max_payload_bytes)
         self._typed = LineDecoder()
-        self._schema = file_schema(settings.raw_event)
+        self._schema = file_schema(settings.decode.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
             "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced")}
@@ -81,8 +80,8 @@ class WindowBuffer:
         """Decode each batch (its own dead-letter context), then flatten and dedupe their events together."""
         events, dead = [], []
         for batch in batches:
-            decoded = decode_batch(batch, self.settings.max_payload_bytes, self._selection, self._flattener.prepare,
-                                   org=self.settings.okta_org, typed=self._typed)
+            decoded = decode_batch(batch, self.settings.decode.max_payload_bytes, self._selection,
+                                   self._flattener.prepare, org=self.settings.decode.org, typed=self._typed)
             self._counters["events_read"].inc(decoded.read)
             self._counters["filtered_out"].inc(decoded.filtered)
             self._read += decoded.read
@@ -116,8 +115,8 @@ class WindowBuffer:
             return None
         settings, window = self.settings, self.window
         started = time.monotonic()
-        result = commit_window(settings.lake, settings.dead_letter, window_id(window), settings.job, self._schema,
-                               self._rows, self._dead, settings.compression)
+        result = commit_window(settings.lake.root, settings.lake.dead_letter, window_id(window), settings.job,
+                               self._schema, self._rows, self._dead, settings.lake.compression)
         finish_window(settings, window_id(window), self._schema, result)
         commit_snapshot(settings, window_id(window), [result], source, cursor)
         measure("commit_seconds", time.monotonic() - started)

@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from sinks.iceberg.catalog import IcebergConfigError
     from sinks.iceberg.maintenance import MaintenanceReport, compact, expire_snapshots, remove_orphan_files
-    from sinks.iceberg.settings import problems, target_from_options
+    from sinks.iceberg.settings import problems_of, target_from_options
     from sinks.iceberg.table import connect
 
     args, rest = parser().parse_known_args(argv)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
         fs.configure(rest)
     target = target_from_options(args)
-    errors = ["--iceberg_table is required"] if target is None else problems(target)
+    errors = ["--iceberg_table is required"] if target is None else problems_of(target)
     try:
         retention = parse_duration(args.retention, "--retention")
         orphan_age = parse_duration(args.orphan_age, "--orphan_age")

@@ -29,7 +29,8 @@ from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
 from transforms.flatten import STAGE_FLATTEN, Flattener, LineDecoder
 from transforms.gc_pause import PausedCollector
 from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
-from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
+from transforms.selection import EventTypeSelection
+from transforms.settings import DecodeSettings
 
 DEAD_LETTER = "dead_letter"
 
@@ -143,14 +144,13 @@ class ParseEvents(beam.PTransform):
     ``org`` is the ``okta_org`` of events whose batch names none (files, Pub/Sub).
     """
 
-    def __init__(self, event_types: str = DEFAULT_EVENT_TYPES,
-                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 prepare_rows: bool = False, org: str | None = None, org_event_types: dict | None = None):
+    def __init__(self, decode: DecodeSettings = DecodeSettings(), progress_interval: float = 0,
+                 prepare_rows: bool = False, org_event_types: dict | None = None):
         super().__init__()
-        self.org = org
+        self.org = decode.org
         self.org_selections = {o: EventTypeSelection.parse(t) for o, t in (org_event_types or {}).items()}
-        self.selection = EventTypeSelection.parse(event_types)
-        self.max_payload_bytes = max_payload_bytes
+        self.selection = decode.selection
+        self.max_payload_bytes = decode.max_payload_bytes
         self.progress_interval = progress_interval
         self.prepare_rows = prepare_rows
 
@@ -209,11 +209,10 @@ class FlattenTargets(beam.PTransform):
     instead (what the batch sink stages; see :class:`transforms.records.RowBatches`).
     """
 
-    def __init__(self, raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024,
-                 whole_batches: bool = False):
+    def __init__(self, decode: DecodeSettings = DecodeSettings(), whole_batches: bool = False):
         super().__init__()
-        self.raw_event = raw_event
-        self.max_payload_bytes = max_payload_bytes
+        self.raw_event = decode.raw_event
+        self.max_payload_bytes = decode.max_payload_bytes
         self.whole_batches = whole_batches
 
     def expand(self, batches):
@@ -228,27 +227,21 @@ class PersonalEventsToRows(beam.PTransform):
 
     Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements (or one
     ``RowBatches`` per input batch with ``whole_batches``) and dead-letter dicts.
-    ``org``: the ``okta_org`` of batches that name none; ``org_event_types``:
-    an org's own selection (``{host: "personal.*"}``), instead of ``event_types`` for its batches.
+    ``decode.org``: the ``okta_org`` of batches that name none; ``org_event_types``:
+    an org's own selection (``{host: "personal.*"}``), instead of ``decode.event_types`` for its batches.
     """
 
-    def __init__(self, event_types: str = DEFAULT_EVENT_TYPES, raw_event: bool = True,
-                 max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 whole_batches: bool = False, org: str | None = None, org_event_types: dict | None = None):
+    def __init__(self, decode: DecodeSettings = DecodeSettings(), progress_interval: float = 0,
+                 whole_batches: bool = False, org_event_types: dict | None = None):
         super().__init__()
+        self.decode = decode
         self.whole_batches = whole_batches
-        self.org = org
         self.org_event_types = org_event_types
-        self.event_types = event_types
-        self.raw_event = raw_event
-        self.max_payload_bytes = max_payload_bytes
         self.progress_interval = progress_interval
 
     def expand(self, batches):
         parsed = batches | "ParseEvents" >> ParseEvents(
-            self.event_types, self.max_payload_bytes, self.progress_interval, prepare_rows=True,
-            org=self.org, org_event_types=self.org_event_types)
-        flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.raw_event, self.max_payload_bytes,
-                                                                  self.whole_batches)
+            self.decode, self.progress_interval, prepare_rows=True, org_event_types=self.org_event_types)
+        flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.decode, self.whole_batches)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
         return flat.rows, dead

@@ -9,7 +9,8 @@ It is a plain frozen value: it pickles into a Beam graph or down a pipe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass
 
 from transforms.selection import DEFAULT_EVENT_TYPES, EventTypeSelection
 
@@ -37,6 +38,52 @@ class DecodeSettings:
     def selection(self) -> EventTypeSelection:
         return EventTypeSelection.parse(self.event_types)
 
-    def for_org(self, org: str | None, event_types: str | None = None) -> DecodeSettings:
-        """The same settings for one org's events (a many-org run keeps per-org event types)."""
-        return replace(self, org=org, event_types=event_types or self.event_types)
+
+def add_flags(parser) -> None:
+    """The decoding group: what is kept, what a row holds, how batches are cut."""
+    from common.flags import bool_flag
+
+    group = parser.add_argument_group("Decoding (every source)")
+    group.add_argument(
+        "--event_types", default=DEFAULT_EVENT_TYPES,
+        help="Comma-separated event types to keep; a pattern ending in * is a prefix "
+             "(default: personal.*, so future personal types flow in).")
+    bool_flag(group, "--raw_event", True,
+              "Store each event's original JSON in the raw_event column (default true).")
+    group.add_argument(
+        "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+        help="Events per pipeline element (default 1000, an Okta page).")
+    group.add_argument(
+        "--max_dead_letter_payload_bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES,
+        help="Cut dead-letter payloads longer than this many bytes (flagged in the record; "
+             "default 16 MiB).")
+    group.add_argument(
+        "--okta_org", default=None,
+        help="Host of the Okta org the events of --source=file or pubsub came from, e.g. acme.okta.com: "
+             "fills the okta_org column (a Pub/Sub message's okta_org attribute wins). API sources "
+             "take it from the org URL. Default: null.")
+
+
+ORG_HOST = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?")
+
+
+def resolve(options, problems: list[str], *, source: str) -> DecodeSettings | None:
+    """The run's :class:`DecodeSettings`, or None with each problem appended to ``problems``."""
+    found = len(problems)
+    try:
+        EventTypeSelection.parse(options.event_types)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if not 1 <= options.batch_size <= 100_000:
+        problems.append(f"--batch_size must be between 1 and 100000, got {options.batch_size}")
+    if options.max_dead_letter_payload_bytes < 1024:
+        problems.append("--max_dead_letter_payload_bytes must be at least 1024")
+    if options.okta_org is not None:
+        if source == "okta":
+            problems.append("--okta_org is for --source=file or pubsub; the API sources take the org from its URL")
+        elif not ORG_HOST.fullmatch(options.okta_org):
+            problems.append(f"--okta_org must be the org's host name, e.g. acme.okta.com, not {options.okta_org!r}")
+    if len(problems) > found:
+        return None
+    return DecodeSettings(options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
+                          options.okta_org, options.batch_size)

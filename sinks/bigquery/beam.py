@@ -5,7 +5,8 @@ from __future__ import annotations
 import apache_beam as beam
 
 from common.metrics import counter
-from sinks.bigquery.client import BigQueryTarget, merge_partitions
+from sinks.bigquery.client import merge_partitions
+from sinks.bigquery.settings import BigQueryTarget
 
 
 class _MergeFn(beam.DoFn):

@@ -23,53 +23,17 @@ import io
 import json
 import re
 import uuid as _uuid
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas.bigquery import CLUSTERING_FIELDS, PARTITION_FIELD, bigquery_schema
+from sinks.bigquery.settings import BigQueryTarget, parse_table_spec
 from storage import fs
 from transforms.records import dead_letter
 
-_TABLE_SPEC = re.compile(
-    r"^(?P<project>[a-z][-a-z0-9.:]{4,61}[a-z0-9]):(?P<dataset>\w{1,1024})\.(?P<table>[\w$-]{1,1024})$")
 MERGE_KEYS = ("uuid", "target_index", "published")
 _ENSURED: set = set()  # tables this process has checked or created
-
-
-def parse_table_spec(spec: str) -> tuple[str, str, str] | None:
-    match = _TABLE_SPEC.match(spec or "")
-    return (match["project"], match["dataset"], match["table"]) if match else None
-
-
-@dataclass(frozen=True)
-class BigQueryTarget:
-    """Where rows go; plain values, so it travels inside the pipeline graph."""
-
-    table_spec: str  # PROJECT:DATASET.TABLE
-    raw_event: bool = True
-    endpoint: str | None = None  # an emulator's base URL (tests); None = BigQuery
-
-    @property
-    def project(self) -> str:
-        return parse_table_spec(self.table_spec)[0]
-
-    @property
-    def table_id(self) -> str:
-        project, dataset, table = parse_table_spec(self.table_spec)
-        return f"{project}.{dataset}.{table}"
-
-    def client(self):
-        from google.cloud import bigquery
-
-        if self.endpoint:
-            from google.api_core.client_options import ClientOptions
-            from google.auth.credentials import AnonymousCredentials
-
-            return bigquery.Client(project=self.project, credentials=AnonymousCredentials(),
-                                   client_options=ClientOptions(api_endpoint=self.endpoint))
-        return bigquery.Client(project=self.project)
 
 
 def _schema_fields(raw_event: bool):

@@ -31,13 +31,12 @@ from common.metrics import counter
 from sinks.iceberg.catalog import IcebergConfigError
 from sinks.iceberg.cursor import cursor_text
 from sinks.iceberg.files import base_snapshot, commit_partitions, new_commit_id, write_partition
-from sinks.iceberg.settings import target_from_options
+from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import IcebergCommitError, connect, open_table
 
 
-def preflight(options) -> str | None:
+def preflight(target: IcebergTarget | None) -> str | None:
     """None when the Iceberg table is usable (or not asked for), else the one-line reason."""
-    target = target_from_options(options)
     if target is None:
         return None
     try:
@@ -50,9 +49,9 @@ def preflight(options) -> str | None:
     return None
 
 
-def commit_after_lake(manifest, options, lake: str, run_id: str, cursors=None):
+def commit_after_lake(manifest, target: IcebergTarget | None, lake: str, run_id: str, source: str, raw_event: bool,
+                      cursors=None):
     """Chain the Iceberg steps after the lake commit; returns the manifest PCollection (to wait on)."""
-    target = target_from_options(options)
     if target is None:
         return manifest
     plan = manifest | "IcebergBase" >> beam.ParDo(_BaseFn(target))
@@ -61,10 +60,10 @@ def commit_after_lake(manifest, options, lake: str, run_id: str, cursors=None):
         | "IcebergPartitions" >> beam.FlatMap(lambda p: [(part["partition"], p["base"])
                                                          for part in p["manifest"]["partitions"]])
         | "SpreadIcebergWrites" >> beam.GroupByKey()
-        | "WriteIcebergFiles" >> beam.ParDo(_WriteFilesFn(target, lake, options.raw_event))
+        | "WriteIcebergFiles" >> beam.ParDo(_WriteFilesFn(target, lake, raw_event))
     )
     cursor = beam.pvalue.AsList(cursors) if cursors is not None else None
-    return plan | "CommitToIceberg" >> beam.ParDo(_CommitFn(target, run_id, options.source),
+    return plan | "CommitToIceberg" >> beam.ParDo(_CommitFn(target, run_id, source),
                                                   beam.pvalue.AsList(written), cursor)
 
 

@@ -30,7 +30,7 @@ import os
 import re
 import time
 
-from sinks.iceberg.settings import CATALOG_NAME, REST_CREDENTIAL_ENV, REST_TOKEN_ENV, IcebergTarget, problems
+from sinks.iceberg.settings import CATALOG_NAME, REST_CREDENTIAL_ENV, REST_TOKEN_ENV, IcebergTarget, problems_of
 from storage import fs, secrets
 
 
@@ -76,7 +76,7 @@ def _environment_properties() -> dict:
 
 def load_catalog(target: IcebergTarget):
     """Open the catalog (creating the SQLite file and the SQL catalog's tables when missing)."""
-    bad = problems(target)
+    bad = problems_of(target)
     if bad:
         raise IcebergConfigError(bad[0])
     if target.catalog in ("sqlite", "sql"):

@@ -38,18 +38,37 @@ class IcebergTarget:
         return f"{self.table} ({self.catalog} catalog {where})"
 
 
-def target_from_options(options) -> IcebergTarget | None:
-    """The :class:`IcebergTarget` the pipeline options name, or None without ``--iceberg_table``."""
+def target_from_options(options, lake: str | None = None) -> IcebergTarget | None:
+    """The :class:`IcebergTarget` the options name (None without ``--iceberg_table``); the default sqlite
+    warehouse is beside ``lake`` (default ``--output``)."""
     if not getattr(options, "iceberg_table", None):
         return None
     warehouse = options.iceberg_warehouse
-    if not warehouse and options.iceberg_catalog == "sqlite" and options.output:
-        warehouse = options.output.rstrip("/") + "/" + DEFAULT_WAREHOUSE_DIR
+    lake = lake or getattr(options, "output", None)
+    if not warehouse and options.iceberg_catalog == "sqlite" and lake:
+        warehouse = lake.rstrip("/") + "/" + DEFAULT_WAREHOUSE_DIR
     return IcebergTarget(options.iceberg_table, options.iceberg_catalog, options.iceberg_catalog_uri,
                          warehouse, options.iceberg_credential_file)
 
 
-def problems(target: IcebergTarget) -> list[str]:
+def resolve(options, problems: list[str], *, lake: str | None, on_dataflow: bool) -> IcebergTarget | None:
+    """The run's :class:`IcebergTarget` (None without ``--iceberg_table``, or with its problems appended)."""
+    if options.iceberg_keep_snapshots < 0:
+        problems.append("--iceberg_keep_snapshots must be 0 or more")
+        return None
+    target = target_from_options(options, lake)
+    if target is None:
+        return None
+    if target.catalog == "sqlite" and on_dataflow:
+        problems.append("--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql "
+                        "or rest")
+        return None
+    found = problems_of(target)
+    problems += found
+    return None if found else target
+
+
+def problems_of(target: IcebergTarget) -> list[str]:
     """Every configuration problem of the target, one line each (checked before a run starts)."""
     errors = []
     if not _TABLE.match(target.table):

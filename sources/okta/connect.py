@@ -53,19 +53,20 @@ class OktaSettings:
         return f"{self.org_url} ({how}, rate share {self.rate_share:g})"
 
 
-def read_secret_file(path: str) -> str:
-    """A secret from a local file, gs://, s3:// or a Secret Manager name (:mod:`storage.secrets`)."""
+def read_secret_file(path: str, fresh: bool = False) -> str:
+    """A secret from a local file, gs://, s3:// or a Secret Manager name (:mod:`storage.secrets`), read once
+    per process unless ``fresh``."""
     try:
-        return secrets.read_secret(path)
+        return secrets.read_secret(path, fresh)
     except secrets.SecretUnreadable as exc:
         raise ConfigurationError(str(exc)) from None
 
 
-def resolve_auth(settings: OktaSettings):
-    """The credential, read now from the environment or the file the settings name."""
+def resolve_auth(settings: OktaSettings, fresh: bool = False):
+    """The credential, from the environment or the file the settings name (read anew when ``fresh``)."""
     if settings.uses_oauth:
         if settings.private_key_file:
-            key = read_secret_file(settings.private_key_file)
+            key = read_secret_file(settings.private_key_file, fresh)
         else:
             variable = settings.private_key_env or PRIVATE_KEY_ENV
             key = os.environ.get(variable, "")
@@ -75,7 +76,7 @@ def resolve_auth(settings: OktaSettings):
         return OAuthPrivateKeyJwtAuth(settings.org_url, settings.client_id, key, key_id=settings.key_id,
                                       scopes=settings.scopes, dpop=settings.dpop)
     if settings.token_file:
-        return SswsAuth(read_secret_file(settings.token_file))
+        return SswsAuth(read_secret_file(settings.token_file, fresh))
     return SswsAuth.from_env(settings.token_env or TOKEN_ENV)
 
 
@@ -92,6 +93,9 @@ def shared_governor(settings: OktaSettings) -> RateGovernor:
         return _governors[key]
 
 
-def build_client(settings: OktaSettings) -> SystemLogClient:
-    return SystemLogClient(settings.org_url, resolve_auth(settings), governor=shared_governor(settings),
+def build_client(settings: OktaSettings, fresh_credential: bool = False) -> SystemLogClient:
+    """A client of the org, sharing the process's rate governor of the org; ``fresh_credential`` reads the
+    credential anew (a reader starting over after a refusal)."""
+    return SystemLogClient(settings.org_url, resolve_auth(settings, fresh_credential),
+                           governor=shared_governor(settings),
                            max_response_bytes=settings.max_response_bytes)

@@ -125,11 +125,9 @@ def run_pipeline(*args: str) -> Run:
 def use_in_this_process(extra: list[str]) -> None:
     """Let this process's own file operations reach the stand-in of ``extra`` (Beam's S3 options; runs in
     this process set it too)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from storage import fs
 
-    from pipeline.cli import fs_options_set
-
-    fs_options_set(PipelineOptions(extra))
+    fs.configure(extra)
 
 
 def read_lake(lake: Path) -> list[dict]:
@@ -181,3 +179,18 @@ def decode_outcome(batch, selection, raw_event: bool = True, typed=None) -> tupl
 
     return (decoded.read, decoded.filtered, events, dead(decoded.dead_letters), rows, flat.events,
             dead(flat.dead_letters), flat.duplicates, flat.coerced)
+
+
+def window_settings(lake, *, job: str = "job1", length: float = 60, dedupe_horizon: float = 3600,
+                    event_types: str = "personal.*", raw_event: bool = True, max_payload_bytes: int = 1 << 20,
+                    quiet: bool = True, **extra):
+    """The windows of a streaming test run into ``lake`` (its dead letters in ``lake/_dead_letter``)."""
+    from sinks.lake.settings import LakeSettings
+    from streaming.settings import WindowSettings
+    from transforms.settings import DecodeSettings
+
+    lake = str(lake)
+    return WindowSettings(length=length, dedupe_horizon=dedupe_horizon,
+                          lake=LakeSettings(lake, f"{lake}/_dead_letter"),
+                          decode=DecodeSettings(event_types, raw_event, max_payload_bytes), job=job, quiet=quiet,
+                          **extra)

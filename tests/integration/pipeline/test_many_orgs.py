@@ -420,9 +420,9 @@ def test_a_tail_org_that_fails_mid_window_commits_nothing_of_it_and_its_cursor_s
     delivered into its open window are dropped when it fails before the window closes, its cursor stays
     where the last committed window left it, and after the pause it reads them again, each row once."""
     from sources.okta.orgs import parse_orgs
-    from storage import fs
     from streaming import okta_tail
-    from streaming.settings import TailSettings, WindowSettings
+    from streaming.settings import TailSettings
+    from tests.support.helpers import window_settings
     from transforms.selection import DEFAULT_EVENT_TYPES
 
     now = dt.datetime.now(dt.timezone.utc)
@@ -437,9 +437,7 @@ def test_a_tail_org_that_fails_mid_window_commits_nothing_of_it_and_its_cursor_s
     wall = [6_000_000.0]  # the windows' clock (60 s windows start on multiples of 60)
     pause_clock = [0.0]
     monkeypatch.setattr(okta_tail, "OktaTail", functools.partial(okta_tail.OktaTail, clock=lambda: wall[0]))
-    window = WindowSettings(length=60, dedupe_horizon=3600, lake=str(lake), dead_letter=str(lake / "_dead_letter"),
-                            job="tail", event_types=DEFAULT_EVENT_TYPES, raw_event=True,
-                            compression=fs.PARQUET_COMPRESSION, max_payload_bytes=16 << 20, quiet=True)
+    window = window_settings(lake, job="tail", event_types=DEFAULT_EVENT_TYPES, max_payload_bytes=16 << 20)
     tail = okta_tail.org_tail_settings(TailSettings(str(state), dt.timedelta(days=1), 1.0, window), orgs[0], 0)
     org_tail = okta_tail.OrgTail(orgs[0], tail, clock=lambda: pause_clock[0])
     cursor_file = Path(orgs[0].state)

@@ -20,7 +20,7 @@ import pytest
 from schemas.arrow import file_schema, partition_schema
 from schemas.bigquery import bigquery_schema
 from schemas.fields import COLUMNS
-from sinks.bigquery.client import BigQueryTarget
+from sinks.bigquery.settings import BigQueryTarget
 from tests.support.helpers import run_pipeline, write_jsonl
 from tests.support.okta import make_events, personal
 

@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 
 from schemas.bigquery import BIGQUERY_JSON, render
-from sinks.bigquery.client import BigQueryTarget, stream_files
+from sinks.bigquery.client import stream_files
+from sinks.bigquery.settings import BigQueryTarget
 from tests.support.helpers import run_pipeline, write_jsonl
 from tests.support.okta import TOKEN, expected_row_keys, make_events, personal
 from tests.support.reference import expected_rows

@@ -12,7 +12,7 @@ import pytest
 from schemas.fields import COLUMNS, DOCUMENTED_FIELDS
 from sinks.iceberg import table as iceberg_table
 from sinks.iceberg.catalog import IcebergConfigError, load_catalog
-from sinks.iceberg.settings import IcebergTarget, problems
+from sinks.iceberg.settings import IcebergTarget, problems_of
 from sinks.iceberg.table import commit_rows, open_table, snapshot_summaries
 from tests.support.helpers import REPO
 from tests.support.iceberg import TYPES, event_uuid, make_rows, writer_command
@@ -223,12 +223,12 @@ def test_readers_pyiceberg_duckdb_polars_and_time_travel(sqlite_target, monkeypa
 
 
 def test_configuration_problems_are_one_line_each(tmp_path):
-    assert problems(IcebergTarget("events", "sqlite", None, str(tmp_path))) == [
+    assert problems_of(IcebergTarget("events", "sqlite", None, str(tmp_path))) == [
         "--iceberg_table must look like NAMESPACE.TABLE (letters, digits, _), not 'events'"]
-    assert problems(IcebergTarget("okta.events", "sql", "postgresql://u:secret@h/db", str(tmp_path))) == [
+    assert problems_of(IcebergTarget("okta.events", "sql", "postgresql://u:secret@h/db", str(tmp_path))) == [
         "--iceberg_catalog_uri must not hold a password: use PGPASSWORD or ~/.pgpass"]
-    assert problems(IcebergTarget("okta.events", "rest", None, None))[0].startswith("--iceberg_catalog=rest needs")
-    assert problems(IcebergTarget("okta.events", "sqlite", None, "gs://b/wh"))[0].startswith("a gs:// or s3://")
+    assert problems_of(IcebergTarget("okta.events", "rest", None, None))[0].startswith("--iceberg_catalog=rest needs")
+    assert problems_of(IcebergTarget("okta.events", "sqlite", None, "gs://b/wh"))[0].startswith("a gs:// or s3://")
 
 
 def test_a_streaming_windows_lake_files_become_one_snapshot(sqlite_target, tmp_path):

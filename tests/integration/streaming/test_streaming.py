@@ -166,11 +166,11 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
 
 def loop_settings(subscription: str, lake: Path, window: float):
     """Settings for driving the local Pub/Sub loop (sources/pubsub_loop.py) in this process."""
-    from streaming.settings import PubSubSettings, WindowSettings
+    from streaming.settings import PubSubSettings
+    from tests.support.helpers import window_settings
 
-    return PubSubSettings(subscription=subscription, window=WindowSettings(
-        length=window, dedupe_horizon=3600, lake=str(lake), dead_letter=str(lake / "_dead_letter"), job="loop-test",
-        event_types="personal.*", raw_event=False, compression="zstd", max_payload_bytes=1 << 20, quiet=True))
+    return PubSubSettings(subscription=subscription, window=window_settings(lake, job="loop-test", length=window,
+                                                                           raw_event=False))
 
 
 def publish_events(pubsub_emulator, name: str, count: int):

@@ -17,22 +17,43 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import batch
 from pipeline import streaming as streaming_job
 from pipeline.config import resolve
-from pipeline.options import LakeOptions, validate
 from tests.support.okta import TOKEN
-
-pytestmark = pytest.mark.usefixtures("okta_token_env")
 
 DATAFLOW = ["--runner=DataflowRunner", "--dry_run=True", "--project=okta-lake-test", "--region=us-central1",
             "--temp_location=gs://okta-lake-test/tmp", "--staging_location=gs://okta-lake-test/staging"]
 
 
+@pytest.fixture(autouse=True)
+def no_token_in_the_environment(monkeypatch):
+    """A Dataflow worker never sees this machine's OKTA_API_TOKEN: runs name a token file (``with_token``)."""
+    monkeypatch.delenv("OKTA_API_TOKEN", raising=False)
+
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("secrets") / "okta-token"
+    path.write_text(TOKEN)
+    return path
+
+
+def with_token(args: list[str], token_file) -> list[str]:
+    """An Okta run's arguments with ``--okta_token_file`` (unless they name a credential or an orgs file)."""
+    named = any(a.startswith(("--okta_token_file", "--okta_client_id", "--orgs")) for a in args)
+    return args if "--source=okta" not in args or named else [*args, f"--okta_token_file={token_file}"]
+
+
+def resolved(options: PipelineOptions):
+    """The run's configuration as a Dataflow run resolves it (asserting the options have no problem)."""
+    config, problems = resolve(options, local=False, on_dataflow=True,
+                               started=dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc))
+    assert problems == []
+    return config
+
+
 def translate(args: list[str], streaming: bool):
-    options = PipelineOptions(DATAFLOW + args)
-    lake = options.view_as(LakeOptions)
-    assert validate(lake) == []
+    options = PipelineOptions(DATAFLOW + args + [f"--run_id={'job1' if streaming else 'run1'}"])
+    config = resolved(options)
     pipeline = beam.Pipeline(options=options)
-    lake.run_id = "job1" if streaming else "run1"
-    config = resolve(lake, local=False, started=dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc))
     (streaming_job.build if streaming else batch.build)(pipeline, config)
     proto = pipeline.to_runner_api()
     result = pipeline.run()
@@ -63,9 +84,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_pipeline_translates_to_a_dataflow_job(case):
+def test_pipeline_translates_to_a_dataflow_job(case, token_file):
     args, streaming, job_type = CASES[case]
-    job, proto = translate(args, streaming)
+    job, proto = translate(with_token(args, token_file), streaming)
     assert job.proto.type_.name == job_type
     assert len(environments(proto)) == 1, environments(proto)
     text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
@@ -81,18 +102,19 @@ def test_the_okta_token_is_not_in_the_job_even_when_read_from_a_file(tmp_path):
     options = str(job.options.get_all_options(drop_default=True))
     assert str(secret) in options and "file-secret-00abc" not in options + str(job.proto_pipeline)
     # What the DoFns carry to the workers: where the secret is, not the secret.
-    settings = pickle.dumps(resolve(job.options.view_as(LakeOptions), local=False).okta())
+    settings = pickle.dumps(resolved(job.options).okta.org)
     assert str(secret).encode() in settings and b"file-secret-00abc" not in settings
 
 
-def test_an_iceberg_run_translates_with_one_commit_step_and_no_catalog_credential(monkeypatch):
+def test_an_iceberg_run_translates_with_one_commit_step_and_no_catalog_credential(monkeypatch, token_file):
     monkeypatch.setenv("ICEBERG_REST_CREDENTIAL", "client:rest-secret-00abc")
     for catalog in (["--iceberg_catalog=sql", "--iceberg_catalog_uri=postgresql://lake@db.internal:5432/okta",
                      "--iceberg_warehouse=gs://okta-lake-test/iceberg"],
                     ["--iceberg_catalog=rest", "--iceberg_catalog_uri=https://biglake.googleapis.com/iceberg/v1"]):
-        job, proto = translate(["--source=okta", "--okta_org_url=https://acme.okta.com",
-                                "--state=gs://okta-lake-test/state/cursor.json", "--output=gs://okta-lake-test/lake",
-                                "--iceberg_table=okta.events", *catalog], False)
+        job, proto = translate(with_token(["--source=okta", "--okta_org_url=https://acme.okta.com",
+                                           "--state=gs://okta-lake-test/state/cursor.json",
+                                           "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events",
+                                           *catalog], token_file), False)
         names = [t.unique_name for t in proto.components.transforms.values()]
         assert sum(1 for n in names if n.endswith("CommitToIceberg")) == 1
         text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
@@ -144,20 +166,21 @@ def test_a_batch_iceberg_run_writes_data_files_on_many_workers_and_commits_in_on
 
 
 @pytest.mark.parametrize("source", ["okta", "pubsub"])
-def test_a_streaming_iceberg_job_translates_carrying_only_the_catalog_settings(source, monkeypatch):
+def test_a_streaming_iceberg_job_translates_carrying_only_the_catalog_settings(source, monkeypatch, token_file):
     monkeypatch.setenv("ICEBERG_REST_CREDENTIAL", "client:rest-secret-00abc")
     args = {"okta": ["--source=okta", "--okta_org_url=https://acme.okta.com",
                      "--state=gs://okta-lake-test/state/tail.json"],
             "pubsub": ["--source=pubsub", "--subscription=projects/okta-lake-test/subscriptions/okta-events"]}
-    job, proto = translate(["--streaming", *args[source], "--output=gs://okta-lake-test/lake",
-                            "--iceberg_table=okta.events", "--iceberg_catalog=rest",
-                            "--iceberg_catalog_uri=https://biglake.googleapis.com/iceberg/v1"], True)
+    job, proto = translate(with_token(["--streaming", *args[source], "--output=gs://okta-lake-test/lake",
+                                       "--iceberg_table=okta.events", "--iceberg_catalog=rest",
+                                       "--iceberg_catalog_uri=https://biglake.googleapis.com/iceberg/v1"], token_file),
+                           True)
     assert job.proto.type_.name == "JOB_TYPE_STREAMING"
     assert len(environments(proto)) == 1
     text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
     assert "rest-secret-00abc" not in text
     # The workers get the table's settings (plain, picklable values), never an open catalog.
-    window = resolve(job.options.view_as(LakeOptions), local=False).window()
+    window = resolved(job.options).window
     assert window.iceberg.table == "okta.events" and window.iceberg.catalog == "rest"
     assert pickle.loads(pickle.dumps(window)) == window
     assert b"rest-secret-00abc" not in pickle.dumps(window)
@@ -169,8 +192,8 @@ def test_a_streaming_iceberg_job_translates_carrying_only_the_catalog_settings(s
 def test_the_embedded_sqlite_catalog_is_refused_on_dataflow():
     options = PipelineOptions(DATAFLOW + ["--source=file", "--input=gs://okta-lake-test/exports/*.jsonl.gz",
                                           "--output=gs://okta-lake-test/lake", "--iceberg_table=okta.events"])
-    assert validate(options.view_as(LakeOptions)) == [
-        "--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"]
+    assert resolve(options, local=False, on_dataflow=True) == (None, [
+        "--iceberg_catalog=sqlite is a file on one machine; on Dataflow use --iceberg_catalog=sql or rest"])
 
 
 @pytest.mark.parametrize("mode", ["backfill", "incremental", "streaming"])
@@ -197,13 +220,13 @@ def test_a_many_org_run_translates_and_carries_no_secret(mode, tmp_path):
     assert any(n.startswith(reader) for n in names)
     assert any(n.endswith("StoreCursor") for n in names) == (mode == "incremental")
     text = str(job.options.get_all_options(drop_default=True)) + str(job.proto_pipeline)
-    config = resolve(job.options.view_as(LakeOptions), local=False)
-    carried = pickle.dumps(config.orgs())
+    config = resolved(job.options)
+    carried = pickle.dumps(config.okta.orgs)
     for value in secrets_.values():
         assert value not in text and value.encode() not in carried
     assert str(tmp_path / "acme").encode() in carried  # where the secret is, read by each worker
     if mode != "backfill":
-        assert [o.state for o in config.orgs()] == ["gs://okta-lake-test/state/acme.okta.com.json",
+        assert [o.state for o in config.okta.orgs] == ["gs://okta-lake-test/state/acme.okta.com.json",
                                                       "gs://okta-lake-test/state/beta.okta.com.json"]
 
 
@@ -216,11 +239,12 @@ def test_a_dataflow_file_run_keeps_the_beam_graph_whatever_decode_processes_says
     assert any(label.startswith("ReadExportedFiles/ReadRanges") for label in labels)
     assert not any("ExportedFilesToRows" in label for label in labels)
 
-    options = PipelineOptions(["--source=file", "--input=/tmp/x.jsonl", "--output=/tmp/lake", "--decode_processes=2"])
-    lake = options.view_as(LakeOptions)
-    lake.run_id = "run2"
+    options = PipelineOptions(["--source=file", "--input=/tmp/x.jsonl", "--output=/tmp/lake", "--decode_processes=2",
+                               "--run_id=run2"])
     local = beam.Pipeline(options=PipelineOptions([]))
-    batch.build(local, resolve(lake, local=True))
+    config, problems = resolve(options, local=True)
+    assert problems == []
+    batch.build(local, config)
     local_labels = {t.unique_name for t in local.to_runner_api().components.transforms.values()}
     assert "ExportedFilesToRows/DecodeInProcesses" in local_labels
     assert not any(label.startswith("ReadExportedFiles") for label in local_labels)

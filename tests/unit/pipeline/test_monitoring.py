@@ -102,12 +102,12 @@ def test_every_served_name_is_declared():
     assert "okta_personal_events_read_total" in served and "okta_personal_lag_seconds" in served
 
 
-class _Options:
-    def __init__(self, source, okta_org_url=None):
-        self.source, self.okta_org_url = source, okta_org_url
+def test_org_label_is_the_host_of_the_one_okta_org_and_empty_otherwise():
+    from sources.okta.connect import OktaSettings
+    from sources.okta.orgs import OrgSpec
 
-
-def test_org_label_is_the_host_for_okta_and_empty_otherwise():
-    assert org_label(_Options("okta", "https://acme.okta.com/")) == "acme.okta.com"
-    assert org_label(_Options("pubsub")) == ""
-    assert org_label(_Options("file")) == ""
+    acme = OrgSpec(OktaSettings("https://acme.okta.com"), "personal.*", None)
+    beta = OrgSpec(OktaSettings("https://beta.okta.com"), "personal.*", None)
+    assert org_label((acme,)) == "acme.okta.com"
+    assert org_label((acme, beta)) == ""  # many orgs: each series says its org where it can
+    assert org_label(()) == ""  # files and Pub/Sub

@@ -20,7 +20,7 @@ from sinks.iceberg.table import snapshot_summaries
 from sinks.iceberg.windows import WindowCommitter
 from streaming.settings import WindowSettings
 from streaming.window_buffer import WindowBuffer
-from tests.support.helpers import read_lake
+from tests.support.helpers import read_lake, window_settings
 from tests.support.iceberg import make_rows
 from tests.support.okta import make_events
 from transforms.records import RawBatch
@@ -35,9 +35,7 @@ def fresh_committers(monkeypatch):
 
 def settings(tmp_path) -> WindowSettings:
     target = IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))
-    return WindowSettings(length=60, dedupe_horizon=0, lake=str(tmp_path / "lake"),
-                          dead_letter=str(tmp_path / "lake" / "_dead_letter"), job="job1", event_types="personal.*",
-                          raw_event=True, compression="zstd", max_payload_bytes=10_000, quiet=True, iceberg=target)
+    return window_settings(tmp_path / "lake", dedupe_horizon=0, max_payload_bytes=10_000, iceberg=target)
 
 
 def table_keys(window: WindowSettings) -> Counter:
@@ -47,7 +45,7 @@ def table_keys(window: WindowSettings) -> Counter:
 
 
 def lake_keys(window: WindowSettings) -> Counter:
-    return Counter((r["uuid"], r["target_index"]) for r in read_lake(window.lake))
+    return Counter((r["uuid"], r["target_index"]) for r in read_lake(window.lake.root))
 
 
 def commit(window: WindowSettings, events: list[dict], at: float, cursor: str | None = None):
@@ -95,15 +93,16 @@ def test_the_retention_comes_from_the_option_and_zero_never_expires(tmp_path, ok
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.config import resolve
-    from pipeline.options import LakeOptions, validate
 
     def options(*extra):
         return PipelineOptions(["--streaming", "--source=okta", "--okta_org_url=https://acme.okta.com",
                                 f"--state={tmp_path}/s.json", f"--output={tmp_path}/lake",
-                                "--iceberg_table=okta.events", *extra]).view_as(LakeOptions)
+                                "--iceberg_table=okta.events", *extra])
 
-    assert validate(options("--iceberg_keep_snapshots=-1")) == ["--iceberg_keep_snapshots must be 0 or more"]
-    window = resolve(options("--iceberg_keep_snapshots=5"), local=True).window()
+    assert resolve(options("--iceberg_keep_snapshots=-1"), local=True) == (
+        None, ["--iceberg_keep_snapshots must be 0 or more"])
+    config, _ = resolve(options("--iceberg_keep_snapshots=5"), local=True)
+    window = config.window
     assert window.iceberg_keep_snapshots == 5 and window.iceberg.table == "okta.events"
     assert iceberg_windows.committer(window.iceberg, 5).keep_snapshots == 5
     never = iceberg_windows.committer(window.iceberg, 0)

@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.support.helpers import personalize, real_events
 from transforms.beam import PersonalEventsToRows
 from transforms.records import RawBatch
+from transforms.settings import DecodeSettings
 
 
 def batches(lines, size=4):
@@ -41,7 +42,7 @@ def test_selection_option_changes_what_is_kept():
               for i, t in enumerate(["user.session.start", "personal.a", "user.session.end"])]
     lines = [json.dumps(e).encode() for e in events]
     with TestPipeline(runner="FnApiRunner") as p:
-        rows, _ = p | beam.Create(batches(lines)) | PersonalEventsToRows(event_types="user.session.*")
+        rows, _ = p | beam.Create(batches(lines)) | PersonalEventsToRows(DecodeSettings("user.session.*"))
         types = rows | beam.Map(lambda b: b.partition.event_type)
         assert_that(types, equal_to(["user.session.start", "user.session.end"]))
 
@@ -65,7 +66,7 @@ def test_whole_batches_carry_the_same_rows_as_per_partition_batches():
 
     with TestPipeline() as p:
         whole, _ = p | beam.Create(batches(lines, size=200)) | PersonalEventsToRows(
-            event_types="*", whole_batches=True)
+            DecodeSettings("*"), whole_batches=True)
         counted = whole | "Count" >> beam.Map(lambda b: (type(b).__name__, len(b.parts) > 5 or b.table.num_rows < 50))
         assert_that(counted, equal_to([("RowBatches", True)] * len(batches(lines, size=200))),
                     label="one element per input batch, many partitions each")
