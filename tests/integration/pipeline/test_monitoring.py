@@ -57,8 +57,8 @@ def endpoint(log: Path, run, timeout: float = 60) -> str:
     pytest.fail(f"no metrics endpoint announced:\n{log.read_text()[-3000:]}")
 
 
-def scrape(base: str) -> dict[str, float]:
-    """Sample name (labels folded in when not just org) -> value."""
+def scrape(base: str, org: str = "") -> dict[str, float]:
+    """Sample name (labels folded in when not just org) -> value; every sample labelled ``org`` when given."""
     text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
     values = {}
     for family in text_string_to_metric_families(text):
@@ -66,7 +66,7 @@ def scrape(base: str) -> dict[str, float]:
             labels = {k: v for k, v in sample.labels.items() if k != "org"}
             key = sample.name + ("" if not labels else str(sorted(labels.items())))
             values[key] = sample.value
-            assert sample.labels.get("org") == "127.0.0.1"
+            assert not org or sample.labels.get("org") == org  # the okta_org of the org's rows
     return values
 
 
@@ -106,9 +106,9 @@ def test_a_live_tail_serves_metrics_that_match_the_lake_and_its_json_log(okta_se
         wait_for_lake(lake, history + fresh, run, log)
         written = len({row["uuid"] for row in read_lake(lake)})
         deadline = time.monotonic() + 30
-        while scrape(base).get("okta_personal_events_written_total") != written and time.monotonic() < deadline:
+        while scrape(base, server.url.split('://')[1]).get("okta_personal_events_written_total") != written and time.monotonic() < deadline:
             time.sleep(0.3)
-        metrics = scrape(base)
+        metrics = scrape(base, server.url.split('://')[1])
         assert health(base) == 200
 
         # Okta goes away: no page, no window for longer than --healthz_stall -> 503.
@@ -117,7 +117,7 @@ def test_a_live_tail_serves_metrics_that_match_the_lake_and_its_json_log(okta_se
         while health(base) != 503 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert health(base) == 503
-        assert scrape(base)["okta_personal_healthy"] == 0
+        assert scrape(base, server.url.split('://')[1])["okta_personal_healthy"] == 0
     finally:
         stop(run)
 
