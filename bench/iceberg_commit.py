@@ -12,7 +12,7 @@ counted in the window's time); ``--path rows`` (the default) is a fresh load per
 commit's CPU time (``time.process_time``, all threads) is printed too: on a shared machine it
 moves far less with the load than the wall time.
 For the Hive lake it builds the partition with k window files directly and times one
-:func:`sinks.lake.files.commit_partition` of the next window (which reads every uuid of the
+:func:`sinks.lake.commit.commit_partition` of the next window (which reads every uuid of the
 partition). Then it compacts the Iceberg partition and prints file counts and the time of a
 query over the day's partition before and after.
 """
@@ -124,7 +124,8 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
 
 
 def hive(windows: int, events: int, root: str, points: list[int]) -> dict:
-    from sinks.lake.files import StagedFile, commit_partition
+    from sinks.lake.commit import commit_partition
+    from sinks.lake.stage import StagedFile
     from storage import fs
     from transforms.records import PartitionKey
 

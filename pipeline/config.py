@@ -15,7 +15,8 @@ from common.durations import parse_duration, parse_time
 from okta_client.urls import normalise_org_url
 from pipeline.options import LakeOptions, input_patterns
 from sinks.iceberg.settings import target_from_options
-from sinks.lake.files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
+from sinks.lake.dead_letters import DEFAULT_DEAD_LETTER_DIR
+from sinks.lake.records import RUNS_DIR
 from sources.okta.connect import OktaSettings
 from storage import fs
 from streaming.settings import PubSubSettings, TailSettings, WindowSettings

@@ -22,10 +22,10 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 
-from sinks.lake.files import RUNS_DIR
 from storage import fs
 from transforms import jsonio
 
+RUNS_DIR = "_runs"
 CURSOR_SUFFIX = ".cursor.json"
 FAILED_SUFFIX = ".failed.json"
 WINDOWS_DIR = "windows"
