@@ -78,7 +78,7 @@ def text(moment: _dt.datetime) -> str:
 def moment(value) -> _dt.datetime | None:
     if not value:
         return None
-    from transforms.decode import InvalidEvent, published_datetime
+    from transforms.envelope import InvalidEvent, published_datetime
 
     try:
         return published_datetime(str(value))
