@@ -10,9 +10,9 @@ import time
 import pytest
 
 from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.commit import commit_rows
 from sinks.iceberg.maintenance import compact, expire_snapshots, file_count, remove_orphan_files
 from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import commit_rows
 from tests.support.helpers import REPO
 from tests.support.iceberg import event_uuid, make_rows, writer_command
 from tools.maintain import main as maintain
