@@ -1,4 +1,4 @@
-"""The small JSON records, next to the run manifests, that let ``python -m tools.coverage`` prove coverage.
+"""The small JSON records, next to the run manifests, that let ``okta-personal-lake coverage`` prove coverage.
 
 Beside ``LAKE/_runs/<run_id>.json`` (the manifest of a committed batch run,
 :mod:`sinks.lake.beam`) the pipeline leaves:

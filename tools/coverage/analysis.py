@@ -6,6 +6,7 @@ start is proven: it started from ``--lookback`` (a chain start), or from a
 cursor that another recorded link stored. A link whose cursor no recorded
 run stored (a lost or replaced state file) is a chain break: it is counted
 only from its own start time, so what came before shows as a gap.
+
 The records come from :mod:`sinks.lake.records`; events per hour from the lake's rows (DuckDB).
 """
 
