@@ -54,18 +54,18 @@ run-streaming: venv-check $(STAMP) ## Tail the local System Log server for 2 min
 
 run-files: venv-check $(STAMP) ## Generate a sample export file and replay it into ./lake (the file source)
 	$(PY) -m devtools.eventgen --events $(EVENTS) --output $(SAMPLE)
-	$(PY) -m pipeline --source=file --input=$(SAMPLE) --output=$(LAKE)
-	$(PY) -m tools.report $(LAKE)
+	$(BIN)/okta-personal-lake run --source=file --input=$(SAMPLE) --output=$(LAKE)
+	$(BIN)/okta-personal-lake report $(LAKE)
 
 backfill: venv-check $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on this machine (token in OKTA_API_TOKEN)
 	@test -n "$(ORG)" -a -n "$(SINCE)" -a -n "$(UNTIL)" || { echo "usage: make backfill ORG=https://acme.okta.com SINCE=2026-11-01T00:00:00Z UNTIL=2026-11-02T00:00:00Z [LAKE=lake]"; exit 2; }
 	$(PY) -m pipeline --source=okta --okta_org_url=$(ORG) --since=$(SINCE) --until=$(UNTIL) --output=$(LAKE)
 
 coverage: venv-check $(STAMP) ## Which ranges of which org LAKE covers, its gaps and failed runs [SINCE=26h UNTIL=2h ORG=...]; exit 1 on a gap
-	$(PY) -m tools.coverage --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(SINCE),--since=$(SINCE)) $(if $(UNTIL),--until=$(UNTIL))
+	$(BIN)/okta-personal-lake coverage --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(SINCE),--since=$(SINCE)) $(if $(UNTIL),--until=$(UNTIL))
 
 maintain: venv-check $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
-	$(PY) -m tools.maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)
+	$(BIN)/okta-personal-lake maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)
 
 template: ## Build the Flex Template image and spec (needs gcloud; PROJECT=p BUCKET=b [REGION=r])
 	@test -n "$(PROJECT)" -a -n "$(BUCKET)" || { echo "usage: make template PROJECT=my-project BUCKET=my-bucket [REGION=us-central1]"; exit 2; }

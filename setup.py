@@ -56,5 +56,5 @@ setup(
     packages=find_packages(include=[f"{p}{s}" for p in PACKAGES for s in ("", ".*")]),
     install_requires=RUNTIME,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["okta-personal-lake=pipeline.main:entry"]},
+    entry_points={"console_scripts": ["okta-personal-lake=tools.cli:main"]},  # run, coverage, maintain, report
 )

@@ -6,7 +6,7 @@ Iceberg), then times, REPEAT times each on a fresh warehouse:
 
 - ``steps``: only the Iceberg steps of the batch graph (``sinks.iceberg.beam.commit_after_lake``
   after a ``Create`` of the run's manifest) on the FnApiRunner, pipeline start included;
-- ``one-call`` / ``pieces`` (no Beam): ``sinks.iceberg.table.commit_lake_files`` against
+- ``one-call`` / ``pieces`` (no Beam): ``sinks.iceberg.commit.commit_lake_files`` against
   ``sinks.iceberg.files`` base snapshot + one ``write_partition`` per partition + ``commit_partitions``.
 
 ``--tree`` imports the pipeline from another checkout, to time its graph on the same lake (one
@@ -62,8 +62,9 @@ def steps(lake: str, manifest: dict, warehouse: str, run_id: str) -> float:
 
 def functions(kind: str, lake: str, partitions: list[str], warehouse: str) -> dict:
     from sinks.iceberg.catalog import load_catalog
+    from sinks.iceberg.commit import commit_lake_files
     from sinks.iceberg.settings import IcebergTarget
-    from sinks.iceberg.table import commit_lake_files, open_table
+    from sinks.iceberg.table import open_table
 
     target = IcebergTarget("okta.events", "sqlite", None, warehouse)
     catalog = load_catalog(target)

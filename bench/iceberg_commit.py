@@ -3,7 +3,7 @@
 ``python -m bench.iceberg_commit [--windows 1440] [--events 100] [--path streaming]``: commits
 WINDOWS windows of EVENTS events (two rows each, one event type, window w published in minute w
 of one day) one after the other, each as one Iceberg snapshot (insert-if-absent,
-:func:`sinks.iceberg.table.commit_rows`), and prints the commit time at windows 1, 100, 300 and
+:func:`sinks.iceberg.commit.commit_rows`), and prints the commit time at windows 1, 100, 300 and
 1,440 (median of the 5 commits ending there, and the slowest of the 20 ending there).
 ``--path streaming`` commits through what the streaming job uses,
 :class:`sinks.iceberg.windows.WindowCommitter` (table kept open between windows, snapshots
@@ -12,7 +12,7 @@ counted in the window's time); ``--path rows`` (the default) is a fresh load per
 commit's CPU time (``time.process_time``, all threads) is printed too: on a shared machine it
 moves far less with the load than the wall time.
 For the Hive lake it builds the partition with k window files directly and times one
-:func:`sinks.lake.files.commit_partition` of the next window (which reads every uuid of the
+:func:`sinks.lake.commit.commit_partition` of the next window (which reads every uuid of the
 partition). Then it compacts the Iceberg partition and prints file counts and the time of a
 query over the day's partition before and after.
 """
@@ -67,9 +67,10 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
     import duckdb
 
     from sinks.iceberg.catalog import load_catalog
+    from sinks.iceberg.commit import commit_rows
     from sinks.iceberg.maintenance import compact, expire_snapshots, file_count
     from sinks.iceberg.settings import IcebergTarget
-    from sinks.iceberg.table import commit_rows, open_table
+    from sinks.iceberg.table import open_table
     from sinks.iceberg.windows import WindowCommitter
 
     target = IcebergTarget("okta.events", "sqlite", None, os.path.join(root, "iceberg"))
@@ -124,7 +125,8 @@ def iceberg(windows: int, events: int, root: str, points: list[int], keep: int =
 
 
 def hive(windows: int, events: int, root: str, points: list[int]) -> dict:
-    from sinks.lake.files import StagedFile, commit_partition
+    from sinks.lake.commit import commit_partition
+    from sinks.lake.stage import StagedFile
     from storage import fs
     from transforms.records import PartitionKey
 

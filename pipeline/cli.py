@@ -1,4 +1,4 @@
-"""The command line: ``python -m pipeline [options]`` (and the ``okta-personal-lake`` script).
+"""The command line: ``python -m pipeline [options]`` (and ``okta-personal-lake run [options]``).
 
 Checks the flags (every problem reported on one line, exit 2, before
 anything starts), resolves them into a :class:`~pipeline.config.RunConfig`,

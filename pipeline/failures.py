@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from okta_client.errors import ConfigurationError, OktaApiError, QueryTimeout, ResponseTooLarge, UnsafeUrl
 from pipeline.runner import worker_error
 from sources.files.pool import DecodeProcessFailed
-from transforms.decode import InvalidEvent
+from transforms.envelope import InvalidEvent
 from transforms.flatten import PartitionNameError, WrongType
 from transforms.jsonio import NotJson
 

@@ -1,6 +1,6 @@
 """The run's entry: :func:`main` (the command line) and :func:`exit_without_teardown`.
 
-``python -m pipeline`` and the ``okta-personal-lake`` script call :func:`entry`: both, in turn.
+``python -m pipeline`` calls :func:`entry`: both, in turn; ``okta-personal-lake run`` (:mod:`tools.cli`) too.
 
 The command line itself is :mod:`pipeline.cli`; the wiring is :mod:`pipeline.batch` and
 :mod:`pipeline.streaming`; the options resolved once are :mod:`pipeline.config`.

@@ -50,7 +50,7 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
     lake's counts and, for the Okta tail, the cursor after the window. A partition the lake said
     already held some of the window's rows (a replay after a crash between the lake and Iceberg
     commits) is re-read whole, so the table catches up with the lake; insert-if-absent keeps it
-    free of duplicates. Returns :class:`sinks.iceberg.table.CommitResult` or None.
+    free of duplicates. Returns :class:`sinks.iceberg.commit.CommitResult` or None.
     """
     if settings.iceberg is None:
         return None

@@ -28,8 +28,9 @@ from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
-from transforms.flatten import Flattener, LineDecoder
+from transforms.flatten import Flattener
 from transforms.records import RawBatch
+from transforms.shortcuts import LineDecoder
 
 MAX_BUFFERED_ROWS = 50_000  # a backlog is committed in pieces of about this size, not held in memory whole
 

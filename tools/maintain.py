@@ -1,10 +1,11 @@
-"""``python -m tools.maintain --iceberg_table=NS.TABLE [catalog options]``: compact, expire, remove orphans.
+"""``okta-personal-lake maintain --iceberg_table=NS.TABLE [catalog options]``: compact, expire, remove orphans.
 
 Safe while the pipeline commits (see :mod:`sinks.iceberg.maintenance`). Run it daily, e.g.
 from cron or Cloud Scheduler; ``make maintain TABLE=okta.events LAKE=lake`` runs it on the
-default embedded catalog. A warehouse on s3:// takes Beam's S3 options as the pipeline does
-(``--s3_endpoint_url``, ``--s3_access_key_id``, ...); gs:// follows ``STORAGE_EMULATOR_HOST`` like
-the pipeline's lake. Exit codes: 0 done, 1 failed (one line), 2 bad options.
+default embedded catalog (``python -m tools.maintain`` runs it too). A warehouse on s3:// takes
+Beam's S3 options as the pipeline does (``--s3_endpoint_url``, ``--s3_access_key_id``, ...;
+:mod:`storage.flags`); gs:// follows ``STORAGE_EMULATOR_HOST`` like the pipeline's lake.
+Exit codes: 0 done, 1 failed (one line), 2 bad options.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import sys
 
 from common.durations import parse_duration
 from sinks.iceberg.settings import add_flags as add_iceberg_flags
+from storage.flags import use_storage_flags
 
 
 def parser() -> argparse.ArgumentParser:
-    out = argparse.ArgumentParser(prog="python -m tools.maintain", description=__doc__.splitlines()[0])
+    out = argparse.ArgumentParser(prog="okta-personal-lake maintain", description=__doc__.splitlines()[0])
     out.add_argument("--output", help="The lake, beside which the default sqlite catalog's warehouse is "
                                       "(OUTPUT/_iceberg); not needed with --iceberg_warehouse.")
     add_iceberg_flags(out)
@@ -41,17 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     from sinks.iceberg.settings import problems_of, target_from_options
     from sinks.iceberg.table import connect
 
-    args, rest = parser().parse_known_args(argv)
-    unknown = [a for i, a in enumerate(rest) if not a.startswith("--s3_")
-               and not (i and rest[i - 1].startswith("--s3_") and "=" not in rest[i - 1])]
-    if unknown:
-        parser().error(f"unrecognized arguments: {' '.join(unknown)}")
-    if rest:  # Beam's S3 options: the warehouse's store is reached as the lake's is
-        from storage import fs
-
-        fs.configure(rest)
+    options = parser()
+    args, rest = options.parse_known_args(argv)
+    # Beam's S3 options: the warehouse's store is reached as the lake's is. Nothing else passes.
+    errors = use_storage_flags(rest, [o for action in options._actions for o in action.option_strings])
     target = target_from_options(args)
-    errors = ["--iceberg_table is required"] if target is None else problems_of(target)
+    errors += ["--iceberg_table is required"] if target is None else problems_of(target)
     try:
         retention = parse_duration(args.retention, "--retention")
         orphan_age = parse_duration(args.orphan_age, "--orphan_age")

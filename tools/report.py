@@ -1,9 +1,10 @@
-"""``python -m tools.report LAKE``: what is in a local lake, asked of DuckDB.
+"""``okta-personal-lake report LAKE``: what is in a local lake, asked of DuckDB.
 
 Prints rows and distinct events per org, event type and day, read straight from
 the Hive-partitioned Parquet files the way the README says to query them
 (committed data files only: ``event_date=*/event_type=*/*.parquet``), plus
-the number of dead-letter records. Needs the ``local`` extra (DuckDB).
+the number of dead-letter records. Needs the ``local`` extra (DuckDB). ``python -m tools.report``
+runs it too.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def report(lake: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="okta-personal-lake report", description=__doc__.splitlines()[0])
     parser.add_argument("lake", help="local lake folder")
     args = parser.parse_args(argv)
     print(report(args.lake))

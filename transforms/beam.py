@@ -26,11 +26,12 @@ import apache_beam as beam
 from common.metrics import OrgCounters, counter, dead_letter_counter
 from transforms import progress
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
-from transforms.flatten import STAGE_FLATTEN, Flattener, LineDecoder
+from transforms.flatten import STAGE_FLATTEN, Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
 from transforms.selection import EventTypeSelection
 from transforms.settings import DecodeSettings
+from transforms.shortcuts import LineDecoder
 
 DEAD_LETTER = "dead_letter"
 

@@ -23,7 +23,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-import msgspec
 import pyarrow as pa
 
 from schemas.arrow import file_schema
@@ -34,13 +33,13 @@ from transforms.records import ParsedEvent, PartitionKey, dead_letter
 
 STAGE_FLATTEN = "flatten"
 
-_PY_TYPES = {"string": str, "bool": bool}
+PY_TYPES = {"string": str, "bool": bool}
 _SCALARS = (int, float, bool)  # JSON number or boolean: kept as its JSON text in a string field
 _TYPE_WORDS = {"string": "a string", "bool": "a boolean"}
 _PARTITION_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 # uuid and published are validated (and parsed) by the decoder.
-_EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uuid", "published"))
+EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uuid", "published"))
 
 
 class WrongType(ValueError):
@@ -121,7 +120,7 @@ def json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def _tree(columns: tuple[Column, ...]) -> dict:
+def column_tree(columns: tuple[Column, ...]) -> dict:
     """The columns' JSON keys as nested dicts, each leaf ``(index in columns, column)``."""
     tree: dict = {}
     for index, column in enumerate(columns):
@@ -142,7 +141,7 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     the function is ``extract(obj, coerced)``: a number or boolean in a string
     column becomes its JSON text and its path is appended to ``coerced``.
     """
-    tree = _tree(columns)
+    tree = column_tree(columns)
     lines = [f"def {name}(obj, coerced):" if coerce else f"def {name}(obj):"]
     lines += [f"    c{i} = None" for i in range(len(columns))]
     counter = [0]
@@ -154,7 +153,7 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
                 index, column = sub
                 lines.append(f"{indent}v = {var}.get({key!r})")
                 lines.append(f"{indent}if v is not None:")
-                lines.append(f"{indent}    if type(v) is not {_PY_TYPES[column.type].__name__}:")
+                lines.append(f"{indent}    if type(v) is not {PY_TYPES[column.type].__name__}:")
                 if coerce and column.type == "string":
                     lines.append(f"{indent}        if type(v) not in SCALARS:")
                     lines.append(f"{indent}            raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
@@ -179,96 +178,6 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     return namespace[name]
 
 
-def _typed_struct(tree: dict, name: str, ready: dict) -> tuple[type, dict]:
-    """A msgspec Struct type for the JSON object ``tree`` describes, and ``key -> (attribute, what)``.
-
-    Every field is optional (absent or null -> None) and strictly typed. ``what`` is a leaf's
-    ``(index, column)``, a nested object's own mapping, or None for the ``ready`` fields (given types).
-    """
-    fields, named = [], {}
-    for key, sub in {**tree, **ready}.items():
-        attr = f"f{len(fields)}"
-        if key in ready:
-            type_, named[key] = sub, (attr, None)
-        elif type(sub) is tuple:
-            type_, named[key] = _PY_TYPES[sub[1].type], (attr, sub)
-        else:
-            type_, child = _typed_struct(sub, f"{name}_{key}", {})
-            named[key] = (attr, child)
-        fields.append((attr, type_ | None, msgspec.field(default=None, name=key)))
-    return msgspec.defstruct(name, fields, gc=False), named
-
-
-def _compile_typed(event_columns: tuple[Column, ...], target_columns: tuple[Column, ...]):
-    """Generate a msgspec Struct type for a LogEvent holding only the envelope and the schema's fields,
-    and ``from_struct(event) -> (event values, target rows)`` reading it as the ``_compile`` extractors
-    read a dict.
-
-    Strict types are what keep it exact: a number in a string field, a string in a boolean one, an
-    array where an object belongs or a null ``target[]`` entry fails the decode, and
-    :class:`LineDecoder` then leaves the event to the ordinary path, which coerces or dead-letters it.
-    """
-    target_type, target_named = _typed_struct(_tree(target_columns), "TypedTarget", {})
-    envelope = {"uuid": str, "eventType": str, "published": str, "target": list[target_type]}
-    event_type, named = _typed_struct(_tree(event_columns), "TypedEvent", envelope)
-    lines = ["def from_struct(ev):"] + [f"    c{i} = None" for i in range(len(event_columns))]
-    depth = [0]
-
-    def emit(node: dict, var: str, indent: str, prefix: str) -> None:
-        for attr, sub in node.values():
-            if sub is None:
-                continue
-            if type(sub) is tuple:
-                lines.append(f"{indent}{prefix}{sub[0]} = {var}.{attr}")
-                continue
-            depth[0] += 1
-            child = f"o{depth[0]}"
-            lines.append(f"{indent}{child} = {var}.{attr}")
-            lines.append(f"{indent}if {child} is not None:")
-            emit(sub, child, indent + "    ", prefix)
-
-    values = "(" + "".join(f"c{i}, " for i in range(len(event_columns))) + ")"
-    emit(named, "ev", "    ", "c")
-    lines += [f"    targets = ev.{named['target'][0]}",
-              "    if not targets:",  # null or [] -> one row without a target, as in Flattener._extract
-              f"        return {values}, NO_TARGET",
-              "    rows = []",
-              "    for i, t in enumerate(targets):"]
-    lines += [f"        t{i} = None" for i in range(len(target_columns))]
-    emit(target_named, "t", "        ", "t")
-    lines += ["        rows.append((i, " + "".join(f"t{i}, " for i in range(len(target_columns))) + "))",
-              f"    return {values}, rows"]
-    namespace = {"NO_TARGET": [(None,) * (1 + len(target_columns))]}
-    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema only
-    return event_type, namespace["from_struct"], tuple(named[key][0] for key in ("uuid", "eventType", "published"))
-
-
-class LineDecoder:
-    """One JSON payload -> ``(uuid, eventType, published, (event values, target rows))``, or None.
-
-    The fast path for a whole-payload event (a JSON Lines line, a Pub/Sub message): msgspec decodes
-    the payload straight into the schema's fields (:func:`_compile_typed`), validating the whole
-    JSON text but building nothing else, about three times cheaper than a dict plus the extractors.
-    None means "not judged here": the payload may be anything (not JSON, not an object, an Event
-    Hook envelope, a wrong type, a number to coerce, a missing uuid); the caller then takes the
-    ordinary path, which gives the verdict. The envelope values are returned unchecked (the
-    caller validates them as it validates a dict's).
-    """
-
-    def __init__(self):
-        struct, self._from_struct, (self._uuid, self._type, self._published) = _compile_typed(
-            _EXTRACTED_EVENT_COLUMNS, TARGET_COLUMNS)
-        self._decode = msgspec.json.Decoder(struct).decode
-
-    def __call__(self, payload: bytes):
-        try:
-            event = self._decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
-            return None
-        return (getattr(event, self._uuid), getattr(event, self._type), getattr(event, self._published),
-                self._from_struct(event))
-
-
 class PartitionNameError(ValueError):
     pass
 
@@ -285,13 +194,13 @@ class Flattener:
         self.raw_event = raw_event
         self.schema = file_schema(raw_event)
         self.max_payload_bytes = max_payload_bytes
-        self._extract_event = _compile(_EXTRACTED_EVENT_COLUMNS, "extract_event")
+        self._extract_event = _compile(EXTRACTED_EVENT_COLUMNS, "extract_event")
         self._extract_target = _compile(TARGET_COLUMNS, "extract_target")
-        self._coerce_event = _compile(_EXTRACTED_EVENT_COLUMNS, "coerce_event", coerce=True)
+        self._coerce_event = _compile(EXTRACTED_EVENT_COLUMNS, "coerce_event", coerce=True)
         self._coerce_target = _compile(TARGET_COLUMNS, "coerce_target", coerce=True)
         self._no_target = (None,) * len(TARGET_COLUMNS)
         row_names = (["uuid", "published", "target_index"]
-                     + [c.name for c in _EXTRACTED_EVENT_COLUMNS]
+                     + [c.name for c in EXTRACTED_EVENT_COLUMNS]
                      + [c.name for c in TARGET_COLUMNS] + (["raw_event"] if raw_event else []) + ["okta_org"])
         self._order = [row_names.index(f.name) for f in self.schema]
 

@@ -29,10 +29,11 @@ import apache_beam as beam
 
 from common.metrics import counter
 from sinks.iceberg.catalog import IcebergConfigError
+from sinks.iceberg.commit import IcebergCommitError
 from sinks.iceberg.cursor import cursor_text
 from sinks.iceberg.files import base_snapshot, commit_partitions, new_commit_id, write_partition
 from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import IcebergCommitError, connect, open_table
+from sinks.iceberg.table import connect, open_table
 
 
 def preflight(target: IcebergTarget | None) -> str | None:

@@ -1,6 +1,6 @@
 """A batch run's Iceberg snapshot, written by many workers and committed by one (no Beam here).
 
-:mod:`sinks.iceberg.table` ``commit_rows`` reads, checks, writes and commits in one call, so on
+:mod:`sinks.iceberg.commit` ``commit_rows`` reads, checks, writes and commits in one call, so on
 Dataflow one worker would write every data file of the run. Here the same commit is cut in
 three pieces that :mod:`sinks.iceberg.beam` spreads over the job:
 
@@ -19,7 +19,7 @@ of the data files the snapshots after B added in our partitions and time range (
 own validation history), drops our rows that became present (rewriting a file that keeps
 some rows, dropping a file that keeps none) and commits with B' = the new head as parent. Its
 append refuses pyiceberg's silent rebase when more data lands in that range meanwhile
-(``checked_append_class`` of :mod:`sinks.iceberg.table`), and then the re-check runs again.
+(``checked_append_class`` of :mod:`sinks.iceberg.commit`), and then the re-check runs again.
 
 **Retries and failures.** The ``commit-id`` (made once, with B) makes the commit step
 idempotent: a retried step that finds a snapshot with its id after B reports that snapshot
@@ -49,11 +49,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import (
+from sinks.iceberg.commit import (
     KEY,
     MAX_ATTEMPTS,
-    SUMMARY_PREFIX,
     CommitResult,
     IcebergCommitError,
     absent_rows,
@@ -61,10 +59,10 @@ from sinks.iceberg.table import (
     dedupe,
     delete_quietly,
     key_strings,
-    open_table,
     read_lake_partition,
-    to_table_rows,
 )
+from sinks.iceberg.settings import IcebergTarget
+from sinks.iceberg.table import SUMMARY_PREFIX, open_table, to_table_rows
 
 LOG = logging.getLogger(__name__)
 COMMIT_ID = "commit-id"

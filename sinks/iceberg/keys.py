@@ -1,6 +1,6 @@
 """Which data files of a snapshot can hold a commit's keys, planned without re-reading every manifest (no Beam).
 
-The insert-if-absent check (:func:`sinks.iceberg.table.absent_rows`) needs the files of the
+The insert-if-absent check (:func:`sinks.iceberg.commit.absent_rows`) needs the files of the
 touched partitions whose ``published`` range overlaps the new rows'. pyiceberg's scan planning
 finds them by decoding every entry of every manifest and evaluating the filter on each, in
 Python, at each commit: a streaming window's check then costs time in proportion to the files

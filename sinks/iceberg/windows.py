@@ -1,7 +1,7 @@
 """One streaming window = one Iceberg snapshot: the per-process committer the streaming paths share (no Beam here).
 
 :class:`WindowCommitter` commits a window's committed lake files (or rows) with
-:func:`sinks.iceberg.table.commit_lake_files` / :func:`~sinks.iceberg.table.commit_rows`, and
+:func:`sinks.iceberg.commit.commit_lake_files` / :func:`~sinks.iceberg.commit.commit_rows`, and
 keeps what a long stream of small commits must not redo or let grow:
 
 - the catalog and the loaded table stay open between windows (:func:`committer` gives one
@@ -9,7 +9,7 @@ keeps what a long stream of small commits must not redo or let grow:
   the plain :class:`~sinks.iceberg.catalog.IcebergTarget`, never a catalog). pyiceberg updates
   the table's metadata in place with each of our commits; when another writer committed in
   between, our commit loses once and the retry reloads (keys are always checked at the
-  snapshot the commit is based on, see :mod:`sinks.iceberg.table`);
+  snapshot the commit is based on, see :mod:`sinks.iceberg.commit`);
 - every ``expire_every`` windows it expires the snapshots beyond the newest
   ``keep_snapshots`` (``--iceberg_keep_snapshots``; never a branch or tag head, nor the snapshot
   holding an org's newest Okta cursor, where a restart without ``--state`` resumes), because
@@ -25,8 +25,9 @@ import logging
 import threading
 
 from sinks.iceberg import cursor as iceberg_cursor
+from sinks.iceberg.commit import CommitResult, commit_lake_files, commit_rows
 from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import CommitResult, commit_lake_files, commit_rows, connect
+from sinks.iceberg.table import connect
 
 LOG = logging.getLogger(__name__)
 KEEP_SNAPSHOTS = 60  # an hour of 1-minute windows

@@ -2,7 +2,7 @@
 
 Takes the ``(PartitionKey, pyarrow.Table)`` row batches and the dead-letter
 records, stages them with bounded memory, commits each partition once
-(insert-if-absent on uuid, see :mod:`sinks.lake.files`), moves the dead
+(insert-if-absent on uuid, see :mod:`sinks.lake.commit`), moves the dead
 letters to ``DEAD_LETTER/<run_id>/``, then writes the run manifest
 ``LAKE/_runs/<run_id>.json`` and removes the staging folder, and the staging
 folders of dead runs (:mod:`sinks.lake.staging`). Every DoFn that stages or
@@ -26,17 +26,11 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from common.metrics import OrgCounters, counter, measure, mirroring
 from sinks.lake import staging
-from sinks.lake.files import (
-    RUNS_DIR,
-    DeadLetterStager,
-    PartitionStager,
-    StagedFile,
-    commit_dead_letters,
-    commit_partition,
-    newest_published,
-    staging_dir,
-    withheld_dead_letters,
-)
+from sinks.lake.commit import commit_partition, newest_published
+from sinks.lake.dead_letters import DeadLetterStager, commit_dead_letters, withheld_dead_letters
+from sinks.lake.records import RUNS_DIR
+from sinks.lake.stage import PartitionStager, StagedFile
+from sinks.lake.staging import staging_dir
 from storage import fs
 from transforms import jsonio, progress
 from transforms.records import RowBatches
@@ -130,7 +124,7 @@ class CommitPartitions(_HoldsLease):
     """Commit one partition's staged files (runs once per partition, after all staging).
 
     ``failed``: the orgs whose source failed (a side input from the source's reports): their rows are
-    withheld, not committed (see :func:`sinks.lake.files.commit_partition`).
+    withheld, not committed (see :func:`sinks.lake.commit.commit_partition`).
     """
 
     def __init__(self, lake: str, run_id: str, compression: str):

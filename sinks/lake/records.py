@@ -1,4 +1,4 @@
-"""The small JSON records, next to the run manifests, that let ``python -m tools.coverage`` prove coverage.
+"""The small JSON records, next to the run manifests, that let ``okta-personal-lake coverage`` prove coverage.
 
 Beside ``LAKE/_runs/<run_id>.json`` (the manifest of a committed batch run,
 :mod:`sinks.lake.beam`) the pipeline leaves:
@@ -22,10 +22,10 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 
-from sinks.lake.files import RUNS_DIR
 from storage import fs
 from transforms import jsonio
 
+RUNS_DIR = "_runs"
 CURSOR_SUFFIX = ".cursor.json"
 FAILED_SUFFIX = ".failed.json"
 WINDOWS_DIR = "windows"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from sinks.lake.files import DEFAULT_DEAD_LETTER_DIR, RUNS_DIR
+from sinks.lake.dead_letters import DEFAULT_DEAD_LETTER_DIR
+from sinks.lake.records import RUNS_DIR
 from storage import fs
 
 COMPRESSIONS = ("zstd", "snappy")

@@ -5,7 +5,7 @@ done, the Pub/Sub path once per window and partition. A window's files are
 named after it, ``part-w20261125T233000Z-<job>-<id>.parquet`` and
 ``DEAD_LETTER/w20261125T233000Z-<job>/...``, and every commit is
 insert-if-absent on ``uuid`` against the partition's files (see
-:func:`sinks.lake.files.commit_partition`), so replaying a window after a
+:func:`sinks.lake.commit.commit_partition`), so replaying a window after a
 restart adds nothing that is already there.
 """
 
@@ -18,14 +18,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from sinks.lake.files import (
-    DeadLetterStager,
-    PartitionStager,
-    commit_dead_letters,
-    commit_partition,
-    staging_dir,
-)
-from sinks.lake.staging import leased, remove_stale_now_and_then
+from sinks.lake.commit import commit_partition
+from sinks.lake.dead_letters import DeadLetterStager, commit_dead_letters
+from sinks.lake.stage import PartitionStager
+from sinks.lake.staging import leased, remove_stale_now_and_then, staging_dir
 from storage import fs
 from transforms.records import PartitionKey
 

@@ -37,9 +37,10 @@ import pyarrow as pa
 
 from sources.files.lines import line_batches
 from transforms.decode import decode_batch
-from transforms.flatten import Flattener, LineDecoder
+from transforms.flatten import Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.selection import EventTypeSelection
+from transforms.shortcuts import LineDecoder
 
 HEADER = struct.Struct("<QQ")
 #: Test hook: a worker kills itself (SIGKILL) after this many batches, to prove a crash fails the run cleanly.

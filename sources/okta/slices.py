@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from common.durations import rfc3339
 from okta_client.errors import OktaApiError, QueryTimeout
-from transforms.decode import InvalidEvent, published_datetime
+from transforms.envelope import InvalidEvent, published_datetime
 from transforms.records import RawBatch
 
 MIN_SLICE = _dt.timedelta(seconds=1)

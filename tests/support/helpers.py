@@ -8,6 +8,8 @@ import datetime as dt
 import gzip
 import io
 import json
+import subprocess
+import sys
 import uuid as uuidlib
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -120,6 +122,14 @@ def run_pipeline(*args: str) -> Run:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["--quiet", *args])
     return Run(code, out.getvalue(), err.getvalue())
+
+
+def run_command(*args: str) -> Run:
+    """``okta-personal-lake ARGS`` in a fresh process (``python -m tools``, this checkout), as a user runs it:
+    nothing this test process configured (Beam's filesystem options, ...) reaches it."""
+    done = subprocess.run([sys.executable, "-m", "tools", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def use_in_this_process(extra: list[str]) -> None:

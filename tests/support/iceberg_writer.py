@@ -12,9 +12,9 @@ import sys
 import time
 
 from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.commit import commit_rows
 from sinks.iceberg.files import base_snapshot, commit_partitions, new_commit_id, write_rows
 from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import commit_rows
 from tests.support.iceberg import TYPES, make_rows
 
 

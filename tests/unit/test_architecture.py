@@ -10,6 +10,8 @@
 4. No private name is imported from another module, and no module republishes a private name under a
    public one to get round that.
 5. No module is longer than ``MAX_LINES``.
+6. The tools (``tools/``) read what runs leave with the layers below the run's wiring: none imports
+   ``pipeline`` but the command itself (``tools/cli.py``, whose ``run`` starts one).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ NOT_INSTALLED = ("devtools", "bench", "tests")
 BEAM_PACKAGES = ("pipeline", "storage")  # besides every module named beam.py
 COMPONENT_PACKAGES = ("sinks", "sources")
 MAX_LINES = 400
+RUN_STARTERS = ("tools.cli",)  # the only tools module that may import pipeline
 
 
 def modules(packages=LAYERS):
@@ -133,6 +136,15 @@ def test_no_private_name_crosses_a_module(name, path, tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id.startswith("_"):
             public = [t.id for t in node.targets if isinstance(t, ast.Name) and not t.id.startswith("_")]
             assert not public, f"{name} republishes {node.value.id} as {public}"
+
+
+def test_the_tools_do_not_import_the_run():
+    tools = [(name, tree) for name, _, tree in MODULES if name.split(".")[0] == "tools"]
+    assert "tools.cli" in [name for name, _ in tools] and len(tools) > 3, "the tools moved"
+    for name, tree in tools:
+        if name not in RUN_STARTERS:
+            wiring = [module for module, _ in imports(tree) if module.split(".")[0] == "pipeline"]
+            assert not wiring, f"{name} imports {wiring}: a tool reads what runs leave, it does not use their wiring"
 
 
 @pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)

@@ -128,8 +128,9 @@ def test_a_pubsub_message_attribute_names_the_org(attributes, expected):
 def test_an_old_iceberg_table_evolves_to_hold_the_column(tmp_path):
     pytest.importorskip("pyiceberg")
     from sinks.iceberg.catalog import load_catalog
+    from sinks.iceberg.commit import commit_rows
     from sinks.iceberg.settings import IcebergTarget
-    from sinks.iceberg.table import commit_rows, open_table
+    from sinks.iceberg.table import open_table
     from tests.support.iceberg import event_uuid, make_rows
 
     target = IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))

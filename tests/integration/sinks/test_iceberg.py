@@ -10,10 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.fields import COLUMNS, DOCUMENTED_FIELDS
+from sinks.iceberg import commit as iceberg_commit
 from sinks.iceberg import table as iceberg_table
 from sinks.iceberg.catalog import IcebergConfigError, load_catalog
+from sinks.iceberg.commit import commit_rows
 from sinks.iceberg.settings import IcebergTarget, problems_of
-from sinks.iceberg.table import commit_rows, open_table, snapshot_summaries
+from sinks.iceberg.table import open_table, snapshot_summaries
 from tests.support.helpers import REPO
 from tests.support.iceberg import TYPES, event_uuid, make_rows, writer_command
 
@@ -135,26 +137,26 @@ def test_pyicebergs_own_retry_does_not_recheck_but_ours_does(sqlite_target, monk
     commit_rows(catalog, sqlite_target, make_rows(range(0, 2)))
     # Naive: check against a snapshot, another writer commits the same event, append (pyiceberg retries it).
     stale = catalog.load_table("okta.events")
-    fresh_rows, _ = iceberg_table.absent_rows(stale, iceberg_table.to_table_rows(make_rows(range(2, 4)), stale),
-                                              stale.current_snapshot().snapshot_id)
+    fresh_rows, _ = iceberg_commit.absent_rows(stale, iceberg_table.to_table_rows(make_rows(range(2, 4)), stale),
+                                               stale.current_snapshot().snapshot_id)
     commit_rows(catalog, sqlite_target, make_rows(range(2, 4)))
     stale.append(fresh_rows)  # pyiceberg: "concurrent update, retrying", and it lands without a re-check
     assert len(keys(catalog.load_table("okta.events"))) == 4 + 4 + 4  # duplicated
 
     # Ours: the same interleaving inside commit_rows is caught and re-checked.
-    real = iceberg_table.absent_rows
+    real = iceberg_commit.absent_rows
     calls = []
 
     def check_then_someone_commits(table, rows, snapshot_id):
         result = real(table, rows, snapshot_id)
         if not calls:
             calls.append(1)
-            monkeypatch.setattr(iceberg_table, "absent_rows", real)
+            monkeypatch.setattr(iceberg_commit, "absent_rows", real)
             commit_rows(catalog, sqlite_target, make_rows(range(10, 14)), {"run-id": "other"})
-            monkeypatch.setattr(iceberg_table, "absent_rows", check_then_someone_commits)
+            monkeypatch.setattr(iceberg_commit, "absent_rows", check_then_someone_commits)
         return result
 
-    monkeypatch.setattr(iceberg_table, "absent_rows", check_then_someone_commits)
+    monkeypatch.setattr(iceberg_commit, "absent_rows", check_then_someone_commits)
     result = commit_rows(catalog, sqlite_target, make_rows(range(10, 16)), {"run-id": "mine"})
     assert result.attempts == 2 and result.rows_added == 4
     table = catalog.load_table("okta.events")
@@ -234,7 +236,7 @@ def test_configuration_problems_are_one_line_each(tmp_path):
 def test_a_streaming_windows_lake_files_become_one_snapshot(sqlite_target, tmp_path):
     """The Beam-free step a streaming window would call after its lake commit (not wired into streaming yet)."""
     from schemas.arrow import file_schema
-    from sinks.iceberg.table import commit_lake_files
+    from sinks.iceberg.commit import commit_lake_files
     from storage import fs
 
     lake = tmp_path / "lake"

@@ -15,10 +15,9 @@ from sinks.iceberg.maintenance import file_count, referenced_files
 from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import snapshot_summaries
 from storage import fs
-from tests.support.helpers import run_pipeline, use_in_this_process, write_jsonl
+from tests.support.helpers import run_command, run_pipeline, use_in_this_process, write_jsonl
 from tests.support.okta import expected_row_keys, make_events, personal
 from tests.support.reference import expected_rows
-from tools.maintain import main as maintain
 
 
 def _reference(events: list[dict]) -> dict:
@@ -60,15 +59,16 @@ def test_a_warehouse_in_a_bucket_holds_the_runs_exactly_and_can_be_maintained(cl
     assert all(task.file.file_path.startswith(f"{warehouse}/") for task in table.scan().plan_files())
     assert not list((tmp_path / "catalog").glob("*.parquet"))  # only the catalog file is local
 
-    # Maintenance through the same settings: compaction, expiry, and an orphan removed from the bucket.
+    # Maintenance through the same settings, in its own process: compaction, expiry, and an orphan removed
+    # from the bucket.
     files_before = file_count(table)
     orphan = f"{warehouse}/okta/events/data/orphan-{request.node.callspec.id}.parquet"
     fs.write_bytes(orphan, b"PAR1 not referenced")
     time.sleep(1.5)  # older than --retention and --orphan_age below
-    code = maintain(["--iceberg_table=okta.events", f"--iceberg_catalog_uri={catalog_uri}",
-                     f"--iceberg_warehouse={warehouse}", "--target_file_mb=1", "--retention=1s",
-                     "--orphan_age=1s", *extra])
-    assert code == 0
+    done = run_command("maintain", "--iceberg_table=okta.events", f"--iceberg_catalog_uri={catalog_uri}",
+                       f"--iceberg_warehouse={warehouse}", "--target_file_mb=1", "--retention=1s",
+                       "--orphan_age=1s", *extra)
+    assert done.code == 0, done.stderr
     table = load_catalog(target).load_table("okta.events")
     assert file_count(table) < files_before
     assert not any("run-id" in s for s in snapshot_summaries(table))  # the two runs' snapshots expired

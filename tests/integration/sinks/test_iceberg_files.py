@@ -12,9 +12,10 @@ import pytest
 from schemas.arrow import file_schema
 from sinks.iceberg import files as iceberg_files
 from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.commit import commit_rows
 from sinks.iceberg.files import PartitionFiles, base_snapshot, commit_partitions, new_commit_id, write_partition
 from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import commit_rows, snapshot_summaries
+from sinks.iceberg.table import snapshot_summaries
 from storage import fs
 from tests.support.iceberg import DAY, TYPES, event_uuid, make_rows
 

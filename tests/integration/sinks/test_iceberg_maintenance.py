@@ -1,4 +1,4 @@
-"""``python -m tools.maintain``: compaction, snapshot expiry, orphan files; safe while a writer commits."""
+"""``okta-personal-lake maintain``: compaction, snapshot expiry, orphan files; safe while a writer commits."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import time
 import pytest
 
 from sinks.iceberg.catalog import load_catalog
+from sinks.iceberg.commit import commit_rows
 from sinks.iceberg.maintenance import compact, expire_snapshots, file_count, remove_orphan_files
 from sinks.iceberg.settings import IcebergTarget
-from sinks.iceberg.table import commit_rows
-from tests.support.helpers import REPO
+from tests.support.helpers import REPO, run_command
 from tests.support.iceberg import event_uuid, make_rows, writer_command
 from tools.maintain import main as maintain
 
@@ -107,10 +107,12 @@ def test_the_command_line(target, capsys):
     for low in range(0, 30, 10):
         commit_rows(catalog, target, make_rows(range(low, low + 10)))
     lake = os.path.dirname(target.warehouse)
-    assert maintain([f"--output={lake}", "--iceberg_table=okta.events", "--retention=1s"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("okta.events: compacted 2 partition(s): 6 file(s) -> 2;")
+    done = run_command("maintain", f"--output={lake}", "--iceberg_table=okta.events", "--retention=1s")
+    assert done.code == 0, done.stderr
+    assert done.stdout.startswith("okta.events: compacted 2 partition(s): 6 file(s) -> 2;")
     assert maintain(["--iceberg_table=okta.events", "--retention=soon", f"--output={lake}"]) == 2
+    assert maintain(["--iceberg_table=okta.events", f"--output={lake}", "--runner=DirectRunner"]) == 2
     assert maintain(["--iceberg_table=okta.nothing", f"--output={lake}"]) == 1
     err = capsys.readouterr().err
-    assert "--retention must be a duration" in err and "error: maintenance of okta.nothing failed" in err
+    assert "--retention must be a duration" in err and "error: unknown option --runner" in err
+    assert "error: maintenance of okta.nothing failed" in err

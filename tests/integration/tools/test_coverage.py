@@ -1,4 +1,4 @@
-"""``python -m tools.coverage`` over lakes written by real runs against the local System Log server.
+"""``okta-personal-lake coverage`` over lakes written by real runs against the local System Log server.
 
 Backfills that leave a hole, backfills that tile, an incremental chain (with the Okta tail in the middle),
 a chain broken by a lost state file, a failed run: the report must find exactly the gaps the runs left.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import SvgShapes, run_pipeline
+from tests.support.helpers import SvgShapes, run_command, run_pipeline
 from tests.support.okta import TOKEN, iso, make_events, recent_start
-from tools import coverage
+from tools.coverage import analysis, cli
 
 STEP = dt.timedelta(seconds=1)
 pytestmark = pytest.mark.usefixtures("okta_token_env")
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("okta_token_env")
 def report(lake: Path, *args: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = coverage.main([f"--output={lake}", *args])
+        code = cli.main([f"--output={lake}", *args])
     return code, out.getvalue() + err.getvalue()
 
 
@@ -149,7 +149,7 @@ def test_a_lost_state_file_breaks_the_chain_and_the_report_finds_that_gap(okta_s
     assert code == 1
     assert result["orgs"][0]["gaps"] == [{
         "since": second["span_until"], "until": third["span_since"],
-        "seconds": (coverage.moment(third["span_since"]) - coverage.moment(second["span_until"])).total_seconds()}]
+        "seconds": (analysis.moment(third["span_since"]) - analysis.moment(second["span_until"])).total_seconds()}]
     # Before the loss the chain was whole.
     assert json_report(lake, f"--since={first['span_since']}", f"--until={second['span_until']}")[0] == 0
 
@@ -182,19 +182,24 @@ def test_a_lake_in_a_bucket_is_read_with_the_same_filesystem_options(okta_server
         run = run_pipeline("--source=okta", f"--okta_org_url={server.url}", f"--state={state}", f"--output={lake}",
                            "--lookback=1d", *s3_server)
         assert run.code == 0, run.stderr
-    code, text = report(lake, "--format=json", *s3_server)
-    result = json.loads(text)
-    assert code == 0 and result["events_per_hour_source"].startswith("not counted")
+    # In its own process: only the flags given on its command line can reach the bucket.
+    command = run_command("coverage", f"--output={lake}", "--format=json", *s3_server)
+    assert command.code == 0, command.stderr
+    result = json.loads(command.stdout)
+    assert result["events_per_hour_source"].startswith("not counted")
     [org] = result["orgs"]
     assert [s["kind"] for s in org["spans"]] == ["incremental", "incremental"]
     assert org["gaps"] == [] and org["chain_breaks"] == [] and len(org["covered"]) == 1
+    code, text = report(lake, "--s3_secret_key", "not-echoed-c2VjcmV0")
+    assert code == 2 and "unknown option --s3_secret_key (did you mean --s3_secret_access_key?)" in text
+    assert "not-echoed-c2VjcmV0" not in text
     assert report(lake, "--no_such_option=1")[0] == 2
 
 
 def test_events_per_hour_are_counted_per_org(okta_server, tmp_path):
     # Two orgs in one lake: each org's hourly counts are its own rows (the okta_org column).
-    from tools.coverage import read_events_per_hour
-    from tools.coverage import report as coverage_report
+    from tools.coverage.analysis import read_events_per_hour
+    from tools.coverage.analysis import report as coverage_report
 
     start = recent_start(hours_back=4).replace(minute=0)
     hour = dt.timedelta(hours=1)

@@ -133,7 +133,7 @@ def test_the_key_check_plans_from_cached_manifests_and_finds_what_pyiceberg_find
     """A long stream of windows into one partition: each commit decodes only the manifests written since the
     last one, the files it checks are those pyiceberg's own planning picks, and a replay adds nothing."""
     from sinks.iceberg import keys as iceberg_keys
-    from sinks.iceberg.table import touched_filter
+    from sinks.iceberg.commit import touched_filter
 
     target = IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))
     committer = WindowCommitter(target, keep_snapshots=5, expire_every=4)

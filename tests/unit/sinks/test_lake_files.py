@@ -8,13 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.arrow import file_schema
-from sinks.lake.files import (
-    DeadLetterStager,
-    PartitionStager,
-    commit_dead_letters,
-    commit_partition,
-    final_name,
-)
+from sinks.lake.commit import commit_partition, final_name
+from sinks.lake.dead_letters import DeadLetterStager, commit_dead_letters
+from sinks.lake.stage import PartitionStager
 from storage import fs
 from tests.support.flatten import table_of
 from transforms.records import PartitionKey

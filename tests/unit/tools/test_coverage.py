@@ -8,14 +8,14 @@ import json
 import pytest
 
 from tests.support.helpers import SvgShapes
-from tools import coverage
+from tools.coverage import analysis, cli, html_report
 
 ORG = "https://acme.okta.com"
 T0 = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
 
 
 def at(hours: float) -> str:
-    return coverage.text(T0 + dt.timedelta(hours=hours))
+    return analysis.text(T0 + dt.timedelta(hours=hours))
 
 
 def backfill(run: str, since: float, until: float, org: str = ORG) -> dict:
@@ -33,7 +33,7 @@ def link(run: str, since: float | None, until: float, cursor_from: str, cursor_t
 
 def analyse(manifests=(), links=(), failed=(), since=None, until=None):
     records = {"manifests": list(manifests), "cursors": list(links), "windows": [], "failed": list(failed)}
-    [org] = coverage.analyse(records, None, None if since is None else T0 + dt.timedelta(hours=since),
+    [org] = analysis.analyse(records, None, None if since is None else T0 + dt.timedelta(hours=since),
                              None if until is None else T0 + dt.timedelta(hours=until))
     return org.as_dict()
 
@@ -104,8 +104,8 @@ def test_failed_runs_are_listed_per_org():
 def test_orgs_are_kept_apart():
     records = {"manifests": [backfill("a", 0, 1), backfill("b", 1, 2, org="https://other.okta.com")],
                "cursors": [], "windows": [], "failed": []}
-    found = coverage.analyse(records, None, T0, T0 + dt.timedelta(hours=2))
-    assert [(o.org_url, [(coverage.text(a), coverage.text(b)) for a, b in o.gaps]) for o in found] == [
+    found = analysis.analyse(records, None, T0, T0 + dt.timedelta(hours=2))
+    assert [(o.org_url, [(analysis.text(a), analysis.text(b)) for a, b in o.gaps]) for o in found] == [
         (ORG, [(at(1), at(2))]), ("https://other.okta.com", [(at(0), at(1))])]
 
 
@@ -116,10 +116,10 @@ def test_the_html_draws_exactly_the_json():
                "failed": [{"run_id": "f1", "mode": "backfill", "okta_org_url": ORG, "failed_at": at(1.5),
                            "error": "OktaApiError: <401>"}]}
     hourly = [{"hour": at(0), "events": 10}, {"hour": at(2), "events": 30}]
-    org = coverage.analyse(records, None, T0, T0 + dt.timedelta(hours=6), hourly)
+    org = analysis.analyse(records, None, T0, T0 + dt.timedelta(hours=6), hourly)
     result = {"lake": "/lake", "generated_at": at(7), "requested": {"since": at(0), "until": at(6)},
               "events_per_hour_source": "test", "orgs": [o.as_dict() for o in org], "gaps_in_requested_range": 2}
-    page = coverage.render_html(result)
+    page = html_report.render_html(result)
     assert "&lt;401&gt;" in page and "<401>" not in page  # escaped
     drawn = SvgShapes()
     drawn.feed(page)
@@ -127,7 +127,7 @@ def test_the_html_draws_exactly_the_json():
     assert [(r["data-since"], r["data-until"]) for r in drawn.shapes["covered"]] == spans(want["covered"])
     assert [(r["data-since"], r["data-until"]) for r in drawn.shapes["gap"]] == spans(want["gaps"])
     assert spans(want["gaps"]) == [(at(1), at(2)), (at(5.5), at(6))]
-    lanes = [r for kind in coverage.KINDS for r in drawn.shapes.get(kind, [])]
+    lanes = [r for kind in analysis.KINDS for r in drawn.shapes.get(kind, [])]
     assert sorted((r["data-kind"], r["data-since"], r["data-until"], r["data-run"]) for r in lanes) == sorted(
         (s["kind"], s["since"], s["until"], s["run_id"]) for s in want["spans"])
     assert [r["data-run"] for r in drawn.shapes["failed"]] == ["f1"]
@@ -139,7 +139,7 @@ def test_the_html_draws_exactly_the_json():
 
 def exit_code(argv: list[str]) -> int:
     try:
-        return coverage.main(argv)
+        return cli.main(argv)
     except SystemExit as exited:  # argparse's own refusals
         return exited.code
 
@@ -158,15 +158,15 @@ def test_the_lake_is_required(capsys):
 
 
 def test_an_empty_lake_with_a_requested_range_is_a_gap(tmp_path, capsys):
-    assert coverage.main([f"--output={tmp_path}", "--since=2h"]) == 1
+    assert cli.main([f"--output={tmp_path}", "--since=2h"]) == 1
     assert "no Okta runs recorded" in capsys.readouterr().out
-    assert coverage.main([f"--output={tmp_path}"]) == 0
+    assert cli.main([f"--output={tmp_path}"]) == 0
 
 
 def test_a_duration_means_that_long_ago():
     now = T0
-    assert coverage.parse_when("26h", "--since", now) == now - dt.timedelta(hours=26)
-    assert coverage.parse_when("2026-11-19T00:00:00Z", "--since", now) == dt.datetime(2026, 11, 19,
+    assert cli.parse_when("26h", "--since", now) == now - dt.timedelta(hours=26)
+    assert cli.parse_when("2026-11-19T00:00:00Z", "--since", now) == dt.datetime(2026, 11, 19,
                                                                                      tzinfo=dt.timezone.utc)
 
 
@@ -188,12 +188,12 @@ def test_records_round_trip_and_a_bad_one_is_reported_not_fatal(tmp_path, capsys
                                     caught_up_at=at(2), started=started)
     run_records.write_window_record(lake, "r2-w1-000001", run_records.cursor_link(second, "okta-tail"))
     (tmp_path / "lake" / "_runs" / "broken.json").write_text("{not json")
-    assert coverage.main([f"--output={lake}", f"--since={at(0)}", f"--until={at(2)}"]) == 0
+    assert cli.main([f"--output={lake}", f"--since={at(0)}", f"--until={at(2)}"]) == 0
     out = capsys.readouterr().out
     assert f"covered  [{at(0)}, {at(2)})  2h  (2 runs)" in out
     assert "warning: unreadable record, not counted:" in out and "broken.json" in out
 
 
 def test_no_such_local_lake_exits_2(tmp_path, capsys):
-    assert coverage.main([f"--output={tmp_path / 'nowhere'}"]) == 2
+    assert cli.main([f"--output={tmp_path / 'nowhere'}"]) == 2
     assert "no such lake" in capsys.readouterr().err

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from tests.support.helpers import FIXTURES, load_jsonl
-from transforms.decode import InvalidEvent, decode_batch, parse_published, unwrap, validate
+from transforms.decode import decode_batch
+from transforms.envelope import InvalidEvent, parse_published, unwrap, validate
 from transforms.records import RawBatch
 
 

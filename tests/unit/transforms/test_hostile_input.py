@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from tests.support.helpers import PERSONAL_TYPES, decode_outcome, read_lake, real_events, run_pipeline, write_jsonl
 from tests.support.reference import Reject, expected_rows
 from transforms.decode import decode_batch
-from transforms.flatten import Flattener, LineDecoder
+from transforms.flatten import Flattener
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
+from transforms.shortcuts import LineDecoder
 
 TEMPLATES = real_events()
 SELECTION = EventTypeSelection.parse("personal.*")

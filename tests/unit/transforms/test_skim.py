@@ -1,7 +1,7 @@
 """The decoder's shortcuts are exact: same counts, rows and dead letters as a full decode into dicts.
 
 Two shortcuts: the skim (msgspec, envelope only) judges a payload the selection does not keep without
-building it; the typed decoder (:class:`transforms.flatten.LineDecoder`) decodes a kept line straight
+building it; the typed decoder (:class:`transforms.shortcuts.LineDecoder`) decodes a kept line straight
 into its row values. These tests decode tricky payloads both ways and require identical results.
 """
 
@@ -10,10 +10,10 @@ import json
 import pytest
 
 from tests.support.helpers import decode_outcome
-from transforms.decode import decode_batch, surely_filtered
-from transforms.flatten import LineDecoder
+from transforms.decode import decode_batch
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
+from transforms.shortcuts import LineDecoder, surely_filtered
 
 PUBLISHED = "2026-03-01T10:05:12.345Z"
 P = PUBLISHED.encode()

@@ -1,0 +1,213 @@
+"""Commit a run's staged files into the lake: the second half of the lake's file protocol (no Beam here).
+
+Once every worker is done staging (:mod:`sinks.lake.stage`), each partition is committed by
+exactly one worker: it reads the ``uuid`` column of the partition's
+existing files, then moves each staged file into
+``event_date=.../event_type=.../part-<run_id>-<id>.parquet``, rewriting it
+without the events whose uuid is already in the lake or in an earlier file
+of this commit. A file appears whole or not at all.
+
+So a write is *insert-if-absent on uuid*: re-running the same input, or an
+overlapping range, or a run that crashed half-way, never duplicates an
+event, and never needs to delete data that is already there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sinks.lake.stage import StagedFile
+from sinks.lake.staging import file_id
+from storage import fs
+from transforms.records import PartitionKey
+
+
+def final_name(run_id: str, staged_path: str, prefix: str = "part") -> str:
+    return f"{prefix}-{run_id}-{file_id(staged_path)}.parquet"
+
+
+def newest_published(directory: str, names: Iterable[str]) -> float | None:
+    """The newest ``published`` (epoch seconds) in committed files of one partition, None when empty."""
+    newest = None
+    for name in names:
+        value = pc.max(fs.read_parquet(fs.join(directory, name), columns=["published"]).column("published")).value
+        if value is not None:
+            seconds = value.timestamp() if hasattr(value, "timestamp") else value / 1e6
+            newest = seconds if newest is None else max(newest, seconds)
+    return newest
+
+
+class PartitionCommit(NamedTuple):
+    """What committing one partition did."""
+
+    partition: str  # event_date=.../event_type=...
+    files: list  # file names written
+    rows: int
+    events: int
+    duplicates_in_run: int  # events already committed by an earlier staged file of this run
+    duplicates_in_lake: int  # events whose uuid was already in the lake before this run
+    #: The same counts per okta_org (``{org: {"rows", "events", "duplicates_in_run", "duplicates_in_lake",
+    #: "withheld"}}``), for the orgs that have one; empty when no row names its org.
+    by_org: dict = {}
+    withheld: int = 0  # events of ``withheld_orgs`` (orgs whose source failed), left uncommitted
+
+
+def _tally() -> dict:
+    return {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0, "withheld": 0}
+
+
+def _uuid_set(path: str) -> set[str]:
+    try:
+        return set(fs.read_parquet(path, columns=["uuid"]).column("uuid").to_pylist())
+    except Exception as exc:  # a foreign or corrupt file in our partition
+        raise OSError(
+            f"cannot read the uuid column of {path} ({exc.__class__.__name__}: {exc}); "
+            "every .parquet file in a lake partition must be one this pipeline wrote"
+        ) from None
+
+
+def commit_partition(
+    lake: str,
+    key: PartitionKey,
+    staged: Iterable[StagedFile],
+    run_id: str,
+    compression: str = fs.PARQUET_COMPRESSION,
+    withheld_orgs: frozenset = frozenset(),
+) -> PartitionCommit:
+    """Move a partition's staged files into the lake, skipping uuids already there.
+
+    Safe to run again after a crash or a retried bundle: a staged file that is
+    already committed (its final file exists, the staged one is gone) is
+    counted as committed, not written twice.
+
+    Rows whose ``okta_org`` is in ``withheld_orgs`` (many-org runs: the orgs whose source failed)
+    are never committed: they are counted as ``withheld`` and left out of the file. Filtering here,
+    rather than staging each org apart, costs nothing when every org is healthy (the commit reads the
+    ``uuid`` and ``okta_org`` columns anyway) and keeps one file per partition and stager, not one per
+    org. A staged file that held withheld rows stays in the staging folder (removed with it at the
+    end of the run, or as a dead run's), so a retried commit counts them again the same way; a
+    staged file is only ever published by its own run's commit, so a failed org's rows never reach
+    the lake later either, whatever crashes.
+    """
+    directory = fs.join(lake, key.path())
+    staged = sorted(staged, key=lambda s: s.path)
+    ours = {final_name(run_id, s.path): s for s in staged}
+    in_lake: set[str] = set()
+    for path in fs.list_files(fs.join(directory, "*.parquet")):
+        if os.path.basename(path) not in ours:
+            in_lake |= _uuid_set(path)
+    in_run: set[str] = set()
+    files, rows, events, dup_run, dup_lake, withheld = [], 0, 0, 0, 0, 0
+    by_org: dict = {}
+
+    def count(orgs, uuids, what: str, row_counts: dict | None = None) -> None:
+        if isinstance(orgs, str):  # the whole file is one org's (the usual case): no per-uuid work
+            tally = by_org.setdefault(orgs, _tally())
+            tally[what] += len(uuids)
+            return
+        for uuid in uuids:
+            org = orgs.get(uuid)
+            if org is not None:
+                tally = by_org.setdefault(org, _tally())
+                tally[what] += 1
+                if row_counts is not None:
+                    tally["rows"] += row_counts[uuid]
+
+    for item in staged:
+        name = final_name(run_id, item.path)
+        final = fs.join(directory, name)
+        if not fs.exists(item.path):
+            if not fs.exists(final):
+                raise OSError(f"staged file {item.path} is missing and was never committed")
+            table = _keys(final)
+            uuids = set(table.column("uuid").to_pylist())
+            in_run |= uuids
+            files.append(name)
+            rows += table.num_rows
+            events += len(uuids)
+            orgs, row_counts = _orgs_of(table)
+            count(orgs, uuids, "events", row_counts)
+            _add_rows(by_org, orgs, table.num_rows)
+            continue
+        table = _keys(item.path)
+        uuids = set(table.column("uuid").to_pylist())
+        orgs, row_counts = _orgs_of(table)
+        held = _withheld(orgs, uuids, withheld_orgs)
+        if held:
+            withheld += len(held)
+            count(orgs, held, "withheld")
+            uuids -= held
+            if isinstance(orgs, str):
+                orgs, row_counts = {}, {}  # nothing of this one-org file is committed
+        lake_dups = uuids & in_lake
+        run_dups = (uuids - in_lake) & in_run
+        dup_lake += len(lake_dups)
+        dup_run += len(run_dups)
+        count(orgs, lake_dups, "duplicates_in_lake")
+        count(orgs, run_dups, "duplicates_in_run")
+        fresh = uuids - lake_dups - run_dups
+        # A staged file that is not published whole stays in staging (removed with the folder), so a
+        # retried commit judges it again the same way: deleting it here would make a retry count a
+        # rewritten file's duplicates as nothing, or find an all-duplicates file "missing".
+        if not fresh:
+            continue
+        if lake_dups or run_dups or held:
+            full = fs.read_parquet(item.path)
+            keep = full.filter(pc.is_in(full.column("uuid"), pa.array(list(fresh), pa.string())))
+            fs.write_parquet(final, keep, compression)
+            rows += keep.num_rows
+            _add_rows(by_org, orgs, keep.num_rows)
+        else:
+            fs.rename(item.path, final)
+            rows += table.num_rows
+            _add_rows(by_org, orgs, table.num_rows)
+        in_run |= fresh
+        events += len(fresh)
+        count(orgs, fresh, "events", row_counts)
+        files.append(name)
+    return PartitionCommit(key.path(), files, rows, events, dup_run, dup_lake, by_org, withheld)
+
+
+def _withheld(orgs, uuids: set, withheld_orgs: frozenset) -> set:
+    """The uuids of a staged file that belong to a withheld org (``orgs`` as :func:`_orgs_of` gives)."""
+    if not withheld_orgs or not orgs:
+        return set()
+    if isinstance(orgs, str):
+        return set(uuids) if orgs in withheld_orgs else set()
+    return {uuid for uuid in uuids if orgs.get(uuid) in withheld_orgs}
+
+
+def _keys(path: str) -> pa.Table:
+    """uuid (and okta_org, when the file has it) of a staged or committed file."""
+    try:
+        return fs.read_parquet(path, columns=["uuid", "okta_org"])
+    except (KeyError, pa.ArrowInvalid):
+        return fs.read_parquet(path, columns=["uuid"])
+
+
+def _orgs_of(table: pa.Table) -> tuple:
+    """``({uuid: org}, {uuid: rows})`` of a file's keys, or ``(org, None)`` when one org wrote it all;
+    ``({}, {})`` when no row names its org."""
+    if "okta_org" not in table.column_names or table.column("okta_org").null_count == table.num_rows:
+        return {}, {}
+    column = table.column("okta_org")
+    if column.null_count == 0:
+        distinct = pc.unique(column)
+        if len(distinct) == 1:
+            return distinct[0].as_py(), None
+    orgs, row_counts = {}, {}
+    for uuid, org in zip(table.column("uuid").to_pylist(), table.column("okta_org").to_pylist()):
+        orgs[uuid] = org
+        row_counts[uuid] = row_counts.get(uuid, 0) + 1
+    return orgs, row_counts
+
+
+def _add_rows(by_org: dict, orgs, rows: int) -> None:
+    """Rows committed from a one-org file (a mixed file counts its rows per uuid instead)."""
+    if isinstance(orgs, str) and rows:
+        by_org.setdefault(orgs, _tally())["rows"] += rows
