@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import re
 
+from common.errors import LakeError
 
-class SecretUnreadable(ValueError):
+
+class SecretUnreadable(LakeError, ValueError):
     """The secret could not be read; the message names the place, never the content."""
 
 

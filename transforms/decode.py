@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from common.errors import LakeError
 from transforms import jsonio
 from transforms.jsonio import json_type as _json_type
 from transforms.records import ParsedEvent, RawBatch, dead_letter
@@ -138,7 +139,7 @@ def _selects_everything(selection) -> bool:
     return "" in getattr(selection, "prefixes", ())
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(LakeError, ValueError):
     """A LogEvent that cannot be used; the message says why."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import msgspec
 import pyarrow as pa
 
+from common.errors import LakeError
 from schemas.arrow import file_schema
 from schemas.fields import EVENT_COLUMNS, TARGET_COLUMNS, Column
 from transforms import jsonio
@@ -43,7 +44,7 @@ _PARTITION_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uuid", "published"))
 
 
-class WrongType(ValueError):
+class WrongType(LakeError, ValueError):
     """A documented field holds a value of the wrong JSON type."""
 
     def __init__(self, path: str, expected: str, value: Any, nullable: bool = True):
@@ -269,7 +270,7 @@ class LineDecoder:
                 self._from_struct(event))
 
 
-class PartitionNameError(ValueError):
+class PartitionNameError(LakeError, ValueError):
     pass
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.errors import LakeError
 from schemas.fields import COLUMNS, PARTITION_COLUMNS, Column
 from sinks.iceberg import keys as iceberg_keys
 from sinks.iceberg.catalog import IcebergConfigError, load_catalog
@@ -74,8 +75,12 @@ TABLE_PROPERTIES = {
 MAX_ATTEMPTS = 50
 
 
-class IcebergCommitError(RuntimeError):
-    """The commit could not be made (nothing of it is in the table); one line, no secret."""
+class IcebergCommitError(LakeError, RuntimeError):
+    """The commit could not be made (nothing of it is in the table); one line, no secret.
+
+    Retryable: it is raised when other writers won every attempt; a later run commits."""
+
+    retryable = True
 
 
 def table_columns() -> tuple[Column, ...]:
