@@ -1,9 +1,25 @@
-"""Errors the client raises, each naming the request (never a credential)."""
+"""Errors the client raises, each naming the request (never a credential).
+
+An :class:`OktaApiError` is retryable when Okta may answer otherwise later: no response at
+all, a 5xx, a 408 or a 429 (after the client's own retries and waits); any other 4xx (a
+refused credential, a missing permission, a bad query) is fatal, as is a bad setup.
+"""
 
 from __future__ import annotations
 
+import re
 
-class ConfigurationError(ValueError):
+from common.errors import LakeError
+
+# What OktaApiError's message says after the request: "-> HTTP 503 ..." or "-> no response".
+_ANSWER = re.compile(r"^\S+ \S+ -> (?:HTTP (\d+)|no response)")
+
+
+def _retryable_status(status: int | None) -> bool:
+    return status is None or status in (408, 429) or status >= 500
+
+
+class ConfigurationError(LakeError, ValueError):
     """The client cannot be set up as asked (bad URL, missing credentials, unreadable key)."""
 
 
@@ -11,16 +27,24 @@ class UnsafeUrl(ConfigurationError):
     """A URL the client refuses to send credentials to."""
 
 
-class OktaApiError(RuntimeError):
+class OktaApiError(LakeError, RuntimeError):
     """A final error answer from Okta (a 4xx other than 429, or retries exhausted)."""
 
     def __init__(self, method: str, url: str, status: int | None, code: str | None, summary: str):
         self.method, self.url, self.status, self.code, self.summary = method, url, status, code, summary
+        self.retryable = _retryable_status(status)
         where = f"{method} {url}"
         what = f"HTTP {status}" if status is not None else "no response"
         if code:
             what += f" {code}"
         super().__init__(f"{where} -> {what}: {summary}")
+
+    @classmethod
+    def retryable_from_message(cls, message: str) -> bool:
+        answer = _ANSWER.match(message)
+        if answer is None:  # not this class's message (cut short?): the class's verdict
+            return cls.retryable
+        return _retryable_status(int(answer.group(1)) if answer.group(1) else None)
 
 
 class QueryTimeout(OktaApiError):

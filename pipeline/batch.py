@@ -112,7 +112,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
 
 def run(pipeline_options, config: RunConfig) -> int:
     """Run (locally: wait, print the summary and check it balances) or submit (a service: return at once)."""
-    from pipeline.failures import RunFailed, failure
+    from pipeline.failures import EXIT_FATAL, EXIT_RETRYABLE, RunFailed, failure, failure_from_line
 
     pipeline = beam.Pipeline(options=pipeline_options)
     build(pipeline, config)
@@ -129,11 +129,15 @@ def run(pipeline_options, config: RunConfig) -> int:
     print(summary.render())
     if not summary.balanced:
         print("error: the run's counts do not balance (see above); please report this", file=sys.stderr)
-        return 1
+        return EXIT_FATAL
     if summary.failed_orgs:
+        verdicts = []
         for org, error in summary.failed_orgs.items():
-            print(f"error: org {org} failed: {error} ({org_outcome(config)})", file=sys.stderr)
-        return 1
+            cause = failure_from_line(error)
+            verdicts.append(cause.retryable)
+            print(f"error: org {org} failed: {error} ({org_outcome(config)}) ({cause.verdict()})", file=sys.stderr)
+        # Rerun as is only when every failed org may then succeed.
+        return EXIT_RETRYABLE if all(verdicts) else EXIT_FATAL
     return 0
 
 

@@ -3,10 +3,13 @@
 Checks the flags (every problem reported on one line, exit 2, before
 anything starts), resolves them into a :class:`~pipeline.config.RunConfig`,
 then hands over to :mod:`pipeline.batch` or :mod:`pipeline.streaming`. A
-failed run is one line naming the error (:mod:`pipeline.failures`), exit 1.
+failed run is one line naming the error and whether rerunning as is may
+succeed (:mod:`pipeline.failures`).
 
-Exit codes: 0 done, 1 the run failed or its counts do not balance,
-2 bad options.
+Exit codes: 0 done, 1 the run failed and a rerun as is would fail the same
+way (or its counts do not balance), 2 bad options, 75 (EX_TEMPFAIL) the run
+failed and a rerun as is may succeed (Okta or a store unavailable, a decode
+process killed).
 """
 
 from __future__ import annotations
@@ -126,4 +129,4 @@ def checked_run(argv: list[str], pipeline_options: PipelineOptions, problems: li
     except RunFailed as failed:
         print(f"error: {failed}", file=sys.stderr, flush=True)
         record_failure(config, failed)  # LAKE/_runs/<run_id>.failed.json, for the coverage report
-        return 1
+        return failed.exit_code

@@ -32,8 +32,10 @@ a test rather than going unnoticed.
 7. Worker errors as text. In ``multi_threading`` mode the FnApiRunner hands
    back a worker's exception as a ``RuntimeError`` holding the worker's
    traceback text; the exception object is lost. :func:`worker_error`
-   recovers it for the project's own error classes, by their qualified name
-   on the traceback's last line.
+   recovers its class and message for every project error class (any
+   :class:`~common.errors.LakeError` subclass imported here; the graph imported
+   the modules that raise them) and for the standard classes asked for, by the
+   qualified class name the traceback's lines start with.
 8. No way to stop. The local streaming runner has no prompt way to stop its
    worker threads (its ``cancel`` is "for testing use only" and does not
    wait for them; ``wait_until_finish`` of a stream never returns):
@@ -50,6 +52,8 @@ import threading
 import time
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from common.errors import error_classes
 
 BEAM_VERSION = "2.77.0"  # the version every workaround below was measured on
 LOCAL_RUNNERS = {"fnapirunner", "directrunner", "bundlebaseddirectrunner", "switchingdirectrunner",
@@ -124,13 +128,13 @@ def beam_tracebacks_hidden(enabled: bool = True):
         sys.stderr = original
 
 
-def worker_error(exc: BaseException, classes: tuple[type, ...]) -> tuple[type, str] | None:
-    """Workaround 7: (class, message) of a worker's exception of one of ``classes``, from the text Beam kept."""
+def worker_error(exc: BaseException, standard: tuple[type, ...] = ()) -> tuple[type, str] | None:
+    """Workaround 7: (class, message) of a worker's project error (or one of ``standard``), from the text Beam kept."""
     if not isinstance(exc, RuntimeError):
         return None
-    # A traceback names a class by module and name, a built-in one by its name alone.
-    names = {cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}": cls
-             for cls in classes}
+    # A traceback names a class by module and name, a built-in one (or one of __main__) by its name alone.
+    names = {cls.__qualname__ if cls.__module__ in ("builtins", "__main__") else f"{cls.__module__}.{cls.__qualname__}":
+             cls for cls in (*error_classes(), *standard)}
     for line in reversed(str(exc).splitlines()):
         name, sep, message = line.partition(": ")
         if sep and name in names:

@@ -72,8 +72,9 @@ def run(pipeline_options, config: RunConfig) -> int:
     error = local_runner.run_streaming_graph(pipeline, stop_after, hide_tracebacks=not config.verbose)
     sys.stdout.flush()
     if error is not None:
-        print(f"error: {RunFailed(failure(error), committed(config), streaming=True)}", file=sys.stderr, flush=True)
-        local_runner.exit_now(1)
+        failed = RunFailed(failure(error), committed(config), streaming=True)
+        print(f"error: {failed}", file=sys.stderr, flush=True)
+        local_runner.exit_now(failed.exit_code)
     print(stopped(config), file=sys.stderr, flush=True)
     local_runner.exit_now(0)
     return 0  # not reached

@@ -11,8 +11,10 @@ import os
 import re
 import threading
 
+from common.errors import LakeError
 
-class SecretUnreadable(ValueError):
+
+class SecretUnreadable(LakeError, ValueError):
     """The secret could not be read; the message names the place, never the content."""
 
 

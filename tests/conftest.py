@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -17,6 +18,16 @@ def okta_token_env(monkeypatch):
     """OKTA_API_TOKEN set to the test token (the one the local System Log server accepts)."""
     monkeypatch.setenv("OKTA_API_TOKEN", TOKEN)
     return TOKEN
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """The runs' Okta clients give up after one retry instead of eight (the client's backoff is tested elsewhere)."""
+    from okta_client import SystemLogClient
+    from sources.okta import connect as okta_config
+
+    monkeypatch.setattr(okta_config, "SystemLogClient",
+                        functools.partial(SystemLogClient, max_retries=1, backoff_base=0.05, backoff_cap=0.1))
 
 
 @pytest.fixture

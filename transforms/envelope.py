@@ -14,6 +14,7 @@ import datetime as _dt
 from collections.abc import Iterator
 from typing import Any
 
+from common.errors import LakeError
 from transforms.jsonio import json_type as _json_type
 
 UTC = _dt.timezone.utc
@@ -21,7 +22,7 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = _dt.timedelta(microseconds=1)
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(LakeError, ValueError):
     """A LogEvent that cannot be used; the message says why."""
 
 

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from common.errors import LakeError
 from schemas.arrow import file_schema
 from schemas.fields import EVENT_COLUMNS, TARGET_COLUMNS, Column
 from transforms import jsonio
@@ -42,7 +43,7 @@ _PARTITION_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uuid", "published"))
 
 
-class WrongType(ValueError):
+class WrongType(LakeError, ValueError):
     """A documented field holds a value of the wrong JSON type."""
 
     def __init__(self, path: str, expected: str, value: Any, nullable: bool = True):
@@ -178,7 +179,7 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
     return namespace[name]
 
 
-class PartitionNameError(ValueError):
+class PartitionNameError(LakeError, ValueError):
     pass
 
 

@@ -13,12 +13,14 @@ from typing import Any
 
 import orjson
 
+from common.errors import LakeError
+
 _BOM = b"\xef\xbb\xbf"
 #: orjson's nesting limit; :func:`loads` gives orjson's verdict on every Python version.
 MAX_DEPTH = 1024
 
 
-class NotJson(ValueError):
+class NotJson(LakeError, ValueError):
     """The payload is not a JSON document."""
 
 

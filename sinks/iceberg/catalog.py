@@ -30,11 +30,12 @@ import os
 import re
 import time
 
+from common.errors import LakeError
 from sinks.iceberg.settings import CATALOG_NAME, REST_CREDENTIAL_ENV, REST_TOKEN_ENV, IcebergTarget, problems_of
 from storage import fs, secrets
 
 
-class IcebergConfigError(ValueError):
+class IcebergConfigError(LakeError, ValueError):
     """A catalog or table setting that cannot work; the message is one line and holds no secret."""
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.errors import LakeError
 from schemas.fields import Column
 from sinks.iceberg import keys as iceberg_keys
 from sinks.iceberg.settings import IcebergTarget
@@ -43,8 +44,12 @@ KEY = ("uuid", "target_index")
 MAX_ATTEMPTS = 50
 
 
-class IcebergCommitError(RuntimeError):
-    """The commit could not be made (nothing of it is in the table); one line, no secret."""
+class IcebergCommitError(LakeError, RuntimeError):
+    """The commit could not be made (nothing of it is in the table); one line, no secret.
+
+    Retryable: it is raised when other writers won every attempt; a later run commits."""
+
+    retryable = True
 
 
 def touched_filter(rows: pa.Table):

@@ -24,12 +24,14 @@ from __future__ import annotations
 import atexit
 import collections
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from common.errors import LakeError
 from sources.files.worker import read_message, write_message
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding the project's packages
@@ -43,8 +45,20 @@ PEAKS_ENV = "OKTA_PERSONAL_BENCH_DECODE_PEAKS"
 POOL_LOG_ENV = "OKTA_PERSONAL_TEST_DECODE_POOL_LOG"
 
 
-class DecodeProcessFailed(RuntimeError):
-    """A local decode process failed or died; the run stops before any commit."""
+class DecodeProcessFailed(LakeError, RuntimeError):
+    """A local decode process failed or died; the run stops before any commit.
+
+    Retryable when the OS killed the process (out of memory, a signal): a rerun may well finish; fatal when
+    the process failed or exited by itself (it would again).
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.retryable = self.retryable_from_message(message)
+
+    @classmethod
+    def retryable_from_message(cls, message: str) -> bool:
+        return re.match(r"decode process \d+ \(pid \d+\) was killed by signal \d+", message) is not None
 
 
 def default_processes() -> int:

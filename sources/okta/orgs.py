@@ -24,6 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from common.errors import LakeError
 from okta_client.errors import UnsafeUrl
 from okta_client.urls import normalise_org_url, org_host
 from sources.okta.connect import OktaSettings
@@ -35,7 +36,7 @@ _INLINE_SECRETS = {"token", "api_token", "ssws", "secret", "password", "private_
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
-class OrgsFileError(ValueError):
+class OrgsFileError(LakeError, ValueError):
     """The orgs file cannot be read or parsed (one line)."""
 
 

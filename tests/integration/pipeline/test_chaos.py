@@ -133,9 +133,10 @@ def test_a_state_location_that_breaks_mid_run_fails_clearly_and_keeps_the_cursor
     blocker = _block_after_first_request(server, state_dir)
     run = run_pipeline(*args)
     blocker.join()
-    assert run.code == 1
+    assert run.code == 1  # fatal: a --state path someone must fix
     error = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "state" in error[0], run.stderr
+    assert error[0].endswith("(fatal: fix the cause before rerunning)")
     assert state_dir.is_file()  # the cursor was never written
     assert_lake_exact(tmp_path / "lake", events)  # the lake commit came first
 
@@ -155,9 +156,10 @@ def test_a_lake_that_breaks_mid_run_fails_clearly_and_stores_no_cursor(okta_serv
     blocker = _block_after_first_request(server, lake)
     run = run_pipeline(*args)
     blocker.join()
-    assert run.code == 1
+    assert run.code == 1  # fatal: a --output path someone must fix
     error = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and str(lake) in error[0], run.stderr
+    assert error[0].endswith("(fatal: fix the cause before rerunning)")
     assert not state.exists()
 
     lake.unlink()

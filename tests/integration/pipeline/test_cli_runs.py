@@ -1,5 +1,7 @@
-"""The command line as a process, and a failed run against a real (hostile) HTTP server."""
+"""The command line as a process; failed runs against real HTTP servers (hostile, refusing, down) and exit codes."""
 
+import datetime as dt
+import json
 import subprocess
 import sys
 
@@ -7,7 +9,7 @@ import pytest
 
 from pipeline.options import LakeOptions
 from tests.support.helpers import REPO, run_pipeline
-from tests.support.okta import backfill_args
+from tests.support.okta import backfill_args, iso, make_events, recent_start
 
 
 def test_help_lists_every_option():
@@ -122,7 +124,7 @@ def test_a_next_link_to_another_origin_is_the_one_line_of_a_failed_backfill(fore
     lake = tmp_path / "lake"
     args = backfill_args(f"--okta_token_file={token_file}", org=org, output=str(lake))
     run = run_pipeline(*args)
-    assert run.code == 1
+    assert run.code == 1  # fatal: the server must be fixed (or not trusted), a rerun would refuse it again
     [line] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert "UnsafeUrl: refusing the next link https://evil.example.com/api/v1/logs?after=abc" in line
     assert "another origin" in line and org in line
@@ -130,3 +132,38 @@ def test_a_next_link_to_another_origin_is_the_one_line_of_a_failed_backfill(fore
     assert "Traceback" not in run.stderr
     assert seen and all(path.startswith("/api/v1/logs") for path in seen)  # nothing went to the other origin
     assert not list(lake.glob("*/*/*.parquet"))  # nothing committed
+
+
+def _error_line(run) -> str:
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_a_refused_token_is_fatal_exit_1_and_an_okta_that_stays_down_is_retryable_exit_75(
+        okta_server, okta_token_env, fast_retries, tmp_path, monkeypatch):
+    """What a scheduler needs: 1 means fix something first, 75 (EX_TEMPFAIL) means run it again as is."""
+    start = recent_start()
+    events = make_events(20, start, dt.timedelta(seconds=30))
+    window = (f"--since={iso(start)}", f"--until={iso(start + dt.timedelta(minutes=10))}")
+
+    down = okta_server(events, fault_5xx=1.0, fault_seed=1)  # every answer a 502/503/504, retries exhausted
+    run = run_pipeline("--source=okta", f"--okta_org_url={down.url}", *window, f"--output={tmp_path / 'down'}",
+                       "--run_id=down")
+    assert run.code == 75, run.stderr
+    line = _error_line(run)
+    assert "OktaApiError" in line and "gave up after 2 attempts" in line and line.endswith("(retryable: rerun as is)")
+    assert json.loads((tmp_path / "down" / "_runs" / "down.failed.json").read_text())["retryable"] is True
+
+    monkeypatch.setenv("OKTA_API_TOKEN", "00-revoked-token")
+    refused = okta_server(events)
+    run = run_pipeline("--source=okta", f"--okta_org_url={refused.url}", *window, f"--output={tmp_path / 'refused'}",
+                       "--run_id=refused")
+    assert run.code == 1, run.stderr
+    line = _error_line(run)
+    assert "HTTP 401" in line and line.endswith("(fatal: fix the cause before rerunning)")
+    assert json.loads((tmp_path / "refused" / "_runs" / "refused.failed.json").read_text())["retryable"] is False
+    assert "00-revoked-token" not in run.stderr + run.stdout
+
+    monkeypatch.setenv("OKTA_API_TOKEN", okta_token_env)
+    rerun = run_pipeline("--source=okta", f"--okta_org_url={refused.url}", *window, f"--output={tmp_path / 'refused'}")
+    assert rerun.code == 0, rerun.stderr

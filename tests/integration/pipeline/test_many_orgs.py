@@ -43,16 +43,6 @@ def tokens(monkeypatch):
         monkeypatch.setenv(f"TOKEN_{name.upper()}", TOKEN)
 
 
-@pytest.fixture
-def fast_retries(monkeypatch):
-    """A down org fails after one retry instead of eight (the client's backoff is tested elsewhere)."""
-    from okta_client import SystemLogClient
-    from sources.okta import connect as okta_config
-
-    monkeypatch.setattr(okta_config, "SystemLogClient",
-                        functools.partial(SystemLogClient, max_retries=1, backoff_base=0.05, backoff_cap=0.1))
-
-
 def host(server) -> str:
     return server.url.split("://", 1)[1]
 
@@ -122,6 +112,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def test_a_run_whose_only_failed_org_is_down_exits_75_to_be_rerun_as_is(okta_server, tokens, fast_retries, tmp_path):
+    """A scheduler may rerun at once: the down org may be back, the healthy one's rows are not written twice."""
+    start = recent_start(2)
+    a = okta_server(make_events(40, start, dt.timedelta(seconds=30), salt=1))
+    down = f"http://127.0.0.1:{_free_port()}"
+    run = run_pipeline("--source=okta", f"--orgs={orgs_file(tmp_path, {'a': a, 'c': down})}",
+                       f"--state={tmp_path / 'state'}", f"--output={tmp_path / 'lake'}")
+    assert run.code == 75, run.stderr + run.stdout
+    [error] = [line for line in run.stderr.splitlines() if line.startswith("error: org ")]
+    assert down.split("//")[1] in error and "no response" in error and error.endswith("(retryable: rerun as is)")
+
+
 def _revoke_after(server, requests: int) -> threading.Thread:
     def watch():
         deadline = time.monotonic() + 60
@@ -149,11 +151,13 @@ def test_a_revoked_org_and_a_down_org_do_not_stop_the_third_and_the_rerun_heals(
     run = run_pipeline("--source=okta", f"--orgs={orgs}", f"--state={state}", "--okta_page_limit=5",
                        f"--output={lake}", "--run_id=faulty")
     watcher.join()
-    assert run.code == 1, run.stderr + run.stdout
+    assert run.code == 1, run.stderr + run.stdout  # fatal: one org needs a new token before a rerun helps
     errors = [line for line in run.stderr.splitlines() if line.startswith("error: org ")]
     assert len(errors) == 2, run.stderr
-    assert any(host(b) in line and "401" in line for line in errors), errors
-    assert any(f"127.0.0.1:{down_port}" in line for line in errors), errors
+    assert any(host(b) in line and "401" in line and line.endswith("(fatal: fix the cause before rerunning)")
+               for line in errors), errors
+    assert any(f"127.0.0.1:{down_port}" in line and line.endswith("(retryable: rerun as is)")
+               for line in errors), errors
     assert TOKEN not in run.stderr + run.stdout
 
     assert all("nothing of it was committed and its cursor was not stored" in line for line in errors), errors

@@ -147,7 +147,7 @@ def test_a_cursor_from_another_org_or_filter_is_refused(okta_server, tmp_path):
                                  "run_id": "", "version": 1}))
     run = run_pipeline("--source=okta", f"--okta_org_url={server.url}", f"--state={state}",
                        f"--output={tmp_path / 'lake'}")
-    assert run.code != 0
+    assert run.code == 1  # fatal: the cursor is not this run's
     assert "https://other.okta.com" in run.stderr and "use another --state" in run.stderr
     assert server.stats.requests == 0
 

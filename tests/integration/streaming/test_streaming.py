@@ -75,6 +75,24 @@ def test_okta_tail_writes_appended_and_late_events_exactly_once(okta_server, tmp
     assert polls < 200, polls
 
 
+def test_okta_tail_refused_by_okta_ends_the_stream_as_fatal_exit_1(okta_server, tmp_path):
+    """A 401 is not waited out like an outage: the stream ends at once with exit 1, so a supervisor that restarts
+    on 75 leaves it stopped until someone fixes the token."""
+    server = okta_server(make_events(20, dt.datetime.now(UTC) - dt.timedelta(hours=1), STEP))
+    lake, state, log = tmp_path / "lake", tmp_path / "cursor.json", tmp_path / "tail.log"
+    run = start_stream(*tail_args(server, lake, state), "--stop_after=120s", log=log,
+                       env={"OKTA_API_TOKEN": "00-revoked-token"})
+    try:
+        code = run.wait(timeout=120)
+    finally:
+        stop(run)
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error:")]
+    assert code == 1, log.read_text()
+    assert len(errors) == 1 and errors[0].startswith("error: the streaming run failed") and "HTTP 401" in errors[0]
+    assert errors[0].endswith("(fatal: fix the cause before rerunning)")
+    assert "00-revoked-token" not in log.read_text()
+
+
 def test_okta_tail_restart_resumes_from_the_cursor_without_loss(okta_server, tmp_path):
     now = dt.datetime.now(UTC)
     first = make_events(300, now - dt.timedelta(hours=3), STEP)
