@@ -10,6 +10,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 BQVENV := .venv-bq
 BQSTAMP := $(BQVENV)/.installed
+DOCSTAMP := $(VENV)/.installed-docs
 SAMPLE := sample/okta-export.jsonl.gz
 LAKE   := lake
 EVENTS ?= 20000
@@ -18,7 +19,7 @@ REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-check run run-streaming run-files backfill coverage maintain template test test-fast lint format bench bench-backfill bench-orgs clean
+.PHONY: help venv venv-check run run-streaming run-files backfill coverage maintain template test test-fast docs lint format bench bench-backfill bench-orgs clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +37,11 @@ $(BQSTAMP):
 	$(BQVENV)/bin/python -m pip install --quiet bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy==2.4.6
 	$(BQVENV)/bin/python -c "import duckdb, duckdb_extension_spatial, os; duckdb.connect().execute(\"INSTALL '\" + os.path.join(os.path.dirname(duckdb_extension_spatial.__file__), 'extensions', 'v1.5.5', 'spatial.duckdb_extension') + \"'\")"
 	touch $(BQSTAMP)
+
+# The docs extra (MkDocs and its theme) has its own stamp: only `make docs` needs it.
+$(DOCSTAMP): setup.py $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCSTAMP)
 
 venv: $(STAMP) ## Create .venv (or VENV) and install the package with its test tools
 
@@ -79,6 +85,10 @@ test: venv-check $(STAMP) $(BQSTAMP) ## Run the whole test suite, unit and integ
 test-fast: venv-check $(STAMP) ## Run the unit tests only (no servers, no subprocesses; well under a minute)
 	$(PY) -m pytest tests/unit -q
 
+docs: venv-check $(STAMP) $(DOCSTAMP) ## Check the generated reference pages, then build the docs site into site/ (strict: a broken link fails)
+	$(PY) -m devtools.docgen --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: venv-check $(STAMP) ## Static checks (ruff)
 	$(BIN)/ruff check .
 
@@ -94,5 +104,5 @@ bench-backfill: venv-check $(STAMP) ## Backfill events/min through a 120 request
 bench-orgs: venv-check $(STAMP) ## Three orgs in one backfill: each one's use of its own budget (about 4 minutes)
 	$(PY) -m bench.orgs_budget
 
-clean: ## Remove the sample, the lake and build leftovers (keeps .venv)
-	rm -rf $(LAKE) $(LAKE)-streaming $(LAKE)-streaming-cursor.json sample .pytest_cache build *.egg-info
+clean: ## Remove the sample, the lake, the docs site and build leftovers (keeps .venv)
+	rm -rf $(LAKE) $(LAKE)-streaming $(LAKE)-streaming-cursor.json sample site .pytest_cache build *.egg-info

@@ -2,7 +2,7 @@
 
 ``pip install .`` gives the pipeline and its runtime dependencies (what a
 Dataflow worker needs, via ``--setup_file=./setup.py``); the ``local`` extra
-adds DuckDB for ``make run``'s lake report, ``test`` adds the test tools.
+adds DuckDB for ``make run``'s lake report, ``test`` adds the test tools, ``docs`` the docs site's builder.
 Runtime dependencies are pinned exactly: a worker must run what was tested.
 """
 
@@ -44,6 +44,8 @@ EXTRAS = {
         "pgserver==0.1.4; python_version < '3.13'",
         "polars==2.1.0",  # scan_iceberg, tested as a reader of the table
     ],
+    # `make docs`: the docs site (mkdocs.yml), built with --strict.
+    "docs": ["mkdocs==1.6.1", "mkdocs-material==9.8.2"],
 }
 
 setup(

@@ -1,25 +1,31 @@
-"""Files generated from the code: README.md's option and schema tables, and the Flex Template's metadata.
+"""Files generated from the code: the docs site's option and schema references, and the Flex Template's metadata.
 
-``python -m devtools.docgen`` rewrites the README blocks between the
+``python -m devtools.docgen`` rewrites the blocks between the
 ``<!-- BEGIN GENERATED: name -->`` / ``<!-- END GENERATED: name -->``
-markers and ``dataflow/metadata.json`` (every pipeline option with its help
-text and a validation regex); ``python -m devtools.docgen --check`` fails when
-either is stale (a test runs it), so neither can drift from the code.
+markers of ``docs/reference/options.md`` (every pipeline option, grouped as
+``--help`` groups them) and ``docs/reference/schema.md`` (every column of the
+lake), and writes ``dataflow/metadata.json`` (every pipeline option with its
+help text and a validation regex). ``python -m devtools.docgen --check`` fails
+when any of them is stale (``make docs`` and a test run it), so none can drift
+from the code. The prose around the blocks is written by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 
-from pipeline.options import LakeOptions
+from pipeline.options import LakeOptions, str2bool
 from schemas.arrow import ARROW_TYPES
 from schemas.fields import COLUMNS, PARTITION_COLUMNS
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-METADATA = Path(__file__).resolve().parent.parent / "dataflow" / "metadata.json"
+ROOT = Path(__file__).resolve().parent.parent
+OPTIONS_PAGE = ROOT / "docs" / "reference" / "options.md"
+SCHEMA_PAGE = ROOT / "docs" / "reference" / "schema.md"
+METADATA = ROOT / "dataflow" / "metadata.json"
 
 _NUMBER = r"^[0-9]+(\.[0-9]+)?$"
 _DURATION = r"^[0-9]+(\.[0-9]+)?[smhd]$"
@@ -51,23 +57,35 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def options_table() -> str:
+def option_parser() -> argparse.ArgumentParser:
+    """Every option of the pipeline, declared the way ``python -m pipeline --help`` declares them."""
     parser = argparse.ArgumentParser(add_help=False)
     LakeOptions._add_argparse_args(parser)  # pylint: disable=protected-access
-    lines = ["| option | default | what it does |", "|---|---|---|"]
-    for action in parser._actions:
-        if not action.option_strings:
+    return parser
+
+
+def options_tables() -> str:
+    """One section per option group, one table row per option."""
+    sections = []
+    for group in option_parser()._action_groups:
+        actions = [action for action in group._group_actions if action.option_strings]
+        if not actions:
             continue
-        flag = action.option_strings[0]
-        default = action.default
-        if default is None or default == []:
-            default = ""
-        elif isinstance(default, bool):
-            default = str(default).lower()
-        choices = f" One of: {', '.join(action.choices)}." if action.choices else ""
-        lines.append(f"| `{flag}` | {_cell(f'`{default}`' if default != '' else '')} | "
-                     f"{_cell(action.help)}{choices} |")
-    return "\n".join(lines)
+        lines = [f"## {group.title}", ""]
+        if group.description:
+            lines += [group.description, ""]
+        lines += ["| option | default | what it does |", "|---|---|---|"]
+        for action in actions:
+            default = action.default
+            if default is None or default == []:
+                default = ""
+            elif isinstance(default, bool):
+                default = str(default).lower()
+            choices = f" One of: {', '.join(action.choices)}." if action.choices else ""
+            lines.append(f"| `{action.option_strings[0]}` | {_cell(f'`{default}`' if default != '' else '')} | "
+                         f"{_cell(action.help)}{choices} |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
 def schema_table() -> str:
@@ -86,14 +104,8 @@ def schema_table() -> str:
 
 def template_metadata() -> str:
     """The Flex Template's metadata.json: one parameter per pipeline option, with a validation regex."""
-    import json
-
-    from common.flags import str2bool
-
-    parser = argparse.ArgumentParser(add_help=False)
-    LakeOptions._add_argparse_args(parser)  # pylint: disable=protected-access
     parameters = []
-    for action in parser._actions:
+    for action in option_parser()._actions:
         if not action.option_strings:
             continue
         name = action.option_strings[0].lstrip("-")
@@ -123,37 +135,46 @@ def template_metadata() -> str:
     return json.dumps(metadata, indent=2) + "\n"
 
 
-BLOCKS = {"options": options_table, "schema": schema_table}
+#: page -> {block name -> what fills it}
+PAGES = {OPTIONS_PAGE: {"options": options_tables}, SCHEMA_PAGE: {"schema": schema_table}}
 
 
-def render(text: str) -> str:
-    for name, make in BLOCKS.items():
+def render(page: Path, text: str) -> str:
+    """``text`` (the page's current content) with each of its generated blocks filled from the code."""
+    for name, make in PAGES[page].items():
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED: {name} -->\n)(?:.*?\n)?(<!-- END GENERATED: {name} -->)", re.S)
         if not pattern.search(text):
-            raise SystemExit(f"README.md has no GENERATED block named {name!r}")
+            raise SystemExit(f"{page.relative_to(ROOT)} has no GENERATED block named {name!r}")
         text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
     return text
 
 
+def wanted() -> dict[Path, str]:
+    """Every generated file with the content the code asks for."""
+    files = {page: render(page, page.read_text()) for page in PAGES}
+    files[METADATA] = template_metadata()
+    return files
+
+
+def stale() -> list[Path]:
+    """The generated files whose content is not what the code asks for (or that are missing)."""
+    return [path for path, text in wanted().items() if not path.exists() or path.read_text() != text]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.docgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if README.md is not up to date")
+    parser.add_argument("--check", action="store_true", help="fail if a generated file is not up to date")
     args = parser.parse_args(argv)
-    current = README.read_text()
-    wanted = render(current)
-    metadata = template_metadata()
     if args.check:
-        stale = [str(p.name) for p, ok in ((README, current == wanted),
-                                           (METADATA, METADATA.exists() and METADATA.read_text() == metadata))
-                 if not ok]
-        if stale:
-            print(f"{', '.join(stale)} stale: run `python -m devtools.docgen`", file=sys.stderr)
+        if behind := stale():
+            names = ", ".join(str(path.relative_to(ROOT)) for path in behind)
+            print(f"{names} stale: run `python -m devtools.docgen`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(wanted)
-    METADATA.parent.mkdir(exist_ok=True)
-    METADATA.write_text(metadata)
+    for path, text in wanted().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return 0
 
 

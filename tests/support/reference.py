@@ -45,7 +45,7 @@ def _dig(obj, keys, kind):
     if kind == "bool" and type(value) is not bool:
         raise Reject(keys[-1])
     if kind == "string" and type(value) is not str:
-        if type(value) in (int, float, bool):  # kept as its JSON text (README: "values that bend")
+        if type(value) in (int, float, bool):  # kept as its JSON text (docs/reference/schema.md: "values that bend")
             return json.dumps(value)
         raise Reject(keys[-1])
     return value

@@ -48,7 +48,7 @@ def host(server) -> str:
 
 
 def lake_keys_by_org(lake: Path) -> dict:
-    """{okta_org: Counter((uuid, target_index))} of the whole lake, read the way the README says."""
+    """{okta_org: Counter((uuid, target_index))} of the whole lake, read the way docs/lake.md says."""
     rows = duckdb.sql(f"SELECT okta_org, uuid, target_index FROM read_parquet('{lake}/event_date=*/event_type=*/"
                       "*.parquet', hive_partitioning=true, union_by_name=true)").fetchall()
     found: dict = {}
@@ -289,7 +289,7 @@ def test_a_backfill_commits_nothing_of_an_org_that_fails_mid_run_and_the_rerun_c
                for line in errors), errors
     assert any(host(b) in line and "401" in line for line in errors), errors
 
-    # The lake (read as the README says), its dead letters and Iceberg hold the healthy org only, exactly.
+    # The lake (read as docs/lake.md says), its dead letters and Iceberg hold the healthy org only, exactly.
     assert lake_keys_by_org(lake) == {host(a): expected_row_keys(events["a"])}
     assert dead_letters_by_org(lake, "faulty") == Counter({host(a): 1})
     assert iceberg_keys_by_org(lake) == {host(a): expected_row_keys(events["a"])}

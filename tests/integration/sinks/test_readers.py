@@ -1,6 +1,6 @@
 """Readers see committed data only, whatever happened to earlier runs (issue 12).
 
-DuckDB (the README's query), Polars (the README's glob and a recursive one),
+DuckDB (the query of the README and of docs/lake.md), Polars (the glob docs/lake.md shows, and a recursive one),
 pyarrow's dataset and ``tools.report`` are asked after runs killed with
 ``kill -9`` at several points of the lake protocol (:mod:`tests.support.kill_points`),
 and in a loop while a slowed run stages and commits. The staging leases: a live
@@ -28,18 +28,19 @@ from tests.support import kill_points
 from tests.support.helpers import REPO, run_pipeline
 from tools.report import report
 
-README = (Path(REPO) / "README.md").read_text()
+# Where the reader calls are shown to users: the README (DuckDB) and the lake's page (every reader).
+SHOWN_IN = [Path(REPO) / "README.md", Path(REPO) / "docs" / "lake.md"]
 
 
-def readme_form(pattern: str) -> str:
-    """The one reader call of the README matching ``pattern`` (so the tests use its exact form)."""
-    found = set(re.findall(pattern, README))
-    assert len(found) == 1, f"the README should show one form of {pattern!r}, shows {found}"
+def shown_form(pattern: str) -> str:
+    """The one reader call matching ``pattern`` the README and docs/lake.md show (the tests use its exact form)."""
+    found = {form for page in SHOWN_IN for form in re.findall(pattern, page.read_text())}
+    assert len(found) == 1, f"the README and docs/lake.md should show one form of {pattern!r}, show {found}"
     return found.pop()
 
 
-DUCKDB_GLOB = readme_form(r"read_parquet\('lake/([^']+)', hive_partitioning=true\)")
-POLARS_GLOB = readme_form(r'pl\.scan_parquet\("lake/([^"]+)", hive_partitioning=True\)')
+DUCKDB_GLOB = shown_form(r"read_parquet\('lake/([^']+)', hive_partitioning=true\)")
+POLARS_GLOB = shown_form(r'pl\.scan_parquet\("lake/([^"]+)", hive_partitioning=True\)')
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def keys(table) -> Counter:
 
 
 def duckdb_files(lake: Path) -> dict[str, int]:
-    """Rows per file, by the README's DuckDB query ({} while no file matches)."""
+    """Rows per file, by the DuckDB query the README shows ({} while no file matches)."""
     sql = (f"SELECT filename, count(*) FROM read_parquet('{lake}/{DUCKDB_GLOB}', hive_partitioning=true, "
            "filename=true) GROUP BY filename")
     if not list(lake.glob(DUCKDB_GLOB)):
