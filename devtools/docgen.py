@@ -18,7 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline.options import LakeOptions, str2bool
+from common.flags import str2bool
+from pipeline.options import LakeOptions
 from schemas.arrow import ARROW_TYPES
 from schemas.fields import COLUMNS, PARTITION_COLUMNS
 
