@@ -51,11 +51,18 @@ MERGE_BATCHES = 8
 
 def write_message(out, meta, data=b"") -> None:
     encoded = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(HEADER.pack(len(encoded), len(data)))
-    out.write(encoded)
-    if len(data):
-        out.write(data)
+    for part in (HEADER.pack(len(encoded), len(data)), encoded, data):
+        _write_all(out, part)
     out.flush()
+
+
+def _write_all(out, data) -> None:
+    """Write every byte of ``data``. A raw stream takes what one ``write(2)`` took: under
+    ``PYTHONUNBUFFERED`` a worker's stdout is one, and a pipe write cut by a signal (the process
+    stopped and continued: Ctrl-Z then ``fg``) returns short; the rest must still follow."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[out.write(view):]
 
 
 def read_message(stream):
