@@ -15,10 +15,18 @@ The load average is printed with every run: wall-clock numbers mean little on a 
 machine; CPU seconds (user + system, all processes and threads) are printed too.
 
 Peak RSS: "largest" is the largest single process (``ru_maxrss`` of the finished children);
-"summed" adds the peak of every decode process the pipeline started (each reports its own,
-see ``sources.files.pool.PEAKS_ENV``) to the largest: an upper bound for the pipeline's memory
-(the peaks need not coincide; exact when the largest is the pipeline's own process, as on (a)).
-For plain and DuckDB (one process) both are the same.
+"summed" adds the peak of every decode process the pipeline started to the largest: an upper
+bound for the pipeline's memory (the peaks need not coincide; exact when the largest is the
+pipeline's own process, as on (a)). For plain and DuckDB (one process) both are the same.
+The decode processes' peaks are measured from outside, while the run goes: every
+``SAMPLE_SECONDS`` a thread lists the run's process tree (``/proc/PID/task/*/children``,
+recursively), picks the decode processes (``python -m sources.files.worker``) and reads each
+one's ``VmHWM`` (the kernel's own peak RSS, what ``ru_maxrss`` reports) from
+``/proc/PID/status``, keeping the last value seen. Only growth in a process's last
+``SAMPLE_SECONDS`` can escape it, and a decode process reaches its peak while decoding, not as
+it ends; a process that lived less than ``SAMPLE_SECONDS`` would be missed (the process count
+printed shows it). (Until 2026-12 each decode process reported its own ``ru_maxrss``, which
+counts the high-water mark of the pipeline process it was spawned from: the sum was too high.)
 """
 
 from __future__ import annotations
@@ -31,11 +39,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from bench.machine import describe
-from sources.files.pool import PEAKS_ENV
 
 DATA = Path(__file__).resolve().parent / ".data"
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +53,9 @@ INPUTS = {
     "b": dict(random_order=False, types=0, keep="personal."),
     "c": dict(random_order=True, types=60, keep=""),
 }
+#: How often the decode processes' peak RSS is read while a run goes.
+SAMPLE_SECONDS = 0.02
+DECODE_PROCESS = b"sources.files.worker"  # in the command line of each decode process
 
 
 def export(events: int, days: float, random_order: bool, types: int, seed: int = 7) -> Path:
@@ -78,16 +89,64 @@ def commands(kind: str, path: Path, out: str, keep: str, extra: list[str]) -> li
     return [sys.executable, "-m", module, str(path), out, keep]
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), as far as they still run."""
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                kids = [int(child) for child in children.read_text().split()]
+            except OSError:  # it ended meanwhile
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def decode_peak_kb(pid: int) -> int | None:
+    """The peak RSS so far (``VmHWM``, kB) of ``pid`` if it is a decode process; None if not or gone."""
+    try:
+        if DECODE_PROCESS not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+            return None
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class DecodePeaks(threading.Thread):
+    """Reads the peak RSS of the decode processes under ``pid`` every ``SAMPLE_SECONDS`` until ``done`` is set:
+    ``peaks_kb`` holds the last value seen of each (see the module doc)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peaks_kb, self.done = pid, {}, threading.Event()
+
+    def run(self):
+        while not self.done.wait(SAMPLE_SECONDS):
+            for child in descendants(self.pid):
+                peak = decode_peak_kb(child)
+                if peak is not None:
+                    self.peaks_kb[child] = max(peak, self.peaks_kb.get(child, 0))
+
+
 def run_once(argv: list[str], out: str) -> dict:
-    """Run one whole process; its wall seconds and peak RSS (the finished children's ``ru_maxrss``)."""
+    """Run one whole process; its wall seconds and peak RSS (the finished children's ``ru_maxrss``), and the
+    decode processes' peaks, read from outside while it runs."""
     load = os.getloadavg()[0]
-    with tempfile.NamedTemporaryFile(prefix="bench-peaks-", suffix=".txt") as peaks:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=REPO, env={**_env(), PEAKS_ENV: peaks.name},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = DecodePeaks(proc.pid)
+    sampler.start()
+    try:
         stdout, stderr = proc.communicate()
-        seconds = time.perf_counter() - start
-        decode_peaks_kb = [int(line) for line in Path(peaks.name).read_text().split()]
+    finally:
+        sampler.done.set()
+        sampler.join()
+    seconds = time.perf_counter() - start
+    decode_peaks_kb = list(sampler.peaks_kb.values())
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = usage.ru_maxrss / 1024
     shutil.rmtree(out, ignore_errors=True)

@@ -23,11 +23,11 @@ COMMANDS = {
 
 
 def run(argv: list[str]) -> int:
-    """The pipeline, as ``python -m pipeline`` runs it: its exit skips the interpreter's teardown."""
-    from pipeline.main import exit_without_teardown, main
+    """The pipeline, as ``python -m pipeline`` runs it (its exit leaves the run's objects to the OS)."""
+    from pipeline.main import exit_without_collecting, main
 
-    exit_without_teardown(main(argv))
-    return 0  # not reached: exit_without_teardown exits
+    exit_without_collecting(main(argv))
+    return 0  # not reached: exit_without_collecting exits
 
 
 def coverage(argv: list[str]) -> int:

@@ -20,10 +20,9 @@ and flattening a large export used one core. This transform gives the same
 output as ``ReadExportedFiles | PersonalEventsToRows(whole_batches=True)``
 (``RowBatches`` and dead-letter records, the same counters) but sends the byte
 ranges of uncompressed local JSON Lines files to ``processes`` decode processes
-(:mod:`sources.files.pool`, :mod:`sources.files.worker`; :mod:`pipeline.prestart` may have
-started them before Beam was imported, for exactly these ranges and settings): they run the very
-same decode and flatten functions and send back Arrow row batches, which this
-process stages and commits as before (:class:`sinks.lake.beam.WriteLake`), so the
+(:mod:`sources.files.pool`, :mod:`sources.files.worker`): they run the very same
+decode and flatten functions and send back Arrow row batches, which this process
+stages and commits as before (:class:`sinks.lake.beam.WriteLake`), so the
 commit, the per-partition insert-if-absent dedupe and the manifest do not change.
 Other ranges (compressed files, pretty-printed documents, non-local paths) take
 the ordinary Beam path inside the same graph.

@@ -6,14 +6,6 @@ send back, batch by batch: ``(counts, dead_letters, parts, table)``. A reader
 thread per process puts messages on one bounded inbox, so a process that runs
 ahead blocks on its pipe and memory stays bounded whatever the input size.
 
-A pool can be started early: :func:`prestart` (called by :mod:`pipeline.prestart`
-before Beam is imported) starts one for the ranges and settings the run is
-expected to ask for; its processes decode at once and, until somebody consumes,
-the inbox holds up to ``PRESTART_BUFFER_BYTES`` of their messages. The first
-:func:`decoded_batches` adopts it only if its ``(ranges, settings, processes)``
-are exactly those; otherwise the pool is killed and a fresh one started. A pool
-nobody adopts is killed when the process exits.
-
 Any failure (a process that reports an error, dies or is killed, or the
 consumer stopping early) stops every process before the error reaches the
 caller; a dead process is a :class:`DecodeProcessFailed`, one line.
@@ -21,7 +13,6 @@ caller; a dead process is a :class:`DecodeProcessFailed`, one line.
 
 from __future__ import annotations
 
-import atexit
 import collections
 import os
 import re
@@ -36,13 +27,6 @@ from sources.files.worker import read_message, write_message
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding the project's packages
 _QUEUE_PER_PROCESS = 2  # messages buffered per process (8 batches each) before it waits
-#: Until its first message is consumed, a pre-started pool buffers up to this many bytes of batches.
-PRESTART_BUFFER_BYTES = 256 * 1024 * 1024
-#: Benchmark hook: append each decode process's peak RSS (kB, one line each) to this file when it ends.
-PEAKS_ENV = "OKTA_PERSONAL_BENCH_DECODE_PEAKS"
-#: Test hook: append what happens to pools to this file, one line each: "start PID...", "prestart PID...",
-#: "adopt", "discard" (PID: of each process started).
-POOL_LOG_ENV = "OKTA_PERSONAL_TEST_DECODE_POOL_LOG"
 
 
 class DecodeProcessFailed(LakeError, RuntimeError):
@@ -80,13 +64,6 @@ def decode_settings(event_types: str, raw_event: bool, max_payload_bytes: int, o
     """The settings a decode process gets (:class:`sources.files.worker.BatchDecoder` reads them)."""
     return {"event_types": event_types, "raw_event": raw_event, "max_payload_bytes": max_payload_bytes,
             "org": org, "batch_size": batch_size, "batch_bytes": batch_bytes}
-
-
-def _log(line: str) -> None:
-    target = os.environ.get(POOL_LOG_ENV)
-    if target:
-        with open(target, "a") as out:
-            out.write(line + "\n")
 
 
 class _Process:
@@ -128,50 +105,32 @@ class _Process:
         self.stderr.close()
 
 
-def _record_peak(peak_kb) -> None:
-    target = os.environ.get(PEAKS_ENV)
-    if target:
-        with open(target, "a") as out:
-            out.write(f"{int(peak_kb)}\n")
-
-
 class _Inbox:
-    """The reader threads' messages: up to ``items`` of them once somebody consumes; until then (a pool started
-    before its consumer) up to ``early_bytes`` of message data, so the processes keep working meanwhile."""
+    """The reader threads' messages, up to ``items`` of them: a reader that runs ahead waits for room."""
 
-    def __init__(self, items: int, early_bytes: int):
-        self._items, self._early_bytes = items, early_bytes
+    def __init__(self, items: int):
+        self._items = items
         self._queue: collections.deque = collections.deque()
-        self._bytes = 0
-        self._consuming = False
         self._changed = threading.Condition()
 
-    def _full(self) -> bool:
-        if self._consuming:
-            return len(self._queue) >= self._items
-        return len(self._queue) >= self._items and self._bytes >= self._early_bytes
-
-    def put(self, item, size: int, stopping: threading.Event) -> bool:
-        """Add ``item`` (``size`` bytes) once there is room; False if the pool stopped meanwhile."""
+    def put(self, item, stopping: threading.Event) -> bool:
+        """Add ``item`` once there is room; False if the pool stopped meanwhile."""
         with self._changed:
-            while self._full():
+            while len(self._queue) >= self._items:
                 if stopping.is_set():
                     return False
                 self._changed.wait(0.2)
             if stopping.is_set():
                 return False
-            self._queue.append((item, size))
-            self._bytes += size
+            self._queue.append(item)
             self._changed.notify_all()
             return True
 
     def get(self):
         with self._changed:
-            self._consuming = True
             while not self._queue:
                 self._changed.wait()
-            item, size = self._queue.popleft()
-            self._bytes -= size
+            item = self._queue.popleft()
             self._changed.notify_all()
             return item
 
@@ -179,13 +138,12 @@ class _Inbox:
 class _Pool:
     """Started processes working through ``ranges``; :meth:`batches` consumes what they send (once)."""
 
-    def __init__(self, ranges: list, settings: dict, processes: int, early_bytes: int = 0):
-        self.key = (tuple(ranges), dict(settings), processes)
+    def __init__(self, ranges: list, settings: dict, processes: int):
         self._tasks = list(ranges)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         self.count = max(1, min(processes, len(self._tasks)))
         self._lock = threading.Lock()
-        self._inbox = _Inbox(_QUEUE_PER_PROCESS * self.count, early_bytes)
+        self._inbox = _Inbox(_QUEUE_PER_PROCESS * self.count)
         self._stopping = threading.Event()
         self._stopped = False
         self._pool: list[_Process] = []
@@ -202,18 +160,12 @@ class _Pool:
             self.stop()
             raise
 
-    def pids(self) -> list[int]:
-        return [proc.popen.pid for proc in self._pool]
-
-    def matches(self, ranges: list, settings: dict, processes: int) -> bool:
-        return self.key == (tuple(ranges), settings, processes)
-
     def _next_task(self):
         with self._lock:
             return self._tasks.pop(0) if self._tasks else None
 
-    def _put(self, item, size: int = 0) -> bool:
-        return self._inbox.put(item, size, self._stopping)
+    def _put(self, item) -> bool:
+        return self._inbox.put(item, self._stopping)
 
     def _pump(self, proc: _Process) -> None:
         try:
@@ -229,10 +181,10 @@ class _Pool:
                     proc.current = self._next_task()
                     write_message(proc.popen.stdin, proc.current)
                 elif kind == "batch":
-                    if not self._put((meta, data), len(data)):
+                    if not self._put((meta, data)):
                         return
                 elif kind == "end":
-                    self._put(("end", meta[1]))
+                    self._put(("end",))
                     return
                 else:  # "error"
                     self._put(("died", f"{proc.name()} failed{proc.where()}: {meta[1]}"))
@@ -257,7 +209,6 @@ class _Pool:
                 item = self._inbox.get()
                 if item[0] == "end":
                     running -= 1
-                    _record_peak(item[1])
                     continue
                 if item[0] == "died":
                     raise DecodeProcessFailed(f"{item[1]}; nothing was committed")
@@ -281,51 +232,12 @@ class _Pool:
             proc.close()
 
 
-_waiting: list[_Pool] = []  # a pool started by prestart(), until decoded_batches adopts or discards it
-_waiting_lock = threading.Lock()
-
-
-def prestart(ranges: list, settings: dict, processes: int) -> None:
-    """Start decoding ``ranges`` now, for the :func:`decoded_batches` call expected later (see the module doc)."""
-    pool = _Pool(ranges, settings, processes, early_bytes=PRESTART_BUFFER_BYTES)
-    with _waiting_lock:
-        _waiting.append(pool)
-    atexit.register(_discard_waiting)
-    _log(" ".join(["prestart", *map(str, pool.pids())]))
-
-
-def _discard_waiting() -> None:
-    with _waiting_lock:
-        pools = list(_waiting)
-        _waiting.clear()
-    for pool in pools:
-        pool.stop()
-        _log("discard")
-
-
-def _adopt(ranges: list, settings: dict, processes: int) -> _Pool | None:
-    with _waiting_lock:
-        pool = _waiting.pop() if _waiting else None
-    if pool is None:
-        return None
-    if pool.matches(ranges, settings, processes):
-        _log("adopt")
-        return pool
-    pool.stop()
-    _log("discard")
-    return None
-
-
 def decoded_batches(ranges: list, settings: dict, processes: int):
     """Yield ``(counts, dead_letters, parts, table or None)`` for every batch of ``ranges``, in no set order.
 
     ``counts`` is ``(read, filtered, duplicates, coerced)``, ``parts`` lists ``((event_date, event_type),
     offset, rows, events)`` of ``table`` (see :class:`transforms.records.RowBatches`).
     """
-    pool = _adopt(ranges, settings, processes)
-    if pool is None:
-        if not ranges:
-            return
-        pool = _Pool(ranges, settings, processes)
-        _log(" ".join(["start", *map(str, pool.pids())]))
-    yield from pool.batches()
+    if not ranges:
+        return
+    yield from _Pool(ranges, settings, processes).batches()

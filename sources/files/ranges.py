@@ -1,22 +1,18 @@
-"""How a replayed file is cut into byte ranges (Beam-free: also used before Beam is imported).
+"""How a replayed file is cut into byte ranges (Beam-free).
 
 :class:`sources.files.beam.SplitFilesFn` lists the files with Beam's filesystems and
-asks :func:`file_ranges` for each file's ranges; :mod:`pipeline.prestart` asks the
-same function for local files before Beam is even imported, so both cut a file
-the same way.
+asks :func:`file_ranges` for each file's ranges, at the split size it was given
+(``split_bytes`` of ``ReadExportedFiles`` and ``ExportedFilesToRows``; ``SPLIT_BYTES`` by default).
 """
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 from transforms import jsonio
 
-#: Test hook: cut uncompressed files into ranges of this many bytes instead (for subprocess tests).
-SPLIT_BYTES_ENV = "OKTA_PERSONAL_TEST_SPLIT_BYTES"
 #: Uncompressed JSON Lines files are cut into byte ranges of this size (read in parallel).
-SPLIT_BYTES = int(os.environ.get(SPLIT_BYTES_ENV) or 64 * 1024 * 1024)
+SPLIT_BYTES = 64 * 1024 * 1024
 #: Files larger than this are never tried as one pretty-printed JSON document.
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 #: Lines are handed on in batches of at most this many bytes (or ``--batch_size`` lines).

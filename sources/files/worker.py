@@ -17,7 +17,7 @@ Protocol, on stdin / stdout, every message framed as ``<meta length, data length
   batches ``("batch", counts, dead_letters, parts)`` with their rows, grouped by
   partition, as an Arrow IPC stream in ``data`` (none when they kept nothing); ``("ready",)`` again
   when a range is done; ``("error", "Class: message")`` then exit 1 on any
-  error; ``("end", peak_rss_kb)`` after ``None``.
+  error; ``("end",)`` after ``None``.
 
 A worker that dies without ``end`` (killed, out of memory) is seen by the parent
 as an end of file: the run fails and nothing is committed.
@@ -25,10 +25,7 @@ as an end of file: the run fails and nothing is committed.
 
 from __future__ import annotations
 
-import os
 import pickle
-import resource
-import signal
 import struct
 import sys
 
@@ -43,8 +40,6 @@ from transforms.selection import EventTypeSelection
 from transforms.shortcuts import LineDecoder
 
 HEADER = struct.Struct("<QQ")
-#: Test hook: a worker kills itself (SIGKILL) after this many batches, to prove a crash fails the run cleanly.
-KILL_AFTER_ENV = "OKTA_PERSONAL_TEST_KILL_WORKER_AFTER_BATCHES"
 #: Batches sent as one message: the parent stages one table slice per partition and message, so fewer,
 #: larger messages cost it less (a random-order batch of 1000 events touches ~55 partitions).
 MERGE_BATCHES = 8
@@ -52,11 +47,18 @@ MERGE_BATCHES = 8
 
 def write_message(out, meta, data=b"") -> None:
     encoded = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(HEADER.pack(len(encoded), len(data)))
-    out.write(encoded)
-    if len(data):
-        out.write(data)
+    for part in (HEADER.pack(len(encoded), len(data)), encoded, data):
+        _write_all(out, part)
     out.flush()
+
+
+def _write_all(out, data) -> None:
+    """Write every byte of ``data``. A raw stream takes what one ``write(2)`` took: under
+    ``PYTHONUNBUFFERED`` a worker's stdout is one, and a pipe write cut by a signal (the process
+    stopped and continued: Ctrl-Z then ``fg``) returns short; the rest must still follow."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[out.write(view):]
 
 
 def read_message(stream):
@@ -180,8 +182,6 @@ def send_merged(stdout, decoded: list) -> None:
 def serve(stdin, stdout) -> None:
     settings, _ = read_message(stdin)
     decoder = BatchDecoder(settings)
-    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-    batches = 0
     collector = PausedCollector()  # as in the Beam graph: no cyclic collection inside the hot loop
     collector.start()
     write_message(stdout, ("ready",))
@@ -198,13 +198,10 @@ def serve(stdin, stdout) -> None:
                 if len(pending) >= MERGE_BATCHES:
                     send_merged(stdout, pending)
                     pending = []
-                batches += 1
-                if kill_after and batches >= kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
         if pending:
             send_merged(stdout, pending)
         write_message(stdout, ("ready",))
-    write_message(stdout, ("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    write_message(stdout, ("end",))
 
 
 def main() -> int:
