@@ -27,11 +27,11 @@ def _usage() -> tuple[float, float, float, float]:
 def alone(path: str, processes: int) -> None:
     from sources.files.beam import SPLIT_BYTES
     from sources.files.pool import decoded_batches
+    from transforms.settings import DecodeSettings
 
     size = os.path.getsize(path)
     ranges = [(path, start, min(start + SPLIT_BYTES, size), False) for start in range(0, size, SPLIT_BYTES)]
-    settings = {"event_types": "personal.*", "raw_event": True, "max_payload_bytes": 16 * 1024 * 1024,
-                "org": None, "batch_size": 1000, "batch_bytes": 8 * 1024 * 1024}
+    settings = DecodeSettings()  # the run's defaults: personal.*, raw_event, 1000 lines or 8 MB a batch
     start, read, rows = time.perf_counter(), 0, 0
     for counts, _dead, _parts, table in decoded_batches(ranges, settings, processes):
         read += counts[0]

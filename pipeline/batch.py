@@ -84,8 +84,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
     processes = decode_processes(config)
     if processes > 1:
         rows, dead = pipeline | "ExportedFilesToRows" >> ExportedFilesToRows(
-            config.inputs, processes, decode.event_types, decode.raw_event, decode.max_payload_bytes,
-            config.progress_interval, org=decode.org, batch_size=decode.batch_size)
+            config.inputs, processes, decode, config.progress_interval)
         cursors, reports, described = None, None, {"input": config.inputs}
     else:
         batches, cursors, described = read_source(pipeline, config)

@@ -41,7 +41,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from common.metrics import OrgCounters, counter, dead_letter_counter
 from sources.files.lines import line_batches
-from sources.files.pool import decode_settings, decoded_batches, worth_processes
+from sources.files.pool import decoded_batches, worth_processes
 from sources.files.ranges import BATCH_BYTES, SPLIT_BYTES, FileRange, file_ranges
 from sources.files.worker import BatchDecoder
 from transforms import beam as batch_coders  # noqa: F401  (registers the batch coders)
@@ -51,7 +51,7 @@ from transforms.decode import STAGE_DECODE, STAGE_VALIDATE
 from transforms.flatten import STAGE_FLATTEN
 from transforms.gc_pause import PausedCollector
 from transforms.records import PartitionKey, RawBatch, RowBatches
-from transforms.selection import DEFAULT_EVENT_TYPES
+from transforms.settings import DecodeSettings
 
 
 def _compression(path: str) -> str:
@@ -137,7 +137,7 @@ class ReadExportedFiles(beam.PTransform):
 class _DecodeInProcessesFn(beam.DoFn):
     """All plain local ranges (one list) -> ``RowBatches`` and dead letters, from the decode processes."""
 
-    def __init__(self, settings: dict, processes: int, progress_interval: float):
+    def __init__(self, settings: DecodeSettings, processes: int, progress_interval: float):
         self.settings = settings
         self.processes = processes
         self.progress_interval = progress_interval
@@ -160,7 +160,7 @@ class _DecodeInProcessesFn(beam.DoFn):
                 collector.between_batches()
                 yield from self._emit(*decoded)
             # The rest here, in this process: compressed files, documents, remote paths, a single range.
-            reader, decoder = ReadRangeFn(self.settings["batch_size"], self.settings["batch_bytes"]), None
+            reader, decoder = ReadRangeFn(self.settings.batch_size, self.settings.batch_bytes), None
             for file_range in sorted(r for r in ranges if r not in plain):
                 for batch in reader.process(file_range):
                     collector.between_batches()
@@ -170,7 +170,7 @@ class _DecodeInProcessesFn(beam.DoFn):
             collector.finish()
 
     def _emit(self, counts, dead, parts, table):
-        org, counters, by_org = self.settings["org"], self._counters, self._by_org
+        org, counters, by_org = self.settings.org, self._counters, self._by_org
         read, filtered, duplicates, coerced = counts
         counters["events_read"].inc(read)
         if filtered:
@@ -197,21 +197,16 @@ class _DecodeInProcessesFn(beam.DoFn):
 class ExportedFilesToRows(beam.PTransform):
     """Glob patterns -> ``(rows, dead_letters)``, decoded in ``processes`` local processes (see the module doc)."""
 
-    def __init__(self, patterns: list[str], processes: int, event_types: str = DEFAULT_EVENT_TYPES,
-                 raw_event: bool = True, max_payload_bytes: int = 16 * 1024 * 1024, progress_interval: float = 0,
-                 org: str | None = None, batch_size: int = 1000, batch_bytes: int = BATCH_BYTES,
-                 split_bytes: int | None = None):
+    def __init__(self, patterns: list[str], processes: int, decode: DecodeSettings = DecodeSettings(),
+                 progress_interval: float = 0, split_bytes: int | None = None):
         super().__init__()
         self.patterns = list(patterns)
         self.processes = processes
-        self.event_types, self.raw_event, self.org = event_types, raw_event, org
-        self.max_payload_bytes, self.progress_interval = max_payload_bytes, progress_interval
-        self.batch_size, self.batch_bytes = batch_size, batch_bytes
+        self.decode, self.progress_interval = decode, progress_interval
         self.split_bytes = split_bytes or SPLIT_BYTES
 
     def expand(self, pbegin):
-        settings = decode_settings(self.event_types, self.raw_event, self.max_payload_bytes, self.org,
-                                   self.batch_size, self.batch_bytes)
+        settings = self.decode
         ranges = (pbegin
                   | "Patterns" >> beam.Create(self.patterns)
                   | "SplitFiles" >> beam.ParDo(SplitFilesFn(self.split_bytes)).with_output_types(FileRange))

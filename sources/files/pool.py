@@ -24,6 +24,7 @@ from pathlib import Path
 
 from common.errors import LakeError
 from sources.files.worker import read_message, write_message
+from transforms.settings import DecodeSettings
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding the project's packages
 _QUEUE_PER_PROCESS = 2  # messages buffered per process (8 batches each) before it waits
@@ -59,15 +60,8 @@ def worth_processes(ranges: list, processes: int) -> bool:
     return len(ranges) >= 2 and processes >= 2
 
 
-def decode_settings(event_types: str, raw_event: bool, max_payload_bytes: int, org: str | None, batch_size: int,
-                    batch_bytes: int) -> dict:
-    """The settings a decode process gets (:class:`sources.files.worker.BatchDecoder` reads them)."""
-    return {"event_types": event_types, "raw_event": raw_event, "max_payload_bytes": max_payload_bytes,
-            "org": org, "batch_size": batch_size, "batch_bytes": batch_bytes}
-
-
 class _Process:
-    def __init__(self, number: int, settings: dict, env: dict):
+    def __init__(self, number: int, settings: DecodeSettings, env: dict):
         self.number = number
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen([sys.executable, "-m", "sources.files.worker"], stdin=subprocess.PIPE,
@@ -138,7 +132,7 @@ class _Inbox:
 class _Pool:
     """Started processes working through ``ranges``; :meth:`batches` consumes what they send (once)."""
 
-    def __init__(self, ranges: list, settings: dict, processes: int):
+    def __init__(self, ranges: list, settings: DecodeSettings, processes: int):
         self._tasks = list(ranges)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         self.count = max(1, min(processes, len(self._tasks)))
@@ -232,7 +226,7 @@ class _Pool:
             proc.close()
 
 
-def decoded_batches(ranges: list, settings: dict, processes: int):
+def decoded_batches(ranges: list, settings: DecodeSettings, processes: int):
     """Yield ``(counts, dead_letters, parts, table or None)`` for every batch of ``ranges``, in no set order.
 
     ``counts`` is ``(read, filtered, duplicates, coerced)``, ``parts`` lists ``((event_date, event_type),

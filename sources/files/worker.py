@@ -36,7 +36,7 @@ from sources.files.lines import line_batches
 from transforms.decode import decode_batch
 from transforms.flatten import Flattener
 from transforms.gc_pause import PausedCollector
-from transforms.selection import EventTypeSelection
+from transforms.settings import DecodeSettings
 from transforms.shortcuts import LineDecoder
 
 HEADER = struct.Struct("<QQ")
@@ -90,12 +90,12 @@ class BatchDecoder:
     offset, rows, events)`` of ``table`` (see :class:`transforms.records.RowBatches`).
     """
 
-    def __init__(self, settings: dict):
-        self.selection = EventTypeSelection.parse(settings["event_types"])
-        self.flattener = Flattener(settings["raw_event"], settings["max_payload_bytes"])
+    def __init__(self, settings: DecodeSettings):
+        self.selection = settings.selection
+        self.flattener = Flattener(settings.raw_event, settings.max_payload_bytes)
         self.prepare = self.flattener.prepare  # the extraction: the same whatever raw_event and the payload bound
         self.typed = LineDecoder()
-        self.max_payload, self.org = settings["max_payload_bytes"], settings["org"]
+        self.max_payload, self.org = settings.max_payload_bytes, settings.org
 
     def decode(self, batch):
         events, dead, read, filtered = decode_batch(batch, self.max_payload, self.selection, self.prepare,
@@ -192,7 +192,7 @@ def serve(stdin, stdout) -> None:
         path, start, end, _document = message[0]
         pending: list = []
         with open(path, "rb") as handle:
-            for batch in line_batches(handle, path, start, end, settings["batch_size"], settings["batch_bytes"]):
+            for batch in line_batches(handle, path, start, end, settings.batch_size, settings.batch_bytes):
                 collector.between_batches()
                 pending.append(decoder.decode(batch))
                 if len(pending) >= MERGE_BATCHES:

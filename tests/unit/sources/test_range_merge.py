@@ -6,8 +6,9 @@ import json
 
 from sources.files.worker import BatchDecoder, merge
 from transforms.records import RawBatch
+from transforms.settings import DecodeSettings
 
-SETTINGS = {"event_types": "personal.*", "raw_event": True, "max_payload_bytes": 1 << 20, "org": None}
+SETTINGS = DecodeSettings("personal.*", raw_event=True, max_payload_bytes=1 << 20)
 
 
 def _line(uuid: str, day: int, targets: int = 0, kind: str = "personal.a") -> bytes:
