@@ -2,7 +2,8 @@
 
     python -m bench.orgs_budget [--limits 20,50,120] [--shares 1,0.5,1] [--windows 3] [--page_limit 200]
 
-Starts one ``python -m devtools.system_log_server`` per org (its own process, its own rate limit per 60 s window, its own
+Starts one ``python -m devtools.system_log_server`` per org (its own process, its own rate limit per 60 s
+window, its own
 token), each holding enough personal.* events for about ``--windows`` windows of its budget
 (limit x share requests per window, ``--page_limit`` events per request), runs ONE backfill of all of
 them (``python -m pipeline --source=okta --orgs=FILE``) into a temporary lake, stops the servers and

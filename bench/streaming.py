@@ -87,7 +87,8 @@ def bench_tail(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tail-"))
     token = secrets.token_urlsafe(24)
     (tmp / "token").write_text(token)
-    server = subprocess.Popen([sys.executable, "-m", "devtools.system_log_server", "--generate", "0", "--append-rate", str(args.rate),
+    server = subprocess.Popen([sys.executable, "-m", "devtools.system_log_server", "--generate", "0",
+                               "--append-rate", str(args.rate),
                                "--personal-share", "0.5", "--token-file", str(tmp / "token"), "--ready-file",
                                str(tmp / "ready"), "--rate-limit", "600"], cwd=REPO, stderr=subprocess.DEVNULL)
     try:

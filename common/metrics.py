@@ -72,6 +72,7 @@ MEASUREMENTS = {
     "newest_published": "published time (epoch seconds) of the newest event of a committed window",
     "window_closed": "a window ended and was committed or held nothing (epoch seconds)",
     "source_reached": "the source answered (an Okta page or a Pub/Sub pull; epoch seconds)",
+    "cursor_loaded": "when the stored cursor a run starts from was stored (epoch seconds)",
 }
 
 _mirror = None  # set by pipeline.monitoring on a local run with --metrics_port

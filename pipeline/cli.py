@@ -122,9 +122,8 @@ def checked_run(argv: list[str], pipeline_options: PipelineOptions, problems: li
         return 1
     log_context.run_id = config.run_id
     orgs = config.okta.orgs if config.okta else ()
-    state = config.okta.state if config.okta and not config.okta.orgs_file else None
     try:
-        with monitoring.serving(config.monitoring, config.streaming, config.local, monitoring.org_label(orgs), state):
+        with monitoring.serving(config.monitoring, config.streaming, config.local, monitoring.org_label(orgs)):
             return (streaming.run if config.streaming else batch.run)(pipeline_options, config)
     except RunFailed as failed:
         print(f"error: {failed}", file=sys.stderr, flush=True)

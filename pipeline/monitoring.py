@@ -156,6 +156,8 @@ class LocalMetrics:
             self._window_closed = value
         elif name == "source_reached":
             self._source_reached = value
+        elif name == "cursor_loaded":  # the stored cursor a run starts from: its age counts from its storing
+            self._cursor_stored_at = value if self._cursor_stored_at is None else self._cursor_stored_at
 
     def healthy(self) -> tuple[bool, str]:
         """(healthy, why): a streaming run must close windows and reach its source within the stall time."""
@@ -212,29 +214,11 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-def _stored_cursor_time(state_uri: str | None) -> float | None:
-    """When the cursor in --state was stored (its updated_at), so the age is right from the start."""
-    if not state_uri:
-        return None
-    try:
-        import datetime as _dt
-
-        from sources.okta import state as okta_state
-
-        state = okta_state.load(state_uri)
-        return None if state is None or not state.updated_at else _dt.datetime.fromisoformat(
-            state.updated_at).timestamp()
-    except Exception:  # noqa: BLE001 - the run reports a bad state itself; the gauge just stays NaN
-        return None
-
-
 @contextlib.contextmanager
-def serving(settings: MonitoringSettings, streaming: bool, local: bool, org: str = "",
-            state_uri: str | None = None):
+def serving(settings: MonitoringSettings, streaming: bool, local: bool, org: str = ""):
     """Serve the run's metrics while the ``with`` body runs (only on a local run with --metrics_port).
 
-    ``org`` labels the series (the one org a run reads, or ""); ``state_uri`` is the cursor file whose
-    age is served from the start.
+    ``org`` labels the series (the one org a run reads, or "").
     """
     if settings.port is None or not local:
         if settings.port is not None:
@@ -242,7 +226,7 @@ def serving(settings: MonitoringSettings, streaming: bool, local: bool, org: str
                   f"(namespace {metrics.NAMESPACE})", file=sys.stderr, flush=True)
         yield None
         return
-    local_metrics = LocalMetrics(org, streaming, settings.stall_seconds, _stored_cursor_time(state_uri))
+    local_metrics = LocalMetrics(org, streaming, settings.stall_seconds)
     server = MetricsServer(local_metrics, settings.host, settings.port)
     print(f"metrics: http://{settings.host}:{server.port}/metrics and /healthz", file=sys.stderr, flush=True)
     metrics.mirror_to(local_metrics)

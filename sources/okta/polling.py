@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from common.durations import rfc3339
-from common.metrics import counter
+from common.metrics import counter, measure
 from sinks.iceberg import cursor as iceberg_cursor
 from sources.okta import state as okta_state
 from sources.okta.connect import OktaSettings
@@ -71,6 +71,11 @@ def starting_point(client, settings: OktaSettings, state_uri: str | None, lookba
     (one warning line says so). ``--state`` is used when the table records no cursor of the org.
     """
     state = okta_state.load(state_uri) if state_uri else None
+    if state is not None and state.updated_at:
+        try:  # the cursor's age, for --metrics_port (a timestamp written by another version: no reading)
+            measure("cursor_loaded", _dt.datetime.fromisoformat(state.updated_at).timestamp())
+        except ValueError:
+            pass
     if state is not None:
         state.check_matches(settings.org_url, settings.filter, state_uri)
     if iceberg is not None:

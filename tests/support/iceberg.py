@@ -54,7 +54,8 @@ def writer_command(target, start: int, stop: int, chunk: int, at: float, run_id:
 
     spec = json.dumps({"table": target.table, "catalog": target.catalog, "uri": target.uri,
                        "warehouse": target.warehouse})
-    return [sys.executable, "-m", "tests.support.iceberg_writer", spec, str(start), str(stop), str(chunk), str(at), run_id,
+    return [sys.executable, "-m", "tests.support.iceberg_writer", spec, str(start), str(stop), str(chunk), str(at),
+            run_id,
             path]
 
 

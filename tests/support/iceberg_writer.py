@@ -1,4 +1,6 @@
-"""A writer process for the concurrency tests: ``python -m tests.support.iceberg_writer SPEC START STOP CHUNK AT RUN [PATH]``.
+"""A writer process for the concurrency tests.
+
+``python -m tests.support.iceberg_writer SPEC START STOP CHUNK AT RUN [PATH]``.
 
 Waits until the wall clock reaches AT (so all writers start together), then commits events
 [START, STOP) in chunks of CHUNK, each chunk one snapshot; prints one JSON line per commit.

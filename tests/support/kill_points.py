@@ -1,4 +1,6 @@
-"""``python -m tests.support.kill_points POINT MARKER [pipeline args]``: a batch run that stops at one point, for kill -9 tests.
+"""A batch run that stops at one point, for kill -9 tests.
+
+``python -m tests.support.kill_points POINT MARKER [pipeline args]``.
 
 POINT is where the run pauses (it touches MARKER, then sleeps until it is killed):
 

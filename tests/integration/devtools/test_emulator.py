@@ -750,7 +750,8 @@ def test_command_line_server_runs_until_sigterm(tmp_path):
     token_file.write_text("00cli-token\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.system_log_server", "--generate", "120", "--days", "1", "--token-file", str(token_file),
+        [sys.executable, "-m", "devtools.system_log_server", "--generate", "120", "--days", "1",
+         "--token-file", str(token_file),
          "--ready-file", str(ready), "--rate-limit", "50"],
         cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     try:

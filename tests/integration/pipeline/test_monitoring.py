@@ -106,9 +106,10 @@ def test_a_live_tail_serves_metrics_that_match_the_lake_and_its_json_log(okta_se
         wait_for_lake(lake, history + fresh, run, log)
         written = len({row["uuid"] for row in read_lake(lake)})
         deadline = time.monotonic() + 30
-        while scrape(base, server.url.split('://')[1]).get("okta_personal_events_written_total") != written and time.monotonic() < deadline:
+        org = server.url.split("://")[1]  # the okta_org of its rows
+        while scrape(base, org).get("okta_personal_events_written_total") != written and time.monotonic() < deadline:
             time.sleep(0.3)
-        metrics = scrape(base, server.url.split('://')[1])
+        metrics = scrape(base, org)
         assert health(base) == 200
 
         # Okta goes away: no page, no window for longer than --healthz_stall -> 503.
@@ -117,7 +118,7 @@ def test_a_live_tail_serves_metrics_that_match_the_lake_and_its_json_log(okta_se
         while health(base) != 503 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert health(base) == 503
-        assert scrape(base, server.url.split('://')[1])["okta_personal_healthy"] == 0
+        assert scrape(base, org)["okta_personal_healthy"] == 0
     finally:
         stop(run)
 
