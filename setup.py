@@ -37,6 +37,7 @@ EXTRAS = {
         "pytest-xdist==3.8.0",
         "hypothesis==6.170.17",
         "ruff==0.17.6",
+        "wheel==0.48.0",  # builds the package offline in the packaging test (pip wheel --no-build-isolation)
         "okta==3.4.6",
         "gcp-storage-emulator==2026.7.19",
         "moto[server]==5.2.5",

@@ -118,7 +118,7 @@ RAW_EVENT = Column(
     "string",
     "The event's original JSON text (JSON Lines input) or its compact re-serialisation "
     "(events taken out of an array or envelope), so no field is ever lost. "
-    "Absent when the pipeline runs with --no_raw_event.",
+    "Absent when the pipeline runs with --raw_event=false.",
     origin="derived",
 )
 

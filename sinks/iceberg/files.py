@@ -28,7 +28,7 @@ append refers to them. A worker that fails while writing deletes the files it wr
 committer deletes the files it dropped or replaced once its snapshot is committed, and a
 replacement it wrote for a lost attempt at once. Files written for a run that then fails
 (or by a worker attempt Beam discards) are left as orphans, because a retried commit step
-needs them: ``python -m tools.maintain`` removes them (unreferenced files older than
+needs them: ``okta-personal-lake maintain`` removes them (unreferenced files older than
 ``--orphan_age``).
 
 ``DataFile`` objects cross the shuffle as they are: pyiceberg's ``DataFile`` is a plain

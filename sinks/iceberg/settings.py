@@ -142,4 +142,4 @@ def add_flags(parser) -> None:
         "--iceberg_keep_snapshots", type=int, default=60,
         help="With --streaming: every 10 windows, expire all but this many newest snapshots (one per window), "
              "so commits stay fast and time travel reaches back this many windows; 0 never expires "
-             "(python -m tools.maintain --retention then does).")
+             "(okta-personal-lake maintain --retention then does).")

@@ -42,7 +42,7 @@ TABLE_PROPERTIES = {
     # check's manifest cache (sinks.iceberg.keys) keeps the older ones (bench/RESULTS.md).
     "commit.manifest.target-size-bytes": str(256 * 1024),
     # The metadata lists this many previous metadata files (default 100); pyiceberg deep-copies the whole
-    # metadata several times per commit. Older files are removed by `tools.maintain` (orphans).
+    # metadata several times per commit. Older files are removed by `okta-personal-lake maintain` (orphans).
     "write.metadata.previous-versions-max": "10",
 }
 

@@ -16,7 +16,7 @@ keeps what a long stream of small commits must not redo or let grow:
   the table metadata lists every snapshot and pyiceberg copies it whole several times per
   commit: without expiry a window's commit grows with the number of windows before it
   (bench/RESULTS.md). Time travel then reaches back ``keep_snapshots`` windows;
-  ``python -m tools.maintain`` removes the expired files and compacts.
+  ``okta-personal-lake maintain`` removes the expired files and compacts.
 """
 
 from __future__ import annotations

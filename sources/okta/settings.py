@@ -60,7 +60,7 @@ def add_flags(parser) -> None:
              "credential reference (token_env, token_file, or client_id with private_key_file / "
              "private_key_env; never a secret itself), and optionally rate_share, event_types and state "
              "(default: the --state folder/<host>.json). Instead of --okta_org_url and the --okta_token_file "
-             "/ --okta_client_id family; see the README.")
+             "/ --okta_client_id family; see docs/sources/many-orgs.md.")
     okta.add_argument(
         "--since",
         help="Backfill start, RFC 3339 (e.g. 2026-11-01T00:00:00Z); at most 180 days back. "
