@@ -18,6 +18,7 @@ duration, the newest committed ``published``) to that endpoint only.
 from __future__ import annotations
 
 import sys
+import threading
 
 NAMESPACE = "okta_personal"
 
@@ -30,7 +31,8 @@ COUNTERS = {
     "duplicates_in_run": "  of which seen earlier in this run",
     "duplicates_in_lake": "  of which already in the lake before this run",
     "dead_letters": "inputs sent to the dead-letter output",
-    "withheld": "events and dead letters of orgs whose source failed: not committed, the rerun reads them",
+    "withheld": "events and dead letters not committed, read again by the next run (an org whose source failed; "
+                "a stream's open window when it stopped)",
     "withheld_dead_letters": "  of which dead letters",
     "rows_written": "rows committed (one per target[] entry)",
     "coerced": "events kept with a number or boolean in a text field stored as its JSON text (informational)",
@@ -84,6 +86,16 @@ def mirror_to(mirror) -> None:
     _mirror = mirror
 
 
+_totals: dict[str, int] = {}  # this process's increments, every counter (the local loops' summary reads them)
+_totals_lock = threading.Lock()
+
+
+def process_totals() -> dict[str, int]:
+    """Every counter's increments in this process so far (a local streaming loop's totals)."""
+    with _totals_lock:
+        return dict(_totals)
+
+
 class _Counter:
     """A Beam counter whose increments also reach the local mirror, when one is installed."""
 
@@ -91,11 +103,16 @@ class _Counter:
         self.name = name
         self._beam = _beam_counter(NAMESPACE, name)
 
-    def inc(self, n: int = 1) -> None:
+    def inc(self, n: int = 1, mirror: bool = True) -> None:
+        """Count ``n``; ``mirror=False`` counts for Beam only: a DoFn catching up, in its own thread, on what
+        threads of its own counted for the local endpoint (Beam counts only in a DoFn's thread)."""
         if self._beam is not None:
             self._beam.inc(n)
-        if _mirror is not None:
-            _mirror.inc(self.name, n)
+        if mirror:
+            with _totals_lock:
+                _totals[self.name] = _totals.get(self.name, 0) + n
+            if _mirror is not None:
+                _mirror.inc(self.name, n)
 
 
 def _beam_counter(namespace: str, name: str):

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from okta_client.auth import Auth
-from okta_client.errors import OktaApiError, QueryTimeout, ResponseTooLarge
+from okta_client.errors import OktaApiError, QueryTimeout, ResponseTooLarge, Stopped
 from okta_client.ratelimit import RateGovernor
 from okta_client.urls import check_next_link, normalise_org_url
 
@@ -54,10 +54,19 @@ class Page:
 
 @dataclass
 class ClientStats:
+    requests: int = 0  # HTTP requests sent (every attempt)
     pages: int = 0
     events: int = 0
     retries: int = 0  # transient failures retried (network, cut-off bodies, 5xx)
     throttled: int = 0  # 429 answers waited out
+
+    def count(self, event: str) -> None:
+        field = {"request": "requests", "page": "pages", "retry": "retries", "throttled": "throttled"}[event]
+        setattr(self, field, getattr(self, field) + 1)
+
+
+#: What a client reports to ``on_event`` as it happens: a request sent, a page read, a retry, a 429 waited out.
+EVENTS = ("request", "page", "retry", "throttled")
 
 
 class SystemLogClient:
@@ -67,7 +76,10 @@ class SystemLogClient:
                  rate_share: float = 1.0, timeout=(10.0, 60.0), max_retries: int = 8,
                  max_throttled: int = 50, backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  max_response_bytes: int = 64 * 1024 * 1024, session: requests.Session | None = None,
-                 sleep=time.sleep):
+                 sleep=time.sleep, on_event=None, stop=None):
+        """``on_event(name)`` is called as each of :data:`EVENTS` happens (counters that must move during an
+        outage, not after it); ``stop`` (a ``threading.Event``) ends every wait at once with
+        :class:`~okta_client.errors.Stopped` when set (a backoff, a rate-limit window)."""
         self.org_url = normalise_org_url(org_url)
         self.auth = auth
         self.governor = governor or RateGovernor(rate_share)
@@ -78,6 +90,8 @@ class SystemLogClient:
         self.backoff_cap = backoff_cap
         self.max_response_bytes = max_response_bytes
         self.sleep = sleep
+        self.on_event = on_event
+        self.stop = stop
         self.stats = ClientStats()
         self.session = session or self._session()
 
@@ -142,8 +156,9 @@ class SystemLogClient:
         failures = throttled = 0
         reauthenticated = False
         while True:
-            self.governor.acquire()
+            self.governor.acquire(self.stop)
             status = headers = None
+            self._event("request")
             try:
                 auth_headers = self.auth.headers(self.session, "GET", url)
                 response = self.session.get(
@@ -174,14 +189,14 @@ class SystemLogClient:
                 next_url = response.links.get("next", {}).get("url")
                 if next_url:
                     check_next_link(next_url, self.org_url)
-                self.stats.pages += 1
+                self._event("page")
                 self.stats.events += len(events)
                 LOG.debug("GET %s -> 200, %d events", url, len(events))
                 return Page(url, body, events, next_url, dict(headers))
             code, summary = _okta_error(body)
             if status == 429:
                 throttled += 1
-                self.stats.throttled += 1
+                self._event("throttled")
                 if throttled > self.max_throttled:
                     raise OktaApiError("GET", url, status, code, f"still rate limited after {throttled} waits")
                 LOG.info("GET %s -> 429 %s; waiting for the rate-limit window", url, code or "")
@@ -219,10 +234,22 @@ class SystemLogClient:
                         code: str | None = None) -> None:
         if failures > self.max_retries:
             raise OktaApiError("GET", url, status, code, f"gave up after {failures} attempts; last: {what}")
-        self.stats.retries += 1
+        self._event("retry")
         delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** failures))
         LOG.info("GET %s failed (%s); retry %d in %.1f s", url, what, failures, delay)
-        self.sleep(delay)
+        self._wait(delay)
+
+    def _event(self, name: str) -> None:
+        self.stats.count(name)
+        if self.on_event is not None:
+            self.on_event(name)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, unless asked to stop first (then :class:`Stopped`)."""
+        if self.stop is None:
+            self.sleep(seconds)
+        elif self.stop.wait(seconds):
+            raise Stopped("asked to stop while waiting to retry")
 
 
 def _okta_error(body: bytes) -> tuple[str | None, str]:

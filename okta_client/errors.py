@@ -47,6 +47,16 @@ class OktaApiError(LakeError, RuntimeError):
         return _retryable_status(int(answer.group(1)) if answer.group(1) else None)
 
 
+class Stopped(LakeError):
+    """The reader was asked to stop while it waited (a rate-limit window, a backoff): not a failure.
+
+    Raised out of a wait so that a run stops on time (``--stop_after``, a shutdown) instead of
+    sleeping out a 429 window; what it had read but not committed is read again by the next run.
+    """
+
+    retryable = True
+
+
 class QueryTimeout(OktaApiError):
     """Okta's 500 E0000009: the query ran past Okta's 30 s limit (split the time range)."""
 

@@ -85,7 +85,10 @@ class RateGovernor:
         interval = max(self._reset_at - now, 0.0) / usable
         return max(self._last_sent + interval - now, 0.0)
 
-    def acquire(self) -> None:
+    def acquire(self, stop=None) -> None:
+        """Wait until a request may go; ``stop`` (a ``threading.Event``) set meanwhile raises ``Stopped``."""
+        from okta_client.errors import Stopped
+
         started = self._clock()
         with self._cond:
             while True:
@@ -93,7 +96,10 @@ class RateGovernor:
                 delay = self._delay(now)
                 if delay <= 0:
                     break
-                self._cond.wait(timeout=delay)
+                if stop is not None and stop.is_set():
+                    raise Stopped("asked to stop while waiting for the rate limit")
+                # With a stop event, wake at least every quarter second to see it.
+                self._cond.wait(timeout=delay if stop is None else min(delay, 0.25))
             self._in_flight += 1
             if self._remaining is not None:
                 self._remaining -= 1  # counted now, confirmed (or lowered) by the answer

@@ -83,16 +83,17 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
     decode, lake = config.decode, config.lake
     processes = decode_processes(config)
     if processes > 1:
-        rows, dead = pipeline | "ExportedFilesToRows" >> ExportedFilesToRows(
+        rows, dead, tallies = pipeline | "ExportedFilesToRows" >> ExportedFilesToRows(
             config.inputs, processes, decode, config.progress_interval)
         cursors, reports, described = None, None, {"input": config.inputs}
     else:
         batches, cursors, described = read_source(pipeline, config)
         reports = described.pop(ORG_REPORTS, None)
         org_event_types = {org["org"]: org["event_types"] for org in described.get("org_sources", [])}
-        rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
+        rows, dead, tallies = batches | "PersonalEventsToRows" >> PersonalEventsToRows(
             decode, config.progress_interval, whole_batches=True, org_event_types=org_event_types or None)
-    manifest = ((rows, dead) if reports is None else (rows, dead, reports)) | "WriteLake" >> WriteLake(
+    written = (rows, dead, tallies) if reports is None else (rows, dead, tallies, reports)
+    manifest = written | "WriteLake" >> WriteLake(
         lake.root, lake.dead_letter, config.run_id, file_schema(decode.raw_event),
         compression=lake.compression, started_at=config.started.isoformat(),
         description={"source": config.source, **described,

@@ -12,14 +12,17 @@ Every committed window is final; the open one is read again by the next run.
 
 from __future__ import annotations
 
+import datetime as _dt
 import sys
 
 import apache_beam as beam
 
 from common.durations import describe
+from common.metrics import process_totals
 from pipeline import runner as local_runner
 from pipeline.config import RunConfig
 from pipeline.failures import RunFailed, failure
+from pipeline.summary import RunSummary, committed_dead_letters
 from sources.pubsub.beam import ReadPubSubBatches
 from streaming import okta_tail, pubsub_loop
 from streaming.beam import TailOrgsToLake, TailSystemLogToLake, WriteLakeWindows
@@ -39,7 +42,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig) -> None:
     pubsub = config.pubsub
     batches = pipeline | "ReadPubSub" >> ReadPubSubBatches(pubsub.subscription, pubsub.id_label,
                                                            pubsub.timestamp_attribute)
-    rows, dead = batches | "PersonalEventsToRows" >> PersonalEventsToRows(config.decode, 0)
+    rows, dead, _ = batches | "PersonalEventsToRows" >> PersonalEventsToRows(config.decode, 0)
     (rows, dead) | "WriteLakeWindows" >> WriteLakeWindows(config.window)
 
 
@@ -90,11 +93,23 @@ def stopped(config: RunConfig) -> str:
 
 
 def run_loop(loop, config: RunConfig) -> int:
+    """Run a local loop until it stops, then print the run's summary: the same counts as its window lines,
+    its Prometheus endpoint and its Beam counters, balanced (what the open window held is ``withheld``: the
+    next run reads it again)."""
+    before = process_totals()
     try:
         loop()
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - reported as one line
         raise RunFailed(failure(exc), committed(config), streaming=True) from exc
+    after = process_totals()
+    counts = committed_dead_letters({name: after[name] - before.get(name, 0) for name in after})
+    seconds = (_dt.datetime.now(_dt.timezone.utc) - config.started).total_seconds()
+    summary = RunSummary(config.run_id, config.lake.root, counts, seconds=seconds)
+    print(summary.render(), flush=True)
     print(stopped(config), file=sys.stderr, flush=True)
+    if not summary.balanced:
+        print("error: the run's counts do not balance (see above); please report this", file=sys.stderr)
+        return 1
     return 0

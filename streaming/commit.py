@@ -73,8 +73,11 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
 
 
 def report_window(settings: WindowSettings, start: float, results: Sequence[WindowCommit], latency: str,
-                  read: int | None = None) -> None:
-    """Count one committed window and print its progress line (unless quiet); ``latency`` ends the line."""
+                  read: int | None = None, duplicates: int = 0) -> None:
+    """Count one committed window and print its progress line (unless quiet); ``latency`` ends the line.
+
+    ``duplicates``: the window's events dropped before its commit (a repeat within its reads or the dedupe
+    horizon); the commit adds those already in the lake."""
     counter("windows_committed").inc()
     if settings.quiet:
         return
@@ -84,7 +87,7 @@ def report_window(settings: WindowSettings, start: float, results: Sequence[Wind
     events = sum(r.events for r in results)
     partitions = {p for r in results for p in r.partitions}
     dead = sum(r.dead_letters for r in results)
-    duplicates = sum(r.duplicates_in_lake + r.duplicates_in_window for r in results)
+    duplicates += sum(r.duplicates_in_lake + r.duplicates_in_window for r in results)
     read_text = "" if read is None else f"read {read:,}, "
     print(f"window {begin:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: {read_text}wrote {rows:,} rows ({events:,} events) in "
           f"{len(partitions)} partition(s), {dead} dead letters, {duplicates} duplicates; {latency}",

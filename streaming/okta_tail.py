@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from common.durations import rfc3339
 from common.metrics import counter
-from okta_client.errors import OktaApiError
+from okta_client.errors import OktaApiError, Stopped
 from sinks.lake import records as run_records
 from sinks.lake.window import window_id
 from sources.okta import state as okta_state
@@ -36,10 +36,11 @@ MAX_PAGES_PER_TICK = 50  # a backlog is read over several ticks, so a window can
 class OktaTail:
     """The tail itself, no Beam: ``tick()`` once a second; it polls when due and commits finished windows."""
 
-    def __init__(self, settings: OktaSettings, tail: TailSettings, clock=time.time, fresh_credential: bool = False):
+    def __init__(self, settings: OktaSettings, tail: TailSettings, clock=time.time, fresh_credential: bool = False,
+                 stop: threading.Event | None = None):
+        """``stop``: set it to end the tail's waits at once (its client raises ``Stopped`` out of a wait)."""
         self.settings, self.tail, self._clock = settings, tail, clock
-        self._client = build_client(self.settings, fresh_credential)
-        self._metrics = ApiMetrics()
+        self._client = build_client(self.settings, fresh_credential, on_event=ApiMetrics(), stop=stop)
         self._buffer = WindowBuffer(tail.window, clock)
         self._cursor_stored = counter("cursor_stored")
         self._cursor: str | None = None
@@ -66,8 +67,6 @@ class OktaTail:
         caught_up, pages = False, 0
         for number, page in enumerate(self._client.polling_pages(self._cursor)):
             pages += 1
-            self._metrics.pages.inc()
-            self._metrics.update(self._client)
             if page.events:
                 self._buffer.take(RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org))
                 self._covered_until = str(page.events[-1].get("published") or self._covered_until)
@@ -124,40 +123,56 @@ class OktaTail:
 
     def close(self) -> None:
         # Uncommitted rows are dropped on purpose: the stored cursor still points before them.
-        self._buffer.reset(None)
+        self._buffer.drop()
 
 
 def run_locally(settings: OktaSettings, tail: TailSettings, stop_after: float | None = None,
-                sleep=time.sleep, clock=time.monotonic) -> None:
+                clock=time.monotonic, stop: threading.Event | None = None) -> None:
     """The tail as a plain loop in this process: what the local runner gets instead of PeriodicImpulse.
 
     Measured here (Beam 2.77): a ``PeriodicImpulse`` on the local streaming runner grows the process by
     ~7.5 MB/s whatever its interval, and on the FnApiRunner it fires nothing until its stop time. The
-    loop calls exactly the code the DoFn calls.
+    loop calls exactly the code the DoFn calls. ``stop_after`` (or ``stop``, set) ends it at once, even in
+    the middle of a wait for Okta.
     """
-    runner = OktaTail(settings, tail)
-    deadline = None if stop_after is None else clock() + stop_after
+    stop = stop or threading.Event()
+    timer = _stop_at(stop, stop_after)
+    runner = OktaTail(settings, tail, stop=stop)
     try:
-        while deadline is None or clock() < deadline:
+        while not stop.is_set():
             started = clock()
             try:
                 runner.tick()
+            except Stopped:
+                break
             except OktaApiError as exc:
                 if not outage(exc):
                     raise
                 # Okta or the network is down past the client's retries: keep the buffer and the
                 # cursor, and try again after a poll interval instead of ending the stream.
                 print(f"warning: {exc}; polling again in {tail.poll_interval:g} s", file=sys.stderr, flush=True)
-                sleep(tail.poll_interval)
+                stop.wait(tail.poll_interval)
                 continue
-            sleep(max(0.0, TICK_SECONDS - (clock() - started)))
+            stop.wait(max(0.0, TICK_SECONDS - (clock() - started)))
     finally:
+        if timer is not None:
+            timer.cancel()
         runner.close()
+
+
+def _stop_at(stop: threading.Event, after: float | None) -> threading.Timer | None:
+    """Set ``stop`` ``after`` seconds from now (None: never)."""
+    if after is None:
+        return None
+    timer = threading.Timer(after, stop.set)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def outage(exc: OktaApiError) -> bool:
     """Worth waiting out (no answer, 5xx, still throttled) rather than a configuration problem (other 4xx)."""
-    return exc.status is None or exc.status >= 500 or exc.status == 429
+    return exc.retryable
 
 
 
@@ -182,8 +197,8 @@ class OrgTail:
     (:func:`run_orgs_locally`), a key per org on Dataflow (:mod:`streaming.beam`).
     """
 
-    def __init__(self, org, tail: TailSettings, clock=time.monotonic):
-        self.org, self.tail, self._clock = org, tail, clock
+    def __init__(self, org, tail: TailSettings, clock=time.monotonic, stop: threading.Event | None = None):
+        self.org, self.tail, self._clock, self._stop = org, tail, clock, stop
         self._runner: OktaTail | None = None
         self.failures = 0
         self.paused_until = 0.0
@@ -194,8 +209,11 @@ class OrgTail:
         try:
             if self._runner is None:
                 # After a failure the credential is read anew: it may have been rotated since.
-                self._runner = OktaTail(self.org.settings, self.tail, fresh_credential=self.failures > 0)
+                self._runner = OktaTail(self.org.settings, self.tail, fresh_credential=self.failures > 0,
+                                        stop=self._stop)
             pages = self._runner.tick()
+        except Stopped:
+            return 0  # the run stops: not a failure of the org
         except Exception as exc:  # noqa: BLE001 - one org's failure pauses that org only
             self.close()
             self.failures += 1
@@ -218,12 +236,12 @@ def run_orgs_locally(orgs, tail: TailSettings, stop_after: float | None = None,
                      clock=time.monotonic) -> None:
     """Tail many orgs in this process: one thread per org, each ticking its :class:`OrgTail` once a second."""
     stop = threading.Event()
-    deadline = None if stop_after is None else clock() + stop_after
+    timer = _stop_at(stop, stop_after)
 
     def one_org(org, number: int) -> None:
-        org_tail = OrgTail(org, org_tail_settings(tail, org, number), clock)
+        org_tail = OrgTail(org, org_tail_settings(tail, org, number), clock, stop)
         try:
-            while not stop.is_set() and (deadline is None or clock() < deadline):
+            while not stop.is_set():
                 started = clock()
                 org_tail.tick()
                 stop.wait(max(0.0, TICK_SECONDS - (clock() - started)))
@@ -240,5 +258,7 @@ def run_orgs_locally(orgs, tail: TailSettings, stop_after: float | None = None,
                 thread.join(timeout=0.2)
     finally:
         stop.set()
+        if timer is not None:
+            timer.cancel()
         for thread in threads:
             thread.join(timeout=30)

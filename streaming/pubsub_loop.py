@@ -113,7 +113,7 @@ class PubSubTail:
 
     def close(self) -> None:
         # The open window is neither committed nor acknowledged: Pub/Sub delivers it again.
-        self._buffer.reset(None)
+        self._buffer.drop()
         self._held = []
 
 

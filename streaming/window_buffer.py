@@ -21,7 +21,7 @@ import time
 
 import pyarrow.compute as pc
 
-from common.metrics import counter, measure
+from common.metrics import counter, dead_letter_counter, measure
 from schemas.arrow import file_schema
 from sinks.lake.window import WindowCommit, commit_window, window_id, window_start
 from streaming.commit import commit_snapshot, finish_window, report_window
@@ -46,7 +46,9 @@ class WindowBuffer:
         self._schema = file_schema(settings.decode.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
         self._counters = {name: counter(name) for name in (
-            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced")}
+            "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced",
+            "withheld", "withheld_dead_letters")}
+        self._dead_by_stage: dict = {}
         self.reset(None)
 
     def reset(self, window: float | None) -> None:
@@ -56,6 +58,8 @@ class WindowBuffer:
         self._dead: list = []
         self._read = 0
         self._buffered = 0
+        self._kept = 0  # events kept in the buffer (their rows not yet committed)
+        self._duplicates = 0  # events dropped as duplicates while the window was read
         self._oldest: float | None = None
 
     def ended(self, now: float) -> bool:
@@ -95,15 +99,31 @@ class WindowBuffer:
         for key, table in flat.tables.items():
             table, repeated = self._recent.keep_new(table)
             duplicates += repeated
+            self._kept += flat.events[key] - repeated
             if table.num_rows:
                 self._rows.append((key, table))
                 self._buffered += table.num_rows
         dead += flat.dead_letters
         self._dead.extend(dead)
         self._counters["dead_letters"].inc(len(dead))
+        for record in dead:
+            stage = record["stage"]
+            if stage not in self._dead_by_stage:
+                self._dead_by_stage[stage] = dead_letter_counter(stage)
+            self._dead_by_stage[stage].inc()
+        self._duplicates += duplicates
         self._counters["duplicates"].inc(duplicates)
         self._counters["duplicates_in_run"].inc(duplicates)
         self._counters["coerced"].inc(flat.coerced)
+
+    def drop(self) -> None:
+        """Forget the open window without committing it (a stop, a failed org): what it holds is read again by
+        the next run. Counted as ``withheld``, so a run's counts still balance."""
+        held_dead = len(self._dead)
+        if self._kept or held_dead:
+            self._counters["withheld"].inc(self._kept + held_dead)
+            self._counters["withheld_dead_letters"].inc(held_dead)
+        self.reset(None)
 
     def commit(self, what: str, source: str, cursor: str | None = None) -> WindowCommit | None:
         """Commit the buffered window (None when it holds nothing) and print its progress line.
@@ -124,6 +144,7 @@ class WindowBuffer:
         if self._rows:
             measure("newest_published", max(pc.max(table["published"]).value for _, table in self._rows) / 1e6)
         lag = self._clock() - (self._oldest or self._clock())
-        report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read)
+        report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read,
+                      duplicates=self._duplicates)
         measure("window_closed", self._clock())
         return result

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from common.metrics import OrgCounters, counter, dead_letter_counter
 from transforms import progress
@@ -34,6 +35,28 @@ from transforms.settings import DecodeSettings
 from transforms.shortcuts import LineDecoder
 
 DEAD_LETTER = "dead_letter"
+#: Per-bundle counts by org, as data: the run manifest sums them (:class:`sinks.lake.beam.FinishRun`), so it says
+#: what the counters say (the counters themselves cannot be read inside a pipeline).
+TALLIES = "tallies"
+
+
+class Tally:
+    """Counts of one bundle by org (None: the org is not known), emitted as ``TALLIES`` records at its end."""
+
+    def __init__(self):
+        self.counts: dict = {}
+
+    def add(self, org: str | None, name: str, n: int = 1) -> None:
+        if n:
+            by_name = self.counts.setdefault(org, {})
+            by_name[name] = by_name.get(name, 0) + n
+
+    def emit(self):
+        """The bundle's records (``{"kind": "tally", "org", name: n, ...}``), in the global window."""
+        counts, self.counts = self.counts, {}
+        for org, by_name in counts.items():
+            yield beam.pvalue.TaggedOutput(TALLIES, GlobalWindows.windowed_value({"kind": "tally", "org": org,
+                                                                                    **by_name}))
 
 
 class _BatchCoder(beam.coders.Coder):
@@ -102,6 +125,7 @@ class _ParseEventsFn(beam.DoFn):
         self._dead = counter("dead_letters")
         self._dead_by_stage = {s: dead_letter_counter(s) for s in (STAGE_DECODE, STAGE_VALIDATE)}
         self._by_org = OrgCounters()
+        self._tally = Tally()
         progress.enable(self.progress_interval)
 
     def start_bundle(self):
@@ -110,6 +134,7 @@ class _ParseEventsFn(beam.DoFn):
 
     def finish_bundle(self):
         self._collector.finish()
+        yield from self._tally.emit()
 
     def process(self, batch):
         self._collector.between_batches()
@@ -120,6 +145,8 @@ class _ParseEventsFn(beam.DoFn):
         if filtered:
             self._filtered.inc(filtered)
         org = batch.org or self.org
+        self._tally.add(org, "events_read", read)
+        self._tally.add(org, "filtered_out", filtered)
         if org is not None:
             self._by_org.inc(org, "events_read", read)
             self._by_org.inc(org, "filtered_out", filtered)
@@ -160,7 +187,7 @@ class ParseEvents(beam.PTransform):
             _ParseEventsFn(self.selection, self.max_payload_bytes, self.progress_interval,
                            self.prepare_rows, self.org, self.org_selections)
         ).with_input_types(RawBatch).with_output_types(EventBatch).with_outputs(
-            DEAD_LETTER, main="events")
+            DEAD_LETTER, TALLIES, main="events")
 
 
 class _FlattenFn(beam.DoFn):
@@ -177,6 +204,10 @@ class _FlattenFn(beam.DoFn):
         self._duplicates_in_run = counter("duplicates_in_run")
         self._coerced = counter("coerced")
         self._by_org = OrgCounters()
+        self._tally = Tally()
+
+    def finish_bundle(self):
+        yield from self._tally.emit()
 
     def process(self, batch):
         result = self._flattener.flatten(batch.events)
@@ -185,6 +216,7 @@ class _FlattenFn(beam.DoFn):
             self._duplicates.inc(result.duplicates)
             self._duplicates_in_run.inc(result.duplicates)
             self._by_org.inc(org, "duplicates", result.duplicates)
+            self._tally.add(org, "duplicates_in_run", result.duplicates)
         if result.coerced:
             self._coerced.inc(result.coerced)
         for record in result.dead_letters:
@@ -220,14 +252,15 @@ class FlattenTargets(beam.PTransform):
         return batches | beam.ParDo(
             _FlattenFn(self.raw_event, self.max_payload_bytes, self.whole_batches)
         ).with_input_types(EventBatch).with_output_types(
-            RowBatches if self.whole_batches else RowBatch).with_outputs(DEAD_LETTER, main="rows")
+            RowBatches if self.whole_batches else RowBatch).with_outputs(DEAD_LETTER, TALLIES, main="rows")
 
 
 class PersonalEventsToRows(beam.PTransform):
-    """The composite: ``RawBatch`` -> (rows, dead letters).
+    """The composite: ``RawBatch`` -> (rows, dead letters, tallies).
 
-    Returns a tuple ``(rows, dead_letters)``: ``RowBatch`` elements (or one
-    ``RowBatches`` per input batch with ``whole_batches``) and dead-letter dicts.
+    Returns a tuple ``(rows, dead_letters, tallies)``: ``RowBatch`` elements (or one
+    ``RowBatches`` per input batch with ``whole_batches``), dead-letter dicts, and the ``TALLIES``
+    records the run manifest sums (a streaming graph has no manifest and drops them).
     ``decode.org``: the ``okta_org`` of batches that name none; ``org_event_types``:
     an org's own selection (``{host: "personal.*"}``), instead of ``decode.event_types`` for its batches.
     """
@@ -245,4 +278,5 @@ class PersonalEventsToRows(beam.PTransform):
             self.decode, self.progress_interval, prepare_rows=True, org_event_types=self.org_event_types)
         flat = parsed.events | "FlattenTargets" >> FlattenTargets(self.decode, self.whole_batches)
         dead = (parsed[DEAD_LETTER], flat[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
-        return flat.rows, dead
+        tallies = (parsed[TALLIES], flat[TALLIES]) | "AllTallies" >> beam.Flatten()
+        return flat.rows, dead, tallies

@@ -46,6 +46,7 @@ class LogsEndpoint:
         self._gate = ConcurrencyGate(config.concurrency_limit)
         self._faults = FaultInjector(config.fault_seed, reset=config.fault_reset, truncate=config.fault_truncate,
                                      gateway=config.fault_5xx, timeout=config.fault_timeout, slow=config.fault_slow)
+        self.outage_status: int | None = None  # while set, every request gets this 5xx (SystemLogServer.outage)
 
     def handle(self, query_string: str, authorization: str | None, dpop: str | None) -> Response:
         verdict = self._limiter.take()
@@ -58,15 +59,15 @@ class LogsEndpoint:
                 return _error(OktaError(429, "E0000047"), (("X-Rate-Limit-Limit", "0"),
                                                            ("X-Rate-Limit-Remaining", "0"),
                                                            ("X-Rate-Limit-Reset", str(verdict.reset))))
+            if self.outage_status is not None:
+                return _gateway(self.outage_status, rate_headers)
             plan = self._faults.draw()
             if plan.slow:
                 time.sleep(self._config.slow_seconds)
             if plan.fault is Fault.RESET:
                 return Response(0, (), b"", Fault.RESET)
             if plan.fault is Fault.GATEWAY:
-                reason = f"{plan.gateway_status} {_GATEWAY_REASONS[plan.gateway_status]}"
-                body = f"<html><head><title>{reason}</title></head><body><h1>{reason}</h1></body></html>\n"
-                return Response(plan.gateway_status, (("Content-Type", "text/html"), *rate_headers), body.encode())
+                return _gateway(plan.gateway_status, rate_headers)
             response = self._answer(query_string, authorization, dpop, plan.fault is Fault.TIMEOUT, rate_headers)
             return Response(response.status, response.headers, response.body,
                             Fault.TRUNCATE if plan.fault is Fault.TRUNCATE else None)
@@ -105,3 +106,10 @@ def _error(error: OktaError, rate_headers: tuple[tuple[str, str], ...]) -> Respo
 
 def _common_headers() -> tuple[tuple[str, str], ...]:
     return (("X-Okta-Request-Id", secrets.token_urlsafe(18)), ("Cache-Control", "no-cache, no-store"))
+
+
+def _gateway(status: int, rate_headers) -> Response:
+    """A 502/503/504 from "a proxy" in front of Okta: an HTML body, not Okta's JSON."""
+    reason = f"{status} {_GATEWAY_REASONS[status]}"
+    body = f"<html><head><title>{reason}</title></head><body><h1>{reason}</h1></body></html>\n"
+    return Response(status, (("Content-Type", "text/html"), *rate_headers), body.encode())

@@ -114,6 +114,10 @@ class SystemLogServer:
             self._feeder = Feeder(self._store, generator, config.append_rate, schedule)
             self._feeder.start()
 
+    def outage(self, status: int | None = 503) -> None:
+        """Answer every ``/api/v1/logs`` request with ``status`` (502, 503 or 504) from now on; None ends it."""
+        self._httpd.logs.outage_status = status
+
     def revoke_token(self) -> None:
         """Revoke the SSWS token: from now on its calls get 401 E0000011 (a fault for tests)."""
         import secrets

@@ -33,6 +33,7 @@ from sinks.lake.stage import PartitionStager, StagedFile
 from sinks.lake.staging import staging_dir
 from storage import fs
 from transforms import jsonio, progress
+from transforms.beam import TALLIES, Tally
 from transforms.records import RowBatches
 
 
@@ -51,6 +52,7 @@ class StageRows(beam.DoFn):
         self._duplicates = counter("duplicates")
         self._duplicates_in_run = counter("duplicates_in_run")
         self._by_org = OrgCounters()
+        self._tally = Tally()
 
     def start_bundle(self):
         self._stager = PartitionStager(
@@ -65,12 +67,14 @@ class StageRows(beam.DoFn):
             self._duplicates.inc(dups)
             self._duplicates_in_run.inc(dups)
             self._by_org.inc(_org_of(batch.table), "duplicates", dups)
+            self._tally.add(_org_of(batch.table), "duplicates_in_run", dups)
         progress.record(rows=batch.table.num_rows)
         yield from self._stager.take_finished()
 
     def finish_bundle(self):
         for staged in self._stager.close():
             yield _global(staged)
+        yield from self._tally.emit()
 
     def teardown(self):
         stager = getattr(self, "_stager", None)
@@ -194,7 +198,7 @@ class CommitDeadLetters(_HoldsLease):
             yield {"kind": "withheld_dead_letters", "org": staged.org, "records": records}
             return
         final = commit_dead_letters(self.dead_letter_uri, staged, self.run_id)
-        yield {"kind": "dead_letters", "file": final, "records": staged.rows}
+        yield {"kind": "dead_letters", "file": final, "records": staged.rows, "org": staged.org}
 
 
 class FinishRun(beam.DoFn):
@@ -221,7 +225,9 @@ class FinishRun(beam.DoFn):
             "dead_letter_files": [{"file": r["file"], "records": r["records"]} for r in dead],
         }
         withheld_dead = [r for r in results if r["kind"] == "withheld_dead_letters"]
-        orgs = org_breakdown(partitions, [r for r in results if r["kind"] == "org"], withheld_dead)
+        tallies = [r for r in results if r["kind"] == "tally"]
+        manifest["counts"] = run_counts(partitions, dead, withheld_dead, tallies)
+        orgs = org_breakdown(partitions, [r for r in results if r["kind"] == "org"], withheld_dead, dead, tallies)
         if orgs:
             manifest["orgs"] = orgs
             manifest["withheld_events"] = sum(o["withheld_events"] for o in orgs.values())
@@ -238,42 +244,74 @@ class FinishRun(beam.DoFn):
         yield manifest
 
 
-def org_breakdown(partitions: list[dict], reports: list[dict], withheld_dead: list[dict] = ()) -> dict:
-    """The manifest's ``orgs``: per org, what was committed and whether its source finished.
+def run_counts(partitions: list[dict], dead: list[dict], withheld_dead: list[dict], tallies: list[dict]) -> dict:
+    """The run's counts as its summary prints them (``read = written + filtered + duplicates + dead letters +
+    withheld``), from the commits' results and the reading steps' tallies."""
+    def tally(name: str) -> int:
+        return sum(t.get(name, 0) for t in tallies)
 
-    ``{host: {"status": "ok" | "failed", "error": str | None, "events_written", "rows_written",
-    "duplicates_in_run", "duplicates_in_lake", "withheld_events", "withheld_dead_letters"}}``;
-    ``reports`` are the source's ``{"kind": "org", "org", "status", "error"}`` records (many-org API
-    runs), partitions give the commit counts, ``withheld_dead`` the failed orgs' uncommitted dead letters.
+    withheld_events = sum(p.get("withheld", 0) for p in partitions)
+    withheld_dead_letters = sum(r["records"] for r in withheld_dead)
+    in_run = tally("duplicates_in_run") + sum(p["duplicates_in_run"] for p in partitions)
+    in_lake = sum(p["duplicates_in_lake"] for p in partitions)
+    return {"events_read": tally("events_read"), "events_written": sum(p["events"] for p in partitions),
+            "rows_written": sum(p["rows"] for p in partitions), "filtered_out": tally("filtered_out"),
+            "duplicates": in_run + in_lake, "duplicates_in_run": in_run, "duplicates_in_lake": in_lake,
+            "dead_letters": sum(r["records"] for r in dead), "withheld": withheld_events + withheld_dead_letters}
+
+
+def org_breakdown(partitions: list[dict], reports: list[dict], withheld_dead: list[dict] = (),
+                  dead: list[dict] = (), tallies: list[dict] = ()) -> dict:
+    """The manifest's ``orgs``: per org, what was read, committed and withheld, and whether its source finished.
+
+    ``{host: {"status": "ok" | "failed", "error": str | None, "events_read", "events_written", "rows_written",
+    "filtered_out", "duplicates", "duplicates_in_run", "duplicates_in_lake", "dead_letters", "withheld_events",
+    "withheld_dead_letters"}}``, the same counts as the summary's per-org lines: ``reports`` are the source's
+    ``{"kind": "org", "org", "status", "error"}`` records (many-org API runs), partitions give the commit
+    counts, ``dead`` the committed dead-letter files, ``withheld_dead`` a failed org's uncommitted ones,
+    ``tallies`` what the reading steps counted (read, filtered, duplicates before the commit).
     """
     orgs: dict = {}
 
     def entry(org: str) -> dict:
-        return orgs.setdefault(org, {"status": "ok", "error": None, "events_written": 0, "rows_written": 0,
-                                     "duplicates_in_run": 0, "duplicates_in_lake": 0,
-                                     "withheld_events": 0, "withheld_dead_letters": 0})
+        return orgs.setdefault(org, {"status": "ok", "error": None, "events_read": 0, "events_written": 0,
+                                     "rows_written": 0, "filtered_out": 0, "duplicates": 0, "duplicates_in_run": 0,
+                                     "duplicates_in_lake": 0, "dead_letters": 0, "withheld_events": 0,
+                                     "withheld_dead_letters": 0})
 
     for report in sorted(reports, key=lambda r: r["org"]):
         found = entry(report["org"])
         if report["status"] != "ok":
             found["status"], found["error"] = report["status"], report["error"]
     for part in partitions:
-        for org, tally in (part.get("by_org") or {}).items():
+        for org, counts in (part.get("by_org") or {}).items():
             found = entry(org)
-            found["events_written"] += tally["events"]
-            found["rows_written"] += tally["rows"]
-            found["duplicates_in_run"] += tally["duplicates_in_run"]
-            found["duplicates_in_lake"] += tally["duplicates_in_lake"]
-            found["withheld_events"] += tally.get("withheld", 0)
-    for dead in withheld_dead:
-        entry(dead["org"])["withheld_dead_letters"] += dead["records"]
+            found["events_written"] += counts["events"]
+            found["rows_written"] += counts["rows"]
+            found["duplicates_in_run"] += counts["duplicates_in_run"]
+            found["duplicates_in_lake"] += counts["duplicates_in_lake"]
+            found["withheld_events"] += counts.get("withheld", 0)
+    for record in tallies:
+        if record["org"] is not None:
+            found = entry(record["org"])
+            found["events_read"] += record.get("events_read", 0)
+            found["filtered_out"] += record.get("filtered_out", 0)
+            found["duplicates_in_run"] += record.get("duplicates_in_run", 0)
+    for record in dead:
+        if record.get("org") is not None:
+            entry(record["org"])["dead_letters"] += record["records"]
+    for record in withheld_dead:
+        entry(record["org"])["withheld_dead_letters"] += record["records"]
+    for found in orgs.values():
+        found["duplicates"] = found["duplicates_in_run"] + found["duplicates_in_lake"]
     return dict(sorted(orgs.items()))
 
 
 class WriteLake(beam.PTransform):
     """Write ``RowBatch`` / ``RowBatches`` elements and dead letters to the lake; output: the run manifest.
 
-    The input is ``(rows, dead_letters)`` or ``(rows, dead_letters, org_reports)``: a many-org source's
+    The input is ``(rows, dead_letters, tallies)`` or ``(rows, dead_letters, tallies, org_reports)``: the
+    reading steps' ``TALLIES`` records (the manifest's counts sum them), and a many-org source's
     per-org outcome records, which the manifest's ``orgs`` breakdown shows. The rows and dead letters
     of an org reported failed are withheld: counted (``withheld``), never committed.
     """
@@ -287,15 +325,16 @@ class WriteLake(beam.PTransform):
         self.started_at, self.description = started_at, description or {}
 
     def expand(self, inputs):
-        rows, dead_letters, *reports = inputs
+        rows, dead_letters, tallies, *reports = inputs
         # The orgs whose source failed: nothing of theirs is committed (a side input, so every commit
         # waits for every org's report, i.e. for all reading to end).
         failed = [beam.pvalue.AsList(
             reports[0] | "FailedOrgs" >> beam.FlatMap(lambda r: [r["org"]] if r["status"] != "ok" else []))
         ] if reports else []
+        staged_rows = rows | "StageRows" >> beam.ParDo(
+            StageRows(self.lake, self.run_id, self.schema, self.compression)).with_outputs(TALLIES, main="staged")
         committed_rows = (
-            rows
-            | "StageRows" >> beam.ParDo(StageRows(self.lake, self.run_id, self.schema, self.compression))
+            staged_rows.staged
             | "ByPartition" >> beam.Map(lambda s: (s.partition.path(), s))
             | "GroupStaged" >> beam.GroupByKey()
             | "CommitPartitions" >> beam.ParDo(CommitPartitions(self.lake, self.run_id, self.compression),
@@ -309,8 +348,9 @@ class WriteLake(beam.PTransform):
             | "CommitDeadLetters" >> beam.ParDo(CommitDeadLetters(self.lake, self.dead_letter, self.run_id),
                                                 *failed)
         )
+        tallies = (tallies, staged_rows[TALLIES]) | "AllTallies" >> beam.Flatten()
         return (
-            (committed_rows, committed_dead, *reports)
+            (committed_rows, committed_dead, tallies, *reports)
             | "AllCommits" >> beam.Flatten()
             | "Collect" >> beam.combiners.ToList()
             | "FinishRun" >> beam.ParDo(

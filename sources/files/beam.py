@@ -46,7 +46,7 @@ from sources.files.ranges import BATCH_BYTES, SPLIT_BYTES, FileRange, file_range
 from sources.files.worker import BatchDecoder
 from transforms import beam as batch_coders  # noqa: F401  (registers the batch coders)
 from transforms import jsonio, progress
-from transforms.beam import DEAD_LETTER
+from transforms.beam import DEAD_LETTER, TALLIES, Tally
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE
 from transforms.flatten import STAGE_FLATTEN
 from transforms.gc_pause import PausedCollector
@@ -147,6 +147,7 @@ class _DecodeInProcessesFn(beam.DoFn):
         self._counters = {name: counter(name) for name in names}
         self._dead_by_stage = {s: dead_letter_counter(s) for s in (STAGE_DECODE, STAGE_VALIDATE, STAGE_FLATTEN)}
         self._by_org = OrgCounters()
+        self._tally = Tally()
         progress.enable(self.progress_interval)
 
     def process(self, ranges):
@@ -166,6 +167,7 @@ class _DecodeInProcessesFn(beam.DoFn):
                     collector.between_batches()
                     decoder = decoder or BatchDecoder(self.settings)
                     yield from self._emit(*decoder.decode(batch))
+            yield from self._tally.emit()
         finally:
             collector.finish()
 
@@ -180,6 +182,9 @@ class _DecodeInProcessesFn(beam.DoFn):
             counters["duplicates_in_run"].inc(duplicates)
         if coerced:
             counters["coerced"].inc(coerced)
+        self._tally.add(org, "events_read", read)
+        self._tally.add(org, "filtered_out", filtered)
+        self._tally.add(org, "duplicates_in_run", duplicates)
         if org is not None:
             by_org.inc(org, "events_read", read)
             by_org.inc(org, "filtered_out", filtered)
@@ -195,7 +200,8 @@ class _DecodeInProcessesFn(beam.DoFn):
 
 
 class ExportedFilesToRows(beam.PTransform):
-    """Glob patterns -> ``(rows, dead_letters)``, decoded in ``processes`` local processes (see the module doc)."""
+    """Glob patterns -> ``(rows, dead_letters, tallies)``, decoded in ``processes`` local processes (see the module
+    doc)."""
 
     def __init__(self, patterns: list[str], processes: int, decode: DecodeSettings = DecodeSettings(),
                  progress_interval: float = 0, split_bytes: int | None = None):
@@ -214,5 +220,5 @@ class ExportedFilesToRows(beam.PTransform):
                    | "AllRanges" >> beam.combiners.ToList()
                    | "DecodeInProcesses" >> beam.ParDo(
                        _DecodeInProcessesFn(settings, self.processes, self.progress_interval)
-                   ).with_outputs(DEAD_LETTER, main="rows"))
-        return decoded.rows, decoded[DEAD_LETTER]
+                   ).with_outputs(DEAD_LETTER, TALLIES, main="rows"))
+        return decoded.rows, decoded[DEAD_LETTER], decoded[TALLIES]

@@ -60,15 +60,11 @@ class _FetchSlicesFn(beam.DoFn):
         self.settings = settings
 
     def setup(self):
-        self._client = build_client(self.settings)
         self._metrics = ApiMetrics()
+        self._client = build_client(self.settings, on_event=self._metrics)
 
     def process(self, time_slice):
-        def page_read(_page):
-            self._metrics.pages.inc()
-            self._metrics.update(self._client)
-
-        yield from slice_pages(self._client, self.settings, time_slice, page_read, self._metrics.splits.inc)
+        yield from slice_pages(self._client, self.settings, time_slice, on_split=self._metrics.splits.inc)
 
 
 class ReadSystemLogRange(beam.PTransform):
@@ -99,15 +95,12 @@ class _PollUntilCaughtUpFn(beam.DoFn):
         self.iceberg = iceberg
 
     def setup(self):
-        self._client = build_client(self.settings)
-        self._metrics = ApiMetrics()
+        self._client = build_client(self.settings, on_event=ApiMetrics())
 
     def process(self, _):
         start = starting_point(self._client, self.settings, self.state_uri, self.lookback, self.iceberg)
         next_url = start.url
         for number, page in enumerate(self._client.polling_pages(start.url)):
-            self._metrics.pages.inc()
-            self._metrics.update(self._client)
             if page.events:
                 yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             next_url = page.next_url or next_url
@@ -188,8 +181,8 @@ def error_line(exc: BaseException) -> str:
 class _OrgRun:
     """One org's reading: its client (built in its thread), its failure, its delivered pages."""
 
-    def __init__(self, org):
-        self.org = org
+    def __init__(self, org, metrics: ApiMetrics):
+        self.org, self.metrics = org, metrics
         self.error: str | None = None
         self.next_url: str | None = None  # the polling chain's last next link (incremental runs)
         self.client = None
@@ -198,14 +191,15 @@ class _OrgRun:
     def get_client(self):
         with self.lock:
             if self.client is None:
-                self.client = build_client(self.org.settings)
+                self.client = build_client(self.org.settings, on_event=self.metrics)
             return self.client
 
 
 class _ThreadedOrgsFn(beam.DoFn):
     """Runs ``work(run, emit)`` for each org in threads; yields pages, then per-org records, in this thread.
 
-    Beam counters only count in the DoFn's own thread, so the threads hand pages over a queue.
+    Beam counters only count in the DoFn's own thread, so the threads hand pages over a queue; the
+    clients count their requests as they happen for the local endpoint, and for Beam once they are done.
     """
 
     lanes = 1
@@ -222,7 +216,8 @@ class _ThreadedOrgsFn(beam.DoFn):
 
     def process(self, _):
         pages = queue.Queue(maxsize=_QUEUE_PAGES)
-        runs = [_OrgRun(org) for org in self.orgs]
+        metrics = ApiMetrics()
+        runs = [_OrgRun(org, metrics) for org in self.orgs]
         threads = []
 
         def lane(run: _OrgRun, number: int) -> None:
@@ -240,7 +235,6 @@ class _ThreadedOrgsFn(beam.DoFn):
                                           name=f"okta-{run.org.host}-{number}")
                 thread.start()
                 threads.append(thread)
-        pages_read = ApiMetrics().pages
         orgs_failed = counter("okta_orgs_failed")
         running = len(threads)
         while running:
@@ -248,13 +242,12 @@ class _ThreadedOrgsFn(beam.DoFn):
             if item is _DONE:
                 running -= 1
                 continue
-            pages_read.inc()
             yield item
         for thread in threads:
             thread.join()
         for run in runs:
             if run.client is not None:
-                ApiMetrics().update(run.client)  # retries and 429s of this org's client
+                metrics.count_for_beam(run.client.stats)  # counted in the org's threads, where Beam does not
             if run.error is None:
                 yield from self.finished(run)
             else:

@@ -93,9 +93,11 @@ def shared_governor(settings: OktaSettings) -> RateGovernor:
         return _governors[key]
 
 
-def build_client(settings: OktaSettings, fresh_credential: bool = False) -> SystemLogClient:
+def build_client(settings: OktaSettings, fresh_credential: bool = False, on_event=None,
+                 stop=None) -> SystemLogClient:
     """A client of the org, sharing the process's rate governor of the org; ``fresh_credential`` reads the
-    credential anew (a reader starting over after a refusal)."""
+    credential anew (a reader starting over after a refusal); ``on_event`` and ``stop``: see
+    :class:`okta_client.client.SystemLogClient`."""
     return SystemLogClient(settings.org_url, resolve_auth(settings, fresh_credential),
-                           governor=shared_governor(settings),
+                           governor=shared_governor(settings), on_event=on_event, stop=stop,
                            max_response_bytes=settings.max_response_bytes)

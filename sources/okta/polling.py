@@ -23,23 +23,23 @@ LOG = logging.getLogger(__name__)
 
 
 class ApiMetrics:
-    """Beam counters fed from the client's own statistics."""
+    """The Okta API counters, moved as each request happens: a client's ``on_event`` (see
+    :data:`okta_client.client.EVENTS`), so a dashboard sees the requests of an outage while it lasts."""
+
+    NAMES = {"request": "okta_requests", "page": "okta_pages", "retry": "okta_retries", "throttled": "okta_throttled"}
 
     def __init__(self):
-        self.pages = counter("okta_pages")
-        self.retries = counter("okta_retries")
-        self.throttled = counter("okta_throttled")
+        self._counters = {event: counter(name) for event, name in self.NAMES.items()}
         self.splits = counter("okta_slice_splits")
-        self.requests = counter("okta_requests")
-        self._seen = (0, 0, 0)
 
-    def update(self, client) -> None:
-        stats = client.stats
-        retries, throttled, requests = stats.retries, stats.throttled, stats.pages + stats.retries + stats.throttled
-        self.retries.inc(retries - self._seen[0])
-        self.throttled.inc(throttled - self._seen[1])
-        self.requests.inc(requests - self._seen[2])
-        self._seen = (retries, throttled, requests)
+    def __call__(self, event: str) -> None:
+        self._counters[event].inc()
+
+    def count_for_beam(self, stats) -> None:
+        """A client's totals for Beam only: what it counted in other threads (the local endpoint has them)."""
+        for event, field in (("request", "requests"), ("page", "pages"), ("retry", "retries"),
+                             ("throttled", "throttled")):
+            self._counters[event].inc(getattr(stats, field), mirror=False)
 
 
 @dataclass(frozen=True)

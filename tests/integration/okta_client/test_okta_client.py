@@ -206,3 +206,57 @@ def test_oauth_with_a_key_the_server_does_not_know_is_a_clear_error(okta_server,
     with pytest.raises((OktaApiError, ConfigurationError)) as caught:
         client_for(server, auth=auth).get_page(server.url + LOGS, bounded=True)
     assert "token" in str(caught.value).lower() and "PRIVATE KEY" not in str(caught.value)
+
+
+def test_requests_and_retries_are_reported_as_each_attempt_happens(okta_server):
+    """During an outage the client reports every request and retry at once (a dashboard sees the outage while it
+    lasts), not when a page finally arrives."""
+    import threading
+
+    start = recent_start()
+    server = okta_server(make_events(5, start, STEP))
+    seen, during = [], []
+    client = client_for(server, on_event=seen.append, backoff_base=0.05, backoff_cap=0.1, max_retries=50)
+    server.outage(503)
+    done = threading.Event()
+
+    def end_outage():  # once the client has retried a few times, from outside, as a real outage ends
+        while seen.count("retry") < 3 and not done.is_set():
+            time.sleep(0.01)
+        during.extend(seen)  # what was reported while every answer was a 503
+        server.outage(None)
+
+    threading.Thread(target=end_outage, daemon=True).start()
+    try:
+        [page] = list(client.bounded_pages(iso(start), iso(start + 5 * STEP)))
+    finally:
+        done.set()
+    assert len(page) == 5
+    assert during.count("request") >= 3 and during.count("retry") >= 3 and "page" not in during
+    assert seen.count("request") == server.stats.requests == client.stats.requests
+    assert seen.count("retry") == client.stats.retries == seen.count("request") - 1
+    assert seen[-1] == "page" and seen.count("page") == client.stats.pages == 1
+
+
+@pytest.mark.parametrize("wait", ["rate limit", "backoff"])
+def test_a_stop_request_ends_the_clients_wait(okta_server, wait):
+    """A stop request (``--stop_after``, a shutdown) ends a rate-limit wait or a retry backoff at once."""
+    import threading
+
+    from okta_client.errors import Stopped
+
+    start = recent_start()
+    events = make_events(3, start, STEP)
+    stop = threading.Event()
+    if wait == "rate limit":  # one request a minute: the second one waits for the next window
+        server = okta_server(events, rate_limit=1, rate_window_seconds=600)
+        client = client_for(server, stop=stop)
+        client.get_page(client.first_url(since=iso(start), until=iso(start + 3 * STEP)), bounded=True)
+    else:  # Okta down: the client backs off for up to 10 minutes between attempts
+        server = okta_server(events)
+        server.outage(503)
+        client = client_for(server, stop=stop, backoff_base=600, backoff_cap=600, max_retries=5)
+    threading.Timer(0.5, stop.set).start()
+    with pytest.raises(Stopped):
+        client.get_page(client.first_url(since=iso(start), until=iso(start + 3 * STEP)), bounded=True)
+    assert server.stats.requests <= 2

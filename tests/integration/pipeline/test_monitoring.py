@@ -9,84 +9,23 @@ window lines the run printed. Then Okta goes away and /healthz must turn 503.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.streaming.test_streaming import start_stream, stop, wait_for_lake
 from tests.support.helpers import REPO
-from tests.support.okta import assert_lake_exact, make_events, personal, read_lake
+from tests.support.okta import assert_lake_exact, make_events, personal, read_lake, wait_for_lake
+from tests.support.stream import endpoint, health, json_log, scrape, start_stream, stop, window_totals
 
 CANARY = "00-CANARY-metrics-5d2e8f1a9c"
 STEP = dt.timedelta(seconds=1)
 UTC = dt.timezone.utc
-
-
-def json_log(log: Path) -> list[dict]:
-    """Every line of the run's stderr, each parsed as one JSON object (fails on any other line)."""
-    records = []
-    for number, line in enumerate(log.read_text().splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            pytest.fail(f"line {number} of the log is not JSON: {line[:200]!r}")
-    return records
-
-
-def endpoint(log: Path, run, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run.poll() is not None:
-            pytest.fail(f"the run exited with {run.returncode}:\n{log.read_text()[-3000:]}")
-        for record in json_log(log) if log.exists() else []:
-            found = re.search(r"metrics: (http://127\.0\.0\.1:\d+)/metrics", record["message"])
-            if found:
-                return found.group(1)
-        time.sleep(0.2)
-    pytest.fail(f"no metrics endpoint announced:\n{log.read_text()[-3000:]}")
-
-
-def scrape(base: str, org: str = "") -> dict[str, float]:
-    """Sample name (labels folded in when not just org) -> value; every sample labelled ``org`` when given."""
-    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = {k: v for k, v in sample.labels.items() if k != "org"}
-            key = sample.name + ("" if not labels else str(sorted(labels.items())))
-            values[key] = sample.value
-            assert not org or sample.labels.get("org") == org  # the okta_org of the org's rows
-    return values
-
-
-def health(base: str) -> int:
-    try:
-        return urllib.request.urlopen(base + "/healthz", timeout=10).status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def window_totals(records: list[dict]) -> tuple[int, int, int]:
-    """(rows, events, windows) summed from the run's window lines."""
-    rows = events = windows = 0
-    for record in records:
-        found = re.match(r"window .*: read [\d,]+, wrote ([\d,]+) rows \(([\d,]+) events\)", record["message"])
-        if found:
-            rows += int(found.group(1).replace(",", ""))
-            events += int(found.group(2).replace(",", ""))
-            windows += 1
-    return rows, events, windows
 
 
 def test_a_live_tail_serves_metrics_that_match_the_lake_and_its_json_log(okta_server, tmp_path):
@@ -175,8 +114,8 @@ def test_the_pubsub_loop_feeds_the_same_metrics_with_an_empty_org(pubsub_emulato
     from common import metrics as beam_metrics
     from pipeline.monitoring import LocalMetrics
     from streaming.pubsub_loop import PubSubTail
-    from tests.integration.streaming.test_streaming import loop_settings, publish_events
     from tests.support.okta import expected_row_keys, lake_row_keys
+    from tests.support.stream import loop_settings, publish_events
 
     subscription, events = publish_events(pubsub_emulator, "okta-metrics", 80)
     lake = tmp_path / "lake"

@@ -14,10 +14,10 @@ from collections import Counter
 
 from sinks.iceberg.cursor import parse
 from sinks.iceberg.table import snapshot_summaries
-from tests.integration.streaming.test_streaming import UTC, start_stream, stop
 from tests.support.helpers import run_pipeline
 from tests.support.iceberg import append_recent, feed_windows, lake_table, lake_table_keys, wait_for_table
 from tests.support.okta import TOKEN, assert_lake_exact, expected_row_keys, make_events, personal, recent_start
+from tests.support.stream import UTC, start_stream, stop
 
 STEP = dt.timedelta(seconds=1)
 

@@ -14,10 +14,10 @@ import time
 
 from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import snapshot_summaries
-from tests.integration.streaming.test_streaming import UTC, start_stream, stop, tail_args
 from tests.support.helpers import read_lake
 from tests.support.iceberg import append_recent, feed_windows, lake_table, lake_table_keys, wait_for_table
 from tests.support.okta import TOKEN, assert_lake_exact, expected_row_keys, make_events, wait_for_lake
+from tests.support.stream import UTC, start_stream, stop, tail_args
 
 STEP = dt.timedelta(seconds=1)
 
@@ -78,8 +78,8 @@ def test_pubsub_loop_commits_each_window_as_one_snapshot_before_acknowledging(pu
 
     from sinks.iceberg import windows as iceberg_windows
     from streaming.pubsub_loop import PubSubTail
-    from tests.integration.streaming.test_streaming import loop_settings, publish_events
     from tests.support.okta import lake_row_keys
+    from tests.support.stream import loop_settings, publish_events
 
     monkeypatch.setattr(iceberg_windows, "_COMMITTERS", {})
     subscription, events = publish_events(pubsub_emulator, "okta-iceberg", 60)

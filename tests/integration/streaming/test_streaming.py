@@ -8,40 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import REPO, dead_letters
+from tests.support.helpers import dead_letters
 from tests.support.okta import TOKEN, assert_lake_exact, expected_row_keys, lake_row_keys, make_events, wait_for_lake
+from tests.support.stream import loop_settings, publish_events, start_stream, stop, tail_args
 
 STEP = dt.timedelta(seconds=1)
 UTC = dt.timezone.utc
 
 
-def start_stream(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "pipeline", "--streaming", *args]
-    return subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-
-
 # --- the Okta tail --------------------------------------------------------------------------------------------
-
-
-def tail_args(server, lake: Path, state: Path) -> list[str]:
-    return ["--source=okta", f"--okta_org_url={server.url}", f"--state={state}", f"--output={lake}",
-            "--window=3s", "--poll_interval=1s", "--lookback=1d"]
 
 
 def test_okta_tail_writes_appended_and_late_events_exactly_once(okta_server, tmp_path):
@@ -180,24 +159,6 @@ def test_pubsub_stream_lands_every_form_once_and_bad_messages_in_dead_letters(pu
         assert record["message_id"] and record["error"] and record["origin"] == subscription
     assert all(p.name.startswith("part-w") for p in lake.glob("*/*/*.parquet"))
     assert "window " in log.read_text()
-
-
-def loop_settings(subscription: str, lake: Path, window: float):
-    """Settings for driving the local Pub/Sub loop (sources/pubsub_loop.py) in this process."""
-    from streaming.settings import PubSubSettings
-    from tests.support.helpers import window_settings
-
-    return PubSubSettings(subscription=subscription, window=window_settings(lake, job="loop-test", length=window,
-                                                                           raw_event=False))
-
-
-def publish_events(pubsub_emulator, name: str, count: int):
-    """A fresh subscription holding ``count`` one-event messages; returns (subscription, events)."""
-    publisher, subscription = pubsub_emulator.topic_and_subscription(name)
-    events = make_events(count, dt.datetime.now(UTC) - dt.timedelta(hours=2), STEP)
-    for event in events:
-        publisher(json.dumps(event).encode(), {})
-    return subscription, events
 
 
 def test_pubsub_loop_acknowledges_only_committed_windows(pubsub_emulator, tmp_path, monkeypatch):

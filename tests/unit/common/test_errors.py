@@ -67,6 +67,7 @@ def examples():
             (("GET", URL, None, None, "gave up after 9 attempts; last: ConnectionError"), {}, True),
             (("POST", "https://acme.okta.com/oauth2/v1/token", 400, "invalid_client",
               "the OAuth token request was refused: bad assertion"), {}, False)],
+        "okta_client.errors.Stopped": [(("asked to stop while waiting for the rate limit",), {}, True)],
         "okta_client.errors.QueryTimeout": [(("GET", URL, 500, "E0000009", "query timed out"), {}, True)],
         "okta_client.errors.ResponseTooLarge": [
             (("GET", URL, 200, None, "the response declares 80,000,000 bytes, over the 67,108,864-byte limit"), {},

@@ -29,7 +29,7 @@ def test_parse_select_flatten_on_real_events():
         expected_rows += [(e["uuid"], i if isinstance(e.get("target"), list) and e["target"] else None)
                           for i in range(n)]
     with TestPipeline(runner="FnApiRunner") as p:
-        rows, dead = p | beam.Create(batches(lines)) | PersonalEventsToRows()
+        rows, dead, _ = p | beam.Create(batches(lines)) | PersonalEventsToRows()
         got = rows | beam.FlatMap(lambda b: [(r["uuid"], r["target_index"]) for r in b.table.to_pylist()])
         assert_that(got, equal_to(expected_rows), label="rows")
         reasons = dead | beam.Map(lambda d: (d["stage"], d["position"]))
@@ -42,7 +42,7 @@ def test_selection_option_changes_what_is_kept():
               for i, t in enumerate(["user.session.start", "personal.a", "user.session.end"])]
     lines = [json.dumps(e).encode() for e in events]
     with TestPipeline(runner="FnApiRunner") as p:
-        rows, _ = p | beam.Create(batches(lines)) | PersonalEventsToRows(DecodeSettings("user.session.*"))
+        rows, _, _ = p | beam.Create(batches(lines)) | PersonalEventsToRows(DecodeSettings("user.session.*"))
         types = rows | beam.Map(lambda b: b.partition.event_type)
         assert_that(types, equal_to(["user.session.start", "user.session.end"]))
 
@@ -65,7 +65,7 @@ def test_whole_batches_carry_the_same_rows_as_per_partition_batches():
                 for r in p.table.to_pylist()]
 
     with TestPipeline() as p:
-        whole, _ = p | beam.Create(batches(lines, size=200)) | PersonalEventsToRows(
+        whole, _, _ = p | beam.Create(batches(lines, size=200)) | PersonalEventsToRows(
             DecodeSettings("*"), whole_batches=True)
         counted = whole | "Count" >> beam.Map(lambda b: (type(b).__name__, len(b.parts) > 5 or b.table.num_rows < 50))
         assert_that(counted, equal_to([("RowBatches", True)] * len(batches(lines, size=200))),
