@@ -42,7 +42,7 @@ COUNTERS = {
 #: Counters of the Okta API source, printed when a run used it.
 API_COUNTERS = {
     "okta_pages": "pages read from /api/v1/logs",
-    "okta_requests": "HTTP requests sent to /api/v1/logs (pages, retried attempts and 429s)",
+    "okta_requests": "HTTP requests sent to /api/v1/logs (pages, retried attempts and 429s), counted as each is sent",
     "okta_retries": "requests retried (network errors, cut-off bodies, 5xx)",
     "okta_throttled": "429 answers waited out",
     "okta_slice_splits": "time slices split after Okta's query timeout (E0000009)",
