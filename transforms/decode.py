@@ -11,6 +11,11 @@ Each event found is validated for the three envelope fields every consumer
 relies on (``uuid``, ``eventType``, ``published``). Anything else becomes a
 dead-letter record with a clear reason; nothing raises.
 
+One bad event costs that event only: an array that orjson refuses but that is
+whole (:func:`transforms.jsonio.loads_or_elements`) is judged element by
+element, each exactly as the same text on a line of its own would be (its own
+text as ``raw`` and in its dead letter, ``event K`` in its position).
+
 The rules are :mod:`transforms.envelope`'s. Two shortcuts (:mod:`transforms.shortcuts`) spare
 most payloads this full path and change no verdict: the envelope skim judges the events the
 selection does not keep without building them, and the typed decoder (``typed``, a
