@@ -1,1 +1,1 @@
-"""What every component shares: the error base, durations, the metric names."""
+"""What every component shares: the error base, durations, the metric names, the structure of JSON text."""

@@ -27,7 +27,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from okta_client.auth import Auth
-from okta_client.errors import OktaApiError, QueryTimeout, ResponseTooLarge, Stopped
+from okta_client.errors import IncompleteBody, OktaApiError, QueryTimeout, ResponseTooLarge, Stopped
+from okta_client.pages import read_page
 from okta_client.ratelimit import RateGovernor
 from okta_client.urls import check_next_link, normalise_org_url
 
@@ -178,11 +179,13 @@ class SystemLogClient:
             if self.auth.on_response(response):
                 continue
             if status == 200:
-                try:
-                    events = orjson.loads(body)
-                except orjson.JSONDecodeError:
+                events, cut = read_page(body)  # a whole page with a bad event in it is a page
+                if cut is not None:
                     failures += 1  # a body cut short with a lying Content-Length
-                    self._retry_or_raise(url, failures, "a body that is not complete JSON")
+                    if failures > self.max_retries:
+                        raise IncompleteBody("GET", url, status, None,
+                                             f"gave up after {failures} attempts; last: {cut}")
+                    self._retry_or_raise(url, failures, cut)
                     continue
                 if not isinstance(events, list):
                     raise OktaApiError("GET", url, status, None, "expected a JSON array of LogEvents")

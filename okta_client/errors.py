@@ -1,8 +1,9 @@
 """Errors the client raises, each naming the request (never a credential).
 
 An :class:`OktaApiError` is retryable when Okta may answer otherwise later: no response at
-all, a 5xx, a 408 or a 429 (after the client's own retries and waits); any other 4xx (a
-refused credential, a missing permission, a bad query) is fatal, as is a bad setup.
+all, a 5xx, a 408 or a 429 (after the client's own retries and waits), or a 200 whose body
+was cut short every time (:class:`IncompleteBody`); any other 4xx (a refused credential, a
+missing permission, a bad query) is fatal, as is a bad setup.
 """
 
 from __future__ import annotations
@@ -63,3 +64,21 @@ class QueryTimeout(OktaApiError):
 
 class ResponseTooLarge(OktaApiError):
     """A response larger than the configured limit (refused, not read into memory)."""
+
+
+class IncompleteBody(OktaApiError):
+    """A 200 whose body was not whole JSON on every attempt (cut short): retryable, the next run may read it whole.
+
+    A body that is a whole JSON array is never this, even when an event in it is not valid JSON: that event is
+    one dead letter downstream (:func:`okta_client.pages.read_page`).
+    """
+
+    retryable = True
+
+    def __init__(self, method: str, url: str, status: int | None, code: str | None, summary: str):
+        super().__init__(method, url, status, code, summary)
+        self.retryable = True
+
+    @classmethod
+    def retryable_from_message(cls, message: str) -> bool:
+        return True

@@ -116,8 +116,9 @@ DOCUMENTED_FIELDS: tuple[Column, ...] = (
 RAW_EVENT = Column(
     "raw_event",
     "string",
-    "The event's original JSON text (JSON Lines input) or its compact re-serialisation "
-    "(events taken out of an array or envelope), so no field is ever lost. "
+    "The event's original JSON text (JSON Lines input, or an array read event by event because the strict "
+    "decoder refused one of its events) or its compact re-serialisation (other events taken out of an array "
+    "or envelope), so no field is ever lost. "
     "Absent when the pipeline runs with --raw_event=false.",
     origin="derived",
 )

@@ -11,6 +11,11 @@ Each event found is validated for the three envelope fields every consumer
 relies on (``uuid``, ``eventType``, ``published``). Anything else becomes a
 dead-letter record with a clear reason; nothing raises.
 
+One bad event costs that event only: an array that orjson refuses but that is
+whole (:func:`transforms.jsonio.loads_or_elements`) is judged element by
+element, each exactly as the same text on a line of its own would be (its own
+text as ``raw`` and in its dead letter, ``event K`` in its position).
+
 The rules are :mod:`transforms.envelope`'s. Two shortcuts (:mod:`transforms.shortcuts`) spare
 most payloads this full path and change no verdict: the envelope skim judges the events the
 selection does not keep without building them, and the typed decoder (``typed``, a
@@ -84,7 +89,7 @@ def decode_batch(
     org = getattr(batch, "org", None) or org
     if org is not None:  # a dead letter says its org (a failed org's are withheld by the batch commit)
         context = {**(context or {}), "okta_org": org}
-    loads = jsonio.loads
+    loads_or_elements = jsonio.loads_or_elements
     append = events.append
     do_skim = skim and selection is not None and not _selects_everything(selection)
     items = zip(batch.positions, batch.payloads)
@@ -104,14 +109,16 @@ def decode_batch(
                                    prepared, org))
                 continue
         try:
-            document = loads(payload)
+            document, elements = loads_or_elements(payload)
         except jsonio.NotJson as exc:
             read += 1
-            dead.append(
-                dead_letter(stage=STAGE_DECODE, error=str(exc), payload=_line(payload), origin=origin,
-                            position=f"{kind} {pos}", context=context,
-                            max_payload_bytes=max_payload_bytes)
-            )
+            dead.append(_not_json(exc, _line(payload), origin, f"{kind} {pos}", context, max_payload_bytes))
+            continue
+        if elements is not None:  # a whole array orjson refuses: one bad event costs that event only
+            judged = _decode_elements(elements, batch, pos, context, max_payload_bytes, selection, prepare,
+                                      skim and selection is not None, org, typed, events, dead)
+            read += judged[0]
+            filtered += judged[1]
             continue
         if type(document) is dict and "uuid" in document:  # the common case: one event
             read += 1
@@ -151,6 +158,60 @@ def decode_batch(
                             max_payload_bytes=max_payload_bytes)
             )
     return Decoded(events, dead, read, filtered)
+
+
+def _decode_elements(elements: list[bytes], batch: RawBatch, pos, context, max_payload_bytes, selection, prepare,
+                     skim: bool, org, typed, events: list, dead: list) -> tuple[int, int]:
+    """Judge each element of an array orjson refused as a JSON Lines line is judged (skim, typed decoder,
+    decode, validate, selection), each kept event with its own text (``raw``) and place (``index``); append
+    to ``events`` and ``dead``; return ``(read, filtered)``.
+
+    An element is one event here, never a container to unwrap, as in an array decoded whole.
+    """
+    origin, kind = batch.origin, batch.position_kind
+    read = filtered = 0
+    items = list(enumerate(elements))
+    if skim and not _selects_everything(selection):
+        filtered, items = skim_batch(items, selection)
+        read = filtered
+    for index, text in items:
+        read += 1
+        where = f"{kind} {pos} event {index}"
+        found = typed_event(typed, text) if typed is not None else None
+        if found is not None:
+            uuid, event_type, published, prepared = found
+            if selection is not None and not selection(event_type):
+                filtered += 1
+                continue
+            events.append(ParsedEvent(None, uuid, event_type, published, text, origin, kind, pos, index, prepared,
+                                      org))
+            continue
+        try:
+            document = jsonio.loads(text)
+        except jsonio.NotJson as exc:
+            dead.append(_not_json(exc, text, origin, where, context, max_payload_bytes))
+            continue
+        try:
+            uuid, event_type, published = validate(document)
+        except InvalidEvent as exc:
+            dead.append(_invalid(exc, text, document, origin, where, context, max_payload_bytes))
+            continue
+        if selection is not None and not selection(event_type):
+            filtered += 1
+            continue
+        events.append(ParsedEvent(document, uuid, event_type, published, text, origin, kind, pos, index,
+                                  _prepared(prepare, document), org))
+    return read, filtered
+
+
+def _not_json(exc, payload: bytes, origin, where, context, max_payload_bytes) -> dict:
+    """A payload no decoder accepts; its uuid and eventType when they can still be read (a whole object)."""
+    found = jsonio.envelope_strings(payload)
+    return dead_letter(
+        stage=STAGE_DECODE, error=str(exc), payload=payload, origin=origin, position=where, context=context,
+        uuid=found.get("uuid"), event_type=found.get("eventType") if "uuid" in found else None,
+        max_payload_bytes=max_payload_bytes,
+    )
 
 
 def _prepared(prepare, event: dict):

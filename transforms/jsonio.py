@@ -4,6 +4,10 @@ orjson is the fast path. It rejects a few things the JSON grammar or
 Python's json module accept (a UTF-8 byte-order mark, integers beyond 64
 bits on dump), so each helper falls back to the standard library before
 declaring the input bad.
+
+A JSON array orjson refuses is not refused whole when it is structurally whole
+(:func:`loads_or_elements`): its elements are handed back to be judged one by one,
+so one bad event in a page costs that event only (:mod:`common.json_scan`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from typing import Any
 import orjson
 
 from common.errors import LakeError
+from common.json_scan import split_array, top_level_strings
 
 _BOM = b"\xef\xbb\xbf"
 #: orjson's nesting limit; :func:`loads` gives orjson's verdict on every Python version.
 MAX_DEPTH = 1024
+#: The LogEvent fields every consumer relies on (:func:`envelope_strings`).
+ENVELOPE_KEYS = frozenset({"uuid", "eventType", "published"})
 
 
 class NotJson(LakeError, ValueError):
@@ -34,21 +41,47 @@ def loads(payload: bytes) -> Any:
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as first_error:
-        if "depth limit" in str(first_error):
-            # orjson stops at MAX_DEPTH levels; the standard library's limit differs by Python version
-            # (3.13 accepts far deeper), so the verdict is orjson's on every version.
-            raise NotJson(f"not valid JSON: nested too deeply ({first_error})") from None
-        data = payload[3:] if payload.startswith(_BOM) else payload
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise NotJson(f"not valid UTF-8 (byte {exc.start})") from None
-        try:
-            return json.loads(text, parse_constant=_not_json_constant)
-        except (ValueError, RecursionError):
-            raise NotJson(f"not valid JSON: {first_error}") from None
+        return _lenient(payload, first_error)
     except RecursionError:
         raise NotJson("not valid JSON: nested too deeply") from None
+
+
+def loads_or_elements(payload: bytes) -> tuple[Any, list[bytes] | None]:
+    """``(document, None)`` as :func:`loads` decodes it; or ``(None, elements)`` when orjson refuses a payload that
+    is a whole JSON array (:func:`common.json_scan.split_array`): the text of each element, for the caller to
+    judge one by one. Raises :class:`NotJson` as :func:`loads` does."""
+    try:
+        return orjson.loads(payload), None
+    except orjson.JSONDecodeError as first_error:
+        elements = split_array(payload)
+        if elements is not None:
+            return None, elements
+        return _lenient(payload, first_error), None
+    except RecursionError:
+        raise NotJson("not valid JSON: nested too deeply") from None
+
+
+def _lenient(payload: bytes, first_error: orjson.JSONDecodeError) -> Any:
+    """The standard library's verdict on what orjson refused (``first_error``), or :class:`NotJson`."""
+    if "depth limit" in str(first_error):
+        # orjson stops at MAX_DEPTH levels; the standard library's limit differs by Python version
+        # (3.13 accepts far deeper), so the verdict is orjson's on every version.
+        raise NotJson(f"not valid JSON: nested too deeply ({first_error})") from None
+    data = payload[3:] if payload.startswith(_BOM) else payload
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotJson(f"not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_not_json_constant)
+    except (ValueError, RecursionError):
+        raise NotJson(f"not valid JSON: {first_error}") from None
+
+
+def envelope_strings(payload: bytes) -> dict[str, str]:
+    """``uuid``, ``eventType`` and ``published`` of a payload no decoder accepts, when it is a whole JSON object
+    holding them as strings (each one that is); empty otherwise. For dead letters, never for a verdict."""
+    return top_level_strings(payload, ENVELOPE_KEYS) or {}
 
 
 def dumps(value: Any) -> bytes:

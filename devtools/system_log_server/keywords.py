@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import orjson
 
+from devtools.system_log_server.store import event_document
+
 MAX_KEYWORD = 40
 _WORD = re.compile(r"[\w.@-]+")
 
@@ -38,7 +40,7 @@ def matches(keywords: tuple[str, ...], data: bytes) -> bool:
     if any(word.encode() not in lowered for word in keywords if word.isascii() and word.isprintable()
            and '"' not in word and "\\" not in word):
         return False
-    candidates = set(_candidates(orjson.loads(data)))
+    candidates = set(_candidates(event_document(data)))
     return all(word in candidates for word in keywords)
 
 

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from itertools import islice
 from urllib.parse import parse_qsl
 
-import orjson
-
 from devtools.system_log_server import keywords as keyword_search
 from devtools.system_log_server.cursor import Cursor, CursorCodec, CursorError
 from devtools.system_log_server.errors import OktaError, validation_error
 from devtools.system_log_server.scim import Filter, FilterError, parse_filter
-from devtools.system_log_server.store import PERSISTED_KEY, PUBLISHED_KEY, EventStore, StoredEvent
+from devtools.system_log_server.store import PERSISTED_KEY, PUBLISHED_KEY, EventStore, StoredEvent, event_document
 from devtools.system_log_server.timestamps import DAY_US, now_us, parse_us
 
 DEFAULT_LIMIT = 100
@@ -207,7 +205,7 @@ def _matcher(query: LogQuery) -> Callable[[StoredEvent], bool]:
             # The common filter (eventType sw "personal.") needs no JSON parsing.
             checks.append(lambda event: expression.matches({"eventType": event.event_type}))
         else:
-            checks.append(lambda event: expression.matches(orjson.loads(event.data)))
+            checks.append(lambda event: expression.matches(event_document(event.data)))
     if words:
         checks.append(lambda event: keyword_search.matches(words, event.data))
     return lambda event: all(check(event) for check in checks)

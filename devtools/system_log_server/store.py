@@ -18,8 +18,10 @@ from typing import NamedTuple
 
 import orjson
 
+from common.json_scan import top_level_strings
 from devtools.system_log_server.timestamps import now_us, parse_us
 
+ENVELOPE_KEYS = frozenset({"uuid", "eventType", "published"})
 # Below this many new events, inserting one by one beats re-sorting the whole list.
 _INSORT_MAX = 64
 
@@ -55,12 +57,28 @@ def record_from_event(event: dict) -> EventRecord:
 
 
 def record_from_line(line: bytes) -> EventRecord:
-    """An event from one JSON Lines line, kept byte for byte; ValueError when it is not a LogEvent."""
+    """An event from one JSON Lines line, kept byte for byte; ValueError when it is not a LogEvent.
+
+    A line orjson refuses (a lone surrogate escape, a ``NaN``, nesting past 1,024 levels, invalid UTF-8) is
+    kept too when it is a whole JSON object whose ``uuid``, ``eventType`` and ``published`` can be read: Okta
+    may serve such an event, and the server serves it as it is, for clients to cope with.
+    """
+    line = line.strip()
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        raise ValueError(f"not JSON: {error}") from error
-    return _record(event, line.strip())
+        event = top_level_strings(line, ENVELOPE_KEYS)
+        if event is None:
+            raise ValueError(f"not JSON: {error}") from error
+    return _record(event, line)
+
+
+def event_document(data: bytes) -> dict:
+    """A stored event as a dict for filters and keywords: decoded, or (one orjson refuses) its envelope strings."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return top_level_strings(data, ENVELOPE_KEYS) or {}
 
 
 def _record(event, data: bytes) -> EventRecord:

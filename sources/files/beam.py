@@ -89,7 +89,7 @@ class ReadRangeFn(beam.DoFn):
             with FileSystems.open(path, compression_type=_compression(path)) as handle:
                 text = handle.read()
             try:
-                jsonio.loads(text)
+                jsonio.loads_or_elements(text)  # a whole array with a bad event in it is one document too
                 yield RawBatch(path, "whole", ["file"], [text])
                 return
             except jsonio.NotJson:

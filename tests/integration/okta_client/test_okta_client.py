@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 
 import pytest
@@ -12,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from okta_client import OAuthPrivateKeyJwtAuth, SswsAuth, SystemLogClient
-from okta_client.errors import ConfigurationError, OktaApiError, QueryTimeout, ResponseTooLarge
+from okta_client.errors import ConfigurationError, IncompleteBody, OktaApiError, QueryTimeout, ResponseTooLarge
+from tests.support.hostile import corpus, page
 from tests.support.okta import TOKEN, iso, make_events, recent_start
 
 LOGS = "/api/v1/logs"
@@ -260,3 +262,53 @@ def test_a_stop_request_ends_the_clients_wait(okta_server, wait):
     with pytest.raises(Stopped):
         client.get_page(client.first_url(since=iso(start), until=iso(start + 3 * STEP)), bounded=True)
     assert server.stats.requests <= 2
+
+
+def test_a_whole_page_holding_events_orjson_refuses_is_a_page_read_once(okta_server):
+    """Asking again would get the same bytes: the page is handed on whole (its events are judged downstream)."""
+    start = recent_start()
+    entries = corpus(start)
+    server = okta_server([entry.line for entry in entries])
+    pages = list(client_for(server).bounded_pages(iso(start), iso(start + len(entries) * STEP)))
+    assert len(pages) == 1 and log_requests(server) == 1
+    assert pages[0].body == page(entries)  # served as stored, byte for byte
+    assert [event.get("uuid") for event in pages[0].events] == [entry.uuid for entry in entries]
+    assert pages[0].events[-1]["published"] == iso(start + (len(entries) - 1) * STEP)
+
+
+@pytest.fixture
+def cutting_server():
+    """A server whose every answer is a 200 whose body is cut short (no Content-Length: the cut is unseen)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        requests = 0
+
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            Handler.requests += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b'[{"uuid":"a","published":"2026-01-01T00:00:00.000Z"},{"uuid":"b","publ')
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.url, server.handler = f"http://127.0.0.1:{server.server_address[1]}", Handler
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_body_cut_short_is_asked_again_then_a_retryable_error_that_says_http_200(cutting_server):
+    client = client_for(cutting_server, max_retries=2)
+    with pytest.raises(IncompleteBody) as caught:
+        client.get_page(client.first_url(since="2026-01-01T00:00:00Z"), bounded=False)
+    message = str(caught.value)
+    assert cutting_server.handler.requests == 3
+    assert "-> HTTP 200: gave up after 3 attempts; last: a body that is not whole JSON" in message, message
+    assert caught.value.retryable and IncompleteBody.retryable_from_message(message)

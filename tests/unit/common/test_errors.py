@@ -69,6 +69,9 @@ def examples():
               "the OAuth token request was refused: bad assertion"), {}, False)],
         "okta_client.errors.Stopped": [(("asked to stop while waiting for the rate limit",), {}, True)],
         "okta_client.errors.QueryTimeout": [(("GET", URL, 500, "E0000009", "query timed out"), {}, True)],
+        "okta_client.errors.IncompleteBody": [
+            (("GET", URL, 200, None, "gave up after 9 attempts; last: a body that is not whole JSON, cut short? "
+              "(4,096 bytes; unexpected end of data: line 1 column 4097 (char 4096))"), {}, True)],
         "okta_client.errors.ResponseTooLarge": [
             (("GET", URL, 200, None, "the response declares 80,000,000 bytes, over the 67,108,864-byte limit"), {},
              False)],

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from common.errors import LakeError
-from okta_client.errors import ConfigurationError, OktaApiError, QueryTimeout, UnsafeUrl
+from okta_client.errors import ConfigurationError, IncompleteBody, OktaApiError, QueryTimeout, UnsafeUrl
 from pipeline.failures import EXIT_FATAL, EXIT_RETRYABLE, Failure, RunFailed, failure, failure_from_line
 from sources.files.pool import DecodeProcessFailed
 
@@ -81,6 +81,9 @@ def worker_text(last_line: str) -> RuntimeError:
      "limited after 51 waits", OktaApiError, True),
     ("okta_client.errors.OktaApiError: GET https://acme.okta.com/api/v1/logs -> HTTP 401 E0000011: Invalid token "
      "provided", OktaApiError, False),
+    ("okta_client.errors.IncompleteBody: GET https://acme.okta.com/api/v1/logs -> HTTP 200: gave up after 9 "
+     "attempts; last: a body that is not whole JSON, cut short? (9 bytes; unexpected end of data)", IncompleteBody,
+     True),
     ("okta_client.errors.OktaApiError: GET https://acme.okta.com/api/v1/logs -> HTTP 403 E0000006: forbidden",
      OktaApiError, False),
     ("sources.files.pool.DecodeProcessFailed: decode process 2 (pid 4242) was killed by signal 9 while reading "

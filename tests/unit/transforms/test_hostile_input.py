@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import json
 
-from hypothesis import HealthCheck, given, settings
+import orjson
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from common.json_scan import split_array
 from tests.support.helpers import PERSONAL_TYPES, decode_outcome, read_lake, real_events, run_pipeline, write_jsonl
 from tests.support.reference import Reject, expected_rows
 from transforms.decode import decode_batch
@@ -175,3 +177,35 @@ def test_the_whole_pipeline_never_crashes_and_balances(tmp_path_factory, payload
         assert set(expected) <= got
     else:
         assert not expected
+
+
+def _by_place(outcome: tuple, page: bool) -> tuple:
+    """A decode outcome with each event's and dead letter's place as its index in the input (a line of a file,
+    or an element of a page on line 1), the rest unchanged: how a page and its lines are compared."""
+    read, filtered, events, dead, rows, flat_events, flat_dead, duplicates, coerced = outcome
+
+    def place(position) -> int:
+        return int(position.rsplit(" ", 1)[1]) + (0 if page else -1)
+
+    events = [(*e[:4], e[5] if page else e[4] - 1, *e[6:]) for e in events]
+    dead, flat_dead = ([{**d, "position": place(d["position"])} for d in records] for records in (dead, flat_dead))
+    return read, filtered, events, dead, rows, flat_events, flat_dead, duplicates, coerced
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(hostile_events(), min_size=1, max_size=6), st.booleans())
+def test_a_page_orjson_refuses_is_judged_like_its_lines(payloads, typed):
+    """A saved page (or an API page) holding an event orjson refuses is judged event by event, each event
+    exactly as the same text on a line of its own: the same events, rows, counts and dead letters."""
+    page = b"[" + b",".join(payloads) + b"]"
+    try:
+        orjson.loads(page)
+        assume(False)  # decoded whole: the events carry no text of their own (raw_event is their re-serialisation)
+    except orjson.JSONDecodeError:
+        pass
+    assume(split_array(page) == payloads)  # a cut event breaks the page: one dead letter for all of it
+    lines = RawBatch("hypothesis", "line", list(range(1, len(payloads) + 1)), payloads)
+    whole = RawBatch("hypothesis", "line", [1], [page])
+    decoder = LineDecoder() if typed else None
+    assert _by_place(decode_outcome(whole, SELECTION, typed=decoder), page=True) == \
+        _by_place(decode_outcome(lines, SELECTION, typed=decoder), page=False)
