@@ -1,10 +1,11 @@
 """One set of numbers: a tail's window lines, its /metrics, its summary and its lake say the same counts.
 
 An Okta tail runs as a real process against the local System Log server, whose log holds events that become
-dead letters (a documented field of the wrong type), events the selection filters out, and repeats of events
-the tail already committed. Okta is down (503) for a while in the middle: the scrape must show the requests and
-retries of the outage while it lasts. Once the tail has read everything, its counters are still; then it is
-stopped (Ctrl-C), prints its summary, and every count is compared.
+dead letters at every stage (damaged JSON: decode; a blank uuid: validate; a documented field of the wrong type:
+flatten; from the hostile corpus), and repeats of events the tail already committed. Okta is down (503) for a
+while in the middle: the scrape must show the requests and retries of the outage while it lasts. Once the tail
+has read everything, its counters are still; then it is stopped (Ctrl-C), prints its summary, and every count is
+compared.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import duckdb
 
 from tests.support.helpers import REPO, dead_letters
+from tests.support.hostile import corpus
 from tests.support.okta import TOKEN, make_events, personal, wait_for_lake
 from tests.support.stream import STEP, UTC, endpoint, json_log, scrape
 
@@ -59,7 +62,12 @@ def test_a_tail_reports_one_set_of_numbers_through_dead_letters_repeats_and_an_o
     now = dt.datetime.now(UTC)
     history = make_events(120, now - dt.timedelta(hours=2), STEP)
     broken = wrong_type(make_events(6, now - dt.timedelta(hours=1), STEP, salt=3))
-    server = okta_server(history + broken)
+    hostile = [entry for entry in corpus(now - dt.timedelta(minutes=30)) if entry.fate != "filtered"]
+    blank_uuid = {**personal(make_events(2, now - dt.timedelta(minutes=20), STEP, salt=4))[0], "uuid": " "}
+    server = okta_server(history + broken + [blank_uuid])
+    server.append([entry.line for entry in hostile], persisted_at=now - dt.timedelta(minutes=10))
+    stages = Counter(entry.fate for entry in hostile if entry.fate in ("decode", "flatten"))
+    stages.update({"flatten": len(broken), "validate": 1})
     lake, state, log, out = tmp_path / "lake", tmp_path / "cursor.json", tmp_path / "tail.log", tmp_path / "out"
     command = [sys.executable, "-m", "pipeline", "--streaming", "--source=okta", f"--okta_org_url={server.url}",
                f"--state={state}", f"--output={lake}", "--window=2s", "--poll_interval=1s", "--lookback=1d",
@@ -87,12 +95,13 @@ def test_a_tail_reports_one_set_of_numbers_through_dead_letters_repeats_and_an_o
         repeats = personal(history)[:5]  # Okta delivers at least once: the same events again
         server.append(fresh + repeats)
         # The filter goes to Okta (eventType sw "personal."): only personal events are read.
-        read_all = len(personal(history)) + len(broken) + len(personal(fresh)) + len(repeats)
+        read_all = len(personal(history)) + len(broken) + len(hostile) + 1 + len(personal(fresh)) + len(repeats)
+        kept = len(personal(history + fresh)) + sum(1 for entry in hostile if entry.fate == "kept")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # everything read and committed: the counters are still
             still = scrape(base)
-            if counter(still, "events_read") == read_all and counter(still, "events_written") == len(
-                    personal(history + fresh)) and counter(still, "dead_letters") == len(broken):
+            if counter(still, "events_read") == read_all and counter(still, "events_written") == kept and counter(
+                    still, "dead_letters") == sum(stages.values()):
                 break
             time.sleep(0.3)
         time.sleep(2.5)  # one more window: anything left to commit would show now
@@ -111,10 +120,12 @@ def test_a_tail_reports_one_set_of_numbers_through_dead_letters_repeats_and_an_o
 
     assert summary == {name: counter(still, metric) for name, metric in NAMES.items()}
     assert summary["read"] == read_all == windows["read"]
-    assert summary["written"] == events == windows["events"] == len(personal(history + fresh))
+    assert summary["written"] == events == windows["events"] == kept
     assert counter(still, "rows_written") == rows == windows["rows"]
-    assert summary["dead letters"] == windows["dead"] == len(dead_letters(lake)) == len(broken)
-    assert int(still["okta_personal_dead_letters_by_stage_total[('stage', 'flatten')]"]) == len(broken)
+    assert summary["dead letters"] == windows["dead"] == len(dead_letters(lake)) == sum(stages.values())
+    by_stage = {stage: int(still.get(f"okta_personal_dead_letters_by_stage_total[('stage', '{stage}')]", 0))
+                for stage in ("decode", "validate", "flatten")}
+    assert by_stage == stages == Counter(record["stage"] for record in dead_letters(lake))
     assert summary["duplicates"] == windows["duplicates"] == len(repeats)
     assert summary["filtered"] == 0  # Okta filtered them
     assert summary["withheld"] == 0
