@@ -8,9 +8,14 @@ naming the operation, the URI and the HTTP status.
 
 from __future__ import annotations
 
+import os
+
 from storage.clients import s3_client
 from storage.errors import StoreError
 from storage.paths import glob_regex, literal_prefix, object_path
+
+#: Files up to this size are uploaded with one PUT; larger ones in parts (boto3's managed transfer).
+SINGLE_PUT_BYTES = 64 * 1024 * 1024
 
 
 def _call(operation: str, uri: str, request, *allowed: int):
@@ -107,11 +112,18 @@ def delete_tree(uri: str) -> None:
 
 def rename(src: str, dst: str) -> None:
     source, target = object_path(src), object_path(dst)
-    _call("copy", src, lambda: s3_client().copy({"Bucket": source.bucket, "Key": source.key},
-                                                 target.bucket, target.key))
+    copied, refused = _call("copy", src, lambda: s3_client().copy_object(
+        Bucket=target.bucket, Key=target.key, CopySource={"Bucket": source.bucket, "Key": source.key}), 400)
+    if refused:  # over 5 GiB, more than one request can copy: the managed, multipart copy
+        _call("copy", src, lambda: s3_client().copy({"Bucket": source.bucket, "Key": source.key},
+                                                     target.bucket, target.key))
     delete([src])
 
 
 def upload(uri: str, source: str) -> None:
     where = object_path(uri)
+    if os.path.getsize(source) <= SINGLE_PUT_BYTES:  # one request, no transfer threads
+        with open(source, "rb") as body:
+            _call("upload", uri, lambda: s3_client().put_object(Bucket=where.bucket, Key=where.key, Body=body))
+        return
     _call("upload", uri, lambda: s3_client().upload_file(source, where.bucket, where.key))
