@@ -29,8 +29,8 @@ from storage.paths import is_local, join, local_path, scheme
 
 __all__ = ["PARQUET_COMPRESSION", "ParquetFileWriter", "blocking_file", "configure", "create", "create_if_absent",
            "delete", "delete_tree", "ensure_dir", "exists", "gcs_emulator_host", "is_local", "join", "list_files",
-           "listing", "local_path", "modified", "read_bytes", "read_parquet", "read_text", "rename", "s3_settings",
-           "store_now", "write_bytes", "write_parquet"]
+           "listing", "local_path", "modified", "parquet_file", "read_bytes", "read_parquet", "read_text", "rename",
+           "s3_settings", "store_now", "write_bytes", "write_parquet"]
 
 PARQUET_COMPRESSION = "zstd"
 
@@ -152,6 +152,17 @@ def read_bytes(uri: str) -> bytes:
 
 def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
+
+
+def parquet_file(uri: str) -> pq.ParquetFile | None:
+    """A Parquet file opened for reading (an object store's is read whole, once), None when it does not exist."""
+    if is_local(uri):
+        try:
+            return pq.ParquetFile(local_path(uri))
+        except FileNotFoundError:
+            return None
+    data = _store(uri).read_if_exists(uri)
+    return None if data is None else pq.ParquetFile(pa.BufferReader(data))
 
 
 def read_parquet(uri: str, columns: list[str] | None = None) -> pa.Table:

@@ -41,6 +41,10 @@ def read(uri: str) -> bytes:
     return _call("read", uri, lambda: _blob(uri).download_as_bytes())[0]
 
 
+def read_if_exists(uri: str) -> bytes | None:
+    return _call("read", uri, lambda: _blob(uri).download_as_bytes(), 404)[0]
+
+
 def write(uri: str, data: bytes) -> None:
     from google.cloud.storage.retry import DEFAULT_RETRY
 

@@ -34,6 +34,13 @@ def read(uri: str) -> bytes:
         return handle.read()
 
 
+def read_if_exists(uri: str) -> bytes | None:
+    try:
+        return read(uri)
+    except FileNotFoundError:
+        return None
+
+
 def write(uri: str, data: bytes) -> None:
     path = local_path(uri)
     os.replace(_write_tmp(path, data), path)

@@ -42,6 +42,12 @@ def read(uri: str) -> bytes:
     return answer["Body"].read()
 
 
+def read_if_exists(uri: str) -> bytes | None:
+    where = object_path(uri)
+    answer, _ = _call("read", uri, lambda: s3_client().get_object(Bucket=where.bucket, Key=where.key), 404)
+    return None if answer is None else answer["Body"].read()
+
+
 def write(uri: str, data: bytes) -> None:
     where = object_path(uri)
     _call("write", uri, lambda: s3_client().put_object(Bucket=where.bucket, Key=where.key, Body=data))

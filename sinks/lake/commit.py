@@ -133,10 +133,11 @@ def _commit_owned(lake: str, key: PartitionKey, staged: Iterable[StagedFile], ru
     for item in staged:
         name = final_name(run_id, item.path)
         final = fs.join(directory, name)
-        if not fs.exists(item.path):
-            if not fs.exists(final):
-                raise OSError(f"staged file {item.path} is missing and was never committed")
+        table = _keys(item.path)  # None: committed by an earlier attempt (or lost)
+        if table is None:
             table = _keys(final)
+            if table is None:
+                raise OSError(f"staged file {item.path} is missing and was never committed")
             uuids = set(table.column("uuid").to_pylist())
             in_run |= uuids
             files.append(name)
@@ -146,7 +147,6 @@ def _commit_owned(lake: str, key: PartitionKey, staged: Iterable[StagedFile], ru
             count(orgs, uuids, "events", row_counts)
             _add_rows(by_org, orgs, table.num_rows)
             continue
-        table = _keys(item.path)
         uuids = set(table.column("uuid").to_pylist())
         orgs, row_counts = _orgs_of(table)
         held = _withheld(orgs, uuids, withheld_orgs)
@@ -199,12 +199,12 @@ def _withheld(orgs, uuids: set, withheld_orgs: frozenset) -> set:
     return {uuid for uuid in uuids if orgs.get(uuid) in withheld_orgs}
 
 
-def _keys(path: str) -> pa.Table:
-    """uuid (and okta_org, when the file has it) of a staged or committed file."""
-    try:
-        return fs.read_parquet(path, columns=["uuid", "okta_org"])
-    except (KeyError, pa.ArrowInvalid):
-        return fs.read_parquet(path, columns=["uuid"])
+def _keys(path: str) -> pa.Table | None:
+    """uuid (and okta_org, when the file has it) of a staged or committed file; None when it does not exist."""
+    found = fs.parquet_file(path)
+    if found is None:
+        return None
+    return found.read(columns=[name for name in ("uuid", "okta_org") if name in found.schema_arrow.names])
 
 
 def _orgs_of(table: pa.Table) -> tuple:
