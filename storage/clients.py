@@ -61,7 +61,7 @@ def parse_s3_flags(flags) -> dict:
 
 _lock = threading.Lock()
 _s3_settings: S3Settings | None = None  # None: never configured in this process
-_clients: dict = {}  # "s3" / "gs" -> (pid, client)
+_clients: dict = {}  # "s3" / "gs" -> (pid, what it was built from, client)
 
 
 def configure(options) -> None:
@@ -74,8 +74,6 @@ def configure(options) -> None:
     settings = S3Settings.from_options(values)
     global _s3_settings
     with _lock:
-        if settings != _s3_settings:
-            _clients.pop("s3", None)
         _s3_settings = settings
 
 
@@ -112,30 +110,30 @@ def gcs_emulator_host() -> str | None:
 
 
 def s3_client():
-    """The process's boto3 S3 client (built on first use)."""
-    return _client("s3", _new_s3_client)
+    """The process's boto3 S3 client (built on first use, again only when the options change)."""
+    return _client("s3", s3_options(), _new_s3_client)
 
 
 def gcs_client():
-    """The process's google-cloud-storage client (built on first use)."""
-    return _client("gs", _new_gcs_client)
+    """The process's google-cloud-storage client (built on first use, again only if ``STORAGE_EMULATOR_HOST``
+    changes)."""
+    return _client("gs", gcs_emulator_host(), _new_gcs_client)
 
 
 def clients_built() -> dict[str, int]:
     """How many clients this process holds, per scheme (for the tests and the benchmark)."""
-    return {name: 1 for name, (pid, _) in _clients.items() if pid == os.getpid()}
+    return {name: 1 for name, (pid, _, _) in _clients.items() if pid == os.getpid()}
 
 
-def _client(name: str, build):
+def _client(name: str, source, build):
     held = _clients.get(name)
-    if held is not None and held[0] == os.getpid():
-        return held[1]
-    settings = s3_options() if name == "s3" else None
+    if held is not None and held[:2] == (os.getpid(), source):
+        return held[2]
     with _lock:
         held = _clients.get(name)
-        if held is None or held[0] != os.getpid():
-            held = _clients[name] = (os.getpid(), build(settings))
-        return held[1]
+        if held is None or held[:2] != (os.getpid(), source):
+            held = _clients[name] = (os.getpid(), source, build(source))
+        return held[2]
 
 
 def _new_s3_client(s3: S3Settings):
@@ -153,7 +151,7 @@ def _new_s3_client(s3: S3Settings):
         config=Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=32))
 
 
-def _new_gcs_client(_settings=None):
+def _new_gcs_client(_emulator_host: str | None):
     from google.cloud import storage
 
     # No project: object operations need none (a stand-in gets anonymous credentials, Google the default ones).
