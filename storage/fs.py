@@ -113,6 +113,11 @@ class _UploadOnClose(io.BufferedWriter):
         finally:
             os.unlink(self._tmp)
 
+    def __del__(self):
+        if not self.closed:  # dropped unclosed (a failed bundle): nothing is uploaded
+            super().close()
+            os.unlink(self._tmp)
+
 
 def delete(uris: Iterable[str]) -> None:
     by_store: dict = {}
