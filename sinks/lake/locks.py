@@ -21,7 +21,11 @@ conditional write every store has: :func:`storage.fs.create_if_absent`):
   holder's clock) is older than its ``stale_after`` by the waiter's clock, and its modification
   time (the store's clock) is older than that by the store's clock now (:func:`storage.fs.store_now`).
   So a killed holder blocks the partition for at most ``stale_after`` (120 s by default), and a
-  wrong clock on one machine cannot make a live lease look stale.
+  wrong clock on one machine cannot make a live lease look stale. On local disk a lease whose
+  holder ran on this very machine and process namespace (the lease records the boot id, the pid
+  namespace, the pid and the process's start time) is free at once when that process is gone: a
+  dead process publishes nothing more, and a local rename is done or not. (On object stores a
+  request the dead process had sent may still land, so there the stale time is always waited.)
 - **Checked before each publish.** Before it publishes a file the holder checks that its lease is
   still the highest and that its last renewal is less than ``stale_after / 2`` old by its own
   clocks; else it stops with :class:`LeaseLost` (retryable) and publishes nothing more. Two
@@ -118,9 +122,38 @@ def read_lease(path: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def process_identity(pid: int | None = None) -> dict | None:
+    """What tells a process apart on Linux, across pid reuse and containers: boot id, pid namespace, pid and
+    start time (``/proc``); None where there is no ``/proc`` or no such process."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+        with open(f"/proc/{pid}/stat") as handle:
+            started = handle.read().rsplit(")", 1)[1].split()[19]  # field 22, after the command's parentheses
+    except (OSError, IndexError):
+        return None
+    return {"boot_id": boot, "pid_namespace": namespace, "pid": pid, "started": started}
+
+
+def holder_is_gone(record: dict) -> bool:
+    """Whether the lease's holder ran in this machine's process namespace and that process no longer exists."""
+    theirs, mine = record.get("process"), process_identity()
+    if not isinstance(theirs, dict) or mine is None or not isinstance(theirs.get("pid"), int):
+        return False
+    if (theirs.get("boot_id"), theirs.get("pid_namespace")) != (mine["boot_id"], mine["pid_namespace"]):
+        return False
+    now = process_identity(theirs["pid"])
+    return now is None or now["started"] != theirs.get("started")
+
+
 def is_free(folder: str, record: dict | None, modified: float, default_stale_after: float) -> bool:
-    """Whether the top lease may be taken over: released, or stale by the holder's and the store's clocks."""
+    """Whether the top lease may be taken over: released, stale by the holder's and the store's clocks, or (on
+    local disk) held by a process of this machine that is gone."""
     if record is not None and record.get("released") is True:
+        return True
+    if record is not None and fs.is_local(folder) and holder_is_gone(record):
         return True
     stale_after = default_stale_after
     renewed = None
@@ -152,7 +185,7 @@ class PartitionLease:
     def _record(self, released: bool = False) -> bytes:
         now = time.time()
         return json.dumps({"owner": self.owner, "token": self.token, "host": socket.gethostname(),
-                           "pid": os.getpid(), "renewed_at": now,
+                           "pid": os.getpid(), "process": process_identity(), "renewed_at": now,
                            "renewed_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
                            "stale_after": self.timing.stale_after, "released": released}).encode()
 

@@ -98,13 +98,20 @@ def test_four_overlapping_writers_committing_at_once_leave_each_event_once(lake_
     assert not fs.list_files(fs.join(lake, "_staging", "**"))
 
 
-def test_a_writer_killed_while_it_holds_a_lease_blocks_the_others_only_for_its_stale_time(tmp_path):
-    lake = str(tmp_path / "lake")
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_a_writer_killed_while_it_holds_a_lease_blocks_the_others_only_for_its_stale_time(store, tmp_path, request):
+    """On s3:// the others wait for the dead lease's stale time (3 s here); on local disk they see at once that
+    its process is gone (same machine and pid namespace)."""
+    lake, extra = str(tmp_path / "lake"), []
+    if store == "s3":
+        base, extra = request.getfixturevalue("cloud_s3")
+        lake = f"{base}/killed-{dt.datetime.now().strftime('%H%M%S%f')}"
+        use_in_this_process(extra)
     start_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=2)
     events = make_events(EVENTS, start_at, dt.timedelta(minutes=12))
     exports = inputs(tmp_path, events)
     marker, log = tmp_path / "holding", tmp_path / "killed.log"
-    killed = start("holding:3", marker, log, exports[0][0], lake, [])
+    killed = start("holding:3", marker, log, exports[0][0], lake, extra)
     try:
         kill_points.wait_for(marker, killed, log)
     finally:
@@ -112,7 +119,8 @@ def test_a_writer_killed_while_it_holds_a_lease_blocks_the_others_only_for_its_s
     [held] = lease_files(lake)  # the killed run's, never released: it declares a 3 s stale time
     assert locks.read_lease(held)["released"] is False and locks.read_lease(held)["stale_after"] == 3
 
-    others = [run_pipeline("--source=file", f"--input={export}", f"--output={lake}") for export, _ in exports[:2]]
+    others = [run_pipeline("--source=file", f"--input={export}", f"--output={lake}", *extra)
+              for export, _ in exports[:2]]
     assert [run.code for run in others] == [0, 0], [run.stderr for run in others]
     got = row_keys(lake)
     assert [key for key, n in got.items() if n > 1] == []

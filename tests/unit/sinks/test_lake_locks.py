@@ -117,6 +117,27 @@ def test_a_killed_holder_blocks_the_partition_for_its_stale_time_only(tmp_path):
     assert taker.number == 8 and numbers(tmp_path) == [8]
 
 
+def test_on_local_disk_a_lease_whose_process_is_gone_is_free_at_once(tmp_path):
+    with open("/proc/sys/kernel/pid_max") as handle:
+        unused = next(pid for pid in range(int(handle.read()) - 1, 1, -1) if not os.path.exists(f"/proc/{pid}"))
+    me = locks.process_identity()
+    path = plant(tmp_path, 3, age=0.0, stale_after=120.0)
+    record = load(path)
+    for process, gone in [({**me, "pid": unused}, True),  # no such process
+                          ({**me, "started": "1"}, True),  # this pid, but another process's start time
+                          (me, False),  # alive
+                          ({**me, "pid": unused, "boot_id": "another-machine"}, False),
+                          (None, False)]:  # a lease written without /proc
+        with open(path, "w") as handle:
+            json.dump({**record, "process": process}, handle)
+        assert free(path, 120.0) is gone, process
+    with open(path, "w") as handle:
+        json.dump({**record, "process": {**me, "pid": unused}}, handle)
+    taker = PartitionLease(str(tmp_path), PARTITION, "run-2", LeaseTiming(120.0, wait_at_most=30)).acquire()
+    taker.release()
+    assert taker.number == 4
+
+
 def test_a_holder_whose_renewals_stopped_stops_itself(tmp_path):
     holder = PartitionLease(str(tmp_path), PARTITION, "run-1", LeaseTiming(stale_after=0.6)).acquire()
     holder._stop.set()  # noqa: SLF001 - no more renewals, as in a process frozen for a while
