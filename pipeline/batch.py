@@ -11,6 +11,7 @@ Three paths, one graph shape (docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import apache_beam as beam
@@ -22,6 +23,7 @@ from pipeline.summary import RunSummary
 from schemas.arrow import file_schema
 from sinks.bigquery.beam import merge_step
 from sinks.iceberg import beam as iceberg_output
+from sinks.lake import staging
 from sinks.lake.beam import WriteLake
 from sources.files.beam import ExportedFilesToRows, ReadExportedFiles
 from sources.files.pool import default_processes
@@ -123,6 +125,7 @@ def run(pipeline_options, config: RunConfig) -> int:
             result = pipeline.run()
             result.wait_until_finish()
     except Exception as exc:  # noqa: BLE001 - a failed run is reported as one line, not a Beam traceback
+        discard_staging(config)
         raise RunFailed(failure(exc), batch_outcome(config)) from exc
 
     summary = RunSummary.collect(result, config.lake.root, config.run_id, config.started, config.manifest)
@@ -139,6 +142,14 @@ def run(pipeline_options, config: RunConfig) -> int:
         # Rerun as is only when every failed org may then succeed.
         return EXIT_RETRYABLE if all(verdicts) else EXIT_FATAL
     return 0
+
+
+def discard_staging(config: RunConfig) -> None:
+    """A failed run removes what it staged (a rerun stages again); its committed files stay, whole."""
+    try:
+        staging.discard(config.lake.root, config.run_id)
+    except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
+        logging.getLogger(__name__).warning("could not remove the failed run's staging: %s", exc)
 
 
 def org_outcome(config: RunConfig) -> str:

@@ -3,7 +3,8 @@
 A tool (coverage, maintenance) reads a lake or an Iceberg warehouse where a run wrote it, so it
 reaches an ``s3://`` store with the options the run had; ``gs://`` follows
 ``STORAGE_EMULATOR_HOST`` and needs none. The flag names are the ones Beam's ``S3Options``
-declares, so a misspelt one is refused (with a suggestion) instead of being silently ignored.
+declares (:data:`storage.clients.S3_FLAGS`), so a misspelt one is refused (with a suggestion)
+instead of being silently ignored.
 An error never repeats a flag's value: it may be a secret key.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Iterable
+
+from storage.clients import S3_FLAGS
 
 
 class _S3Flags(argparse.ArgumentParser):
@@ -23,10 +26,9 @@ def split_storage_flags(argv: Iterable[str], known: Iterable[str] = ()) -> tuple
     """``(flags, problems)``: the S3 options among ``argv`` (what a tool's own parser left), normalised to
     ``--name=value``, and one message per other argument. ``known`` (the tool's own flags) widens the
     suggestions for a misspelt flag."""
-    from apache_beam.options.pipeline_options import S3Options
-
     parser = _S3Flags(add_help=False, allow_abbrev=False)
-    S3Options._add_argparse_args(parser)  # noqa: SLF001 - Beam's only list of its S3 flags
+    for name, switch in S3_FLAGS:
+        parser.add_argument(f"--{name}", action="store_true" if switch else "store")
     names = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
     try:
         values, rest = parser.parse_known_args(list(argv))

@@ -1,76 +1,49 @@
-"""Small, explicit file operations over Beam's FileSystems (local, ``gs://``, ``s3://``).
+"""Small, explicit file operations on local disk, ``gs://`` and ``s3://``: the one storage face of the pipeline.
 
-This is the one place outside the Beam modules that uses Beam: its filesystems
-reach every store the pipeline supports with the options a run already has
-(``--s3_endpoint_url``, ...; :func:`configure` hands them over). Callers see
-plain functions and never import Beam themselves.
+Callers see plain functions (:func:`read_bytes`, :func:`list_files`, :func:`rename`, ...) that take
+URIs; each goes to :mod:`storage.local`, :mod:`storage.gcs` or :mod:`storage.s3`, and the object
+stores to the process's one client of each (:mod:`storage.clients`, configured once per process by
+:func:`configure` from the run's ``--s3_*`` options). Globs keep the meaning Beam's filesystems gave
+them (:mod:`storage.paths`). A file appears whole or not at all: local writes go through a hidden
+temporary name and a rename, object stores publish an object when its upload completes.
 
-Beam's filesystems hide the differences that matter here, and a few traps
-(measured in docs/beam-2.77.md): a local rename into a missing
-folder fails quietly inside fileio, so every write here creates its folder
-first and every rename is checked.
+:func:`create_if_absent` is the one conditional write: ``O_EXCL``-like on local disk (a hard link),
+``ifGenerationMatch=0`` on Cloud Storage, ``If-None-Match: *`` on S3. It is what the lake's
+partition commit leases are made of (:mod:`sinks.lake.locks`).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
 import tempfile
 import uuid as _uuid
 from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
+
+from storage import gcs, local, s3
+from storage.clients import configure, gcs_emulator_host, s3_settings
+from storage.paths import is_local, join, local_path, scheme
+
+__all__ = ["PARQUET_COMPRESSION", "ParquetFileWriter", "blocking_file", "configure", "create", "create_if_absent",
+           "delete", "delete_tree", "ensure_dir", "exists", "gcs_emulator_host", "is_local", "join", "list_files",
+           "listing", "local_path", "modified", "parquet_file", "read_bytes", "read_parquet", "read_text", "rename",
+           "s3_settings", "store_now", "write_bytes", "write_parquet"]
 
 PARQUET_COMPRESSION = "zstd"
 
 
-def configure(options) -> None:
-    """Let this process's file operations use a run's storage options (``--s3_*``): Beam's
-    ``PipelineOptions``, or the command-line flags a tool passed through as a list."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    FileSystems.set_options(options if isinstance(options, PipelineOptions) else PipelineOptions(list(options)))
-
-
-def s3_settings() -> dict[str, str]:
-    """The S3 settings Beam's ``s3://`` filesystem uses in this process (``--s3_endpoint_url``, keys, region).
-
-    Beam keeps them where the run (``pipeline.cli.fs_options_set``) or its worker harness put
-    them; other S3 clients of the run (the Iceberg FileIO) take them from here, so one set of
-    options reaches one store. Empty when none were given (clients then use AWS's defaults).
-    """
-    from apache_beam.options.pipeline_options import S3Options
-
-    options = FileSystems._pipeline_options  # noqa: SLF001 - Beam's only record of the filesystem options
-    if options is None:
-        return {}
-    s3 = options.view_as(S3Options)
-    values = {"endpoint": s3.s3_endpoint_url, "access_key_id": s3.s3_access_key_id,
-              "secret_access_key": s3.s3_secret_access_key, "session_token": s3.s3_session_token,
-              "region": s3.s3_region_name}
-    return {k: v for k, v in values.items() if v}
-
-
-def gcs_emulator_host() -> str | None:
-    """``STORAGE_EMULATOR_HOST`` (``http://127.0.0.1:P``) when ``gs://`` goes to a local stand-in: Beam's
-    ``gs://`` filesystem (google-cloud-storage) follows it, so the other GCS clients of a run do too."""
-    return os.environ.get("STORAGE_EMULATOR_HOST") or None
-
-
-def is_local(uri: str) -> bool:
-    return FileSystems.get_scheme(uri) in (None, "file")
-
-
-def local_path(uri: str) -> str:
-    return uri[len("file://"):] if uri.startswith("file://") else uri
-
-
-def join(base: str, *parts: str) -> str:
-    return FileSystems.join(base.rstrip("/"), *parts)
+def _store(uri: str):
+    found = scheme(uri)
+    if found in (None, "file"):
+        return local
+    if found == "gs":
+        return gcs
+    if found == "s3":
+        return s3
+    raise ValueError(f"{uri!r}: unsupported scheme {found}:// (local paths, gs:// and s3:// are)")
 
 
 def blocking_file(path: str) -> str | None:
@@ -91,36 +64,67 @@ def ensure_dir(uri: str) -> None:
 
 
 def exists(uri: str) -> bool:
-    return FileSystems.exists(uri)
+    return _store(uri).exists(uri)
+
+
+def modified(uri: str) -> float | None:
+    """When the store last wrote the file (epoch seconds, by the store's clock), None when it does not exist."""
+    return _store(uri).modified(uri)
+
+
+def store_now(folder: str) -> float:
+    """The store's clock now, as it stamps files (object stores: a probe object ``.clock`` written in ``folder``)."""
+    return _store(folder).now(folder)
 
 
 def list_files(pattern: str) -> list[str]:
     """Paths matching a glob; an empty list when nothing (or no folder) matches."""
-    try:
-        result = FileSystems.match([pattern])[0]
-    except Exception:  # BeamIOError when the folder does not exist
-        return []
-    return sorted(m.path for m in result.metadata_list)
+    return [path for path, _ in listing(pattern)]
 
 
 def listing(pattern: str) -> list[tuple[str, float]]:
-    """``(path, last modified epoch seconds or 0)`` of every file matching a glob (empty when none)."""
-    try:
-        found = FileSystems.match([pattern])[0].metadata_list
-    except Exception:  # noqa: BLE001 - BeamIOError when the folder does not exist
-        return []
-    return sorted((m.path, float(m.last_updated_in_seconds or 0.0)) for m in found)
+    """``(path, last modified epoch seconds)`` of every file matching a glob (empty when none)."""
+    return _store(pattern).match(pattern)
 
 
 def create(uri: str, mime_type: str = "application/octet-stream"):
     """A new file open for writing (binary); on object stores it appears when closed."""
-    return FileSystems.create(uri, mime_type=mime_type, compression_type=CompressionTypes.UNCOMPRESSED)
+    if is_local(uri):
+        path = local_path(uri)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return open(path, "wb")
+    return _UploadOnClose(uri)
+
+
+class _UploadOnClose(io.BufferedWriter):
+    """A local temporary file, uploaded whole to its object when closed (removed either way)."""
+
+    def __init__(self, uri: str):
+        fd, self._tmp = tempfile.mkstemp(prefix="okta-lake-upload-")
+        super().__init__(io.FileIO(fd, "wb"))
+        self._uri = uri
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            super().close()
+            _store(self._uri).upload(self._uri, self._tmp)
+        finally:
+            os.unlink(self._tmp)
+
+    def __del__(self):
+        if not self.closed:  # dropped unclosed (a failed bundle): nothing is uploaded
+            super().close()
+            os.unlink(self._tmp)
 
 
 def delete(uris: Iterable[str]) -> None:
-    uris = [u for u in uris]
-    if uris:
-        FileSystems.delete(uris)
+    by_store: dict = {}
+    for uri in uris:
+        by_store.setdefault(_store(uri), []).append(uri)
+    for store, found in by_store.items():
+        store.delete(found)
 
 
 def delete_tree(uri: str) -> None:
@@ -128,58 +132,48 @@ def delete_tree(uri: str) -> None:
 
     On local disk the parent folder goes too when that leaves it empty.
     """
-    if is_local(uri):
-        path = local_path(uri).rstrip("/")
-        shutil.rmtree(path, ignore_errors=True)
-        try:
-            os.rmdir(os.path.dirname(path))
-        except OSError:
-            pass  # not empty (another run is staging) or already gone
-        return
-    files = list_files(join(uri, "**"))
-    if files:
-        FileSystems.delete(files)
+    _store(uri).delete_tree(uri)
 
 
 def rename(src: str, dst: str) -> None:
-    """Move one file; the destination folder is created first."""
-    ensure_dir(os.path.dirname(local_path(dst)) if is_local(dst) else dst)
-    FileSystems.rename([src], [dst])
-    if not exists(dst):  # never trust a rename to report its own failure
-        raise OSError(f"rename of {src} to {dst} did not produce the file")
+    """Move one file (the destination appears whole); the destination folder is created first."""
+    _store(dst).rename(src, dst)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole small object atomically (temp file + rename on local disk)."""
-    if is_local(uri):
-        path = local_path(uri)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        # Hidden and not ending in the real extension: no reader or glob takes it for the file.
-        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{_uuid.uuid4().hex}")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return
-    with FileSystems.create(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        handle.write(data)
+    _store(uri).write(uri, data)
+
+
+def create_if_absent(uri: str, data: bytes) -> bool:
+    """Write a whole small object only if nothing is at ``uri``: True when this call created it, False when
+    something was there already. Atomic against any number of concurrent callers: exactly one of them wins."""
+    return _store(uri).create_if_absent(uri, data)
 
 
 def read_bytes(uri: str) -> bytes:
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return handle.read()
+    return _store(uri).read(uri)
 
 
 def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
 
 
+def parquet_file(uri: str) -> pq.ParquetFile | None:
+    """A Parquet file opened for reading (an object store's is read whole, once), None when it does not exist."""
+    if is_local(uri):
+        try:
+            return pq.ParquetFile(local_path(uri))
+        except FileNotFoundError:
+            return None
+    data = _store(uri).read_if_exists(uri)
+    return None if data is None else pq.ParquetFile(pa.BufferReader(data))
+
+
 def read_parquet(uri: str, columns: list[str] | None = None) -> pa.Table:
     if is_local(uri):
         return pq.read_table(local_path(uri), columns=columns)
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return pq.read_table(io.BytesIO(handle.read()), columns=columns)
+    return pq.read_table(pa.BufferReader(read_bytes(uri)), columns=columns)
 
 
 class ParquetFileWriter:
@@ -222,10 +216,7 @@ class ParquetFileWriter:
         self._writer.close()
         if self._tmp is not None:
             try:
-                with open(self._tmp, "rb") as src, FileSystems.create(
-                    self.uri, compression_type=CompressionTypes.UNCOMPRESSED
-                ) as dst:
-                    shutil.copyfileobj(src, dst, 8 * 1024 * 1024)
+                _store(self.uri).upload(self.uri, self._tmp)
             finally:
                 os.unlink(self._tmp)
 

@@ -100,137 +100,35 @@ def pubsub_emulator(tmp_path_factory):
         os.environ["PUBSUB_EMULATOR_HOST"] = previous
 
 
-# --- cloud storage stand-ins -----------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# --- cloud storage stand-ins (tests/support/stores.py) ---------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def gce_metadata():
     """A GCE metadata server on loopback that hands out a dummy token, so Google auth succeeds at once offline."""
-    import json
-    import re
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from tests.support.stores import gce_metadata
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
-            path = self.path.split("?")[0]
-            if path.endswith("/token"):
-                body = json.dumps({"access_token": "dummy-emulator-token", "expires_in": 3600,
-                                   "token_type": "Bearer"}).encode()
-            elif path.endswith("/project-id"):
-                body = b"okta-lake-test"
-            elif path.endswith("/email"):
-                body = b"test@okta-lake-test.iam.gserviceaccount.com"
-            elif path.endswith("/scopes"):
-                body = b"https://www.googleapis.com/auth/cloud-platform"
-            elif re.search(r"/service-accounts/[^/]+$", path.rstrip("/")):
-                # "default", and the email itself: google-auth asks by email once it knows it (a later refresh).
-                body = json.dumps({"email": "test@okta-lake-test.iam.gserviceaccount.com", "aliases": ["default"],
-                                   "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}).encode()
-            else:
-                body = b""
-            self.send_response(200)
-            self.send_header("Metadata-Flavor", "Google")
-            self.send_header("Content-Type", "application/json" if body[:1] == b"{" else "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{server.server_address[1]}"
-    yield {"GCE_METADATA_HOST": host, "GCE_METADATA_IP": host, "GOOGLE_CLOUD_PROJECT": "okta-lake-test"}
-    server.shutdown()
-
-
-def _start_server(command: list[str], log, ready: str | None = None, timeout: float = 30):
-    import subprocess
-    import time
-
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    return process, deadline
-
-
-def _stop(process) -> None:
-    import signal
-    import subprocess
-
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-
-
-def _wait_http(port: int, process, deadline: float, log) -> None:
-    import socket
-    import time
-
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the stand-in exited:\n{log.read_text(errors='replace')[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the stand-in did not listen:\n{log.read_text(errors='replace')[-2000:]}") from None
-            time.sleep(0.1)
+    with gce_metadata() as env:
+        yield env
 
 
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory, gce_metadata):
-    """gcp-storage-emulator on a free port with bucket ``lake-bucket``; yields the environment to use it."""
-    import sys
+    """fake-gcs-server on a free port with bucket ``lake-bucket`` (create-if-absent enforced, as on Cloud Storage);
+    yields the environment to use it."""
+    from tests.support.stores import fake_gcs
 
-    port = _free_port()
-    root = tmp_path_factory.mktemp("gcs")
-    log = root / "emulator.log"
-    binary = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-    process, deadline = _start_server([binary, "-d", str(root / "data"), "start", "--host", "127.0.0.1", "--port",
-                                       str(port), "--default-bucket", "lake-bucket"], log)
-    try:
-        _wait_http(port, process, deadline, log)
-        yield {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", **gce_metadata}
-    finally:
-        _stop(process)
+    with fake_gcs(tmp_path_factory.mktemp("gcs")) as url:
+        yield {"STORAGE_EMULATOR_HOST": url, **gce_metadata}
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """moto's S3 server on a free port with bucket ``lake``; yields the Beam options that reach it."""
-    import sys
+    """moto's S3 server on a free port with bucket ``lake``; yields the options that reach it (``--s3_*``)."""
+    from tests.support.stores import moto_s3
 
-    import boto3
-
-    port = _free_port()
-    log = tmp_path_factory.mktemp("s3") / "moto.log"
-    binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    process, deadline = _start_server([binary, "-H", "127.0.0.1", "-p", str(port)], log)
-    try:
-        _wait_http(port, process, deadline, log)
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                     region_name="us-east-1").create_bucket(Bucket="lake")
-        yield [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=test", "--s3_secret_access_key=test",
-               "--s3_region_name=us-east-1"]
-    finally:
-        _stop(process)
+    with moto_s3(tmp_path_factory.mktemp("s3")) as options:
+        yield options
 
 
 @pytest.fixture(params=["gs", "s3"])
@@ -247,16 +145,17 @@ def cloud(request, monkeypatch):
 def bigquery_emulator(tmp_path_factory):
     """bqemulator (from .venv-bq, which `make test` builds) on free ports; yields its REST endpoint."""
     from tests.support.helpers import REPO
+    from tests.support.stores import free_port, start_server, stop, wait_http
 
     binary = REPO / ".venv-bq" / "bin" / "bqemulator"
     if not binary.exists():
         pytest.skip("bqemulator is not installed: `make test` builds .venv-bq")
-    rest, grpc = _free_port(), _free_port()
+    rest, grpc = free_port(), free_port()
     log = tmp_path_factory.mktemp("bq") / "bqemulator.log"
-    process, deadline = _start_server([str(binary), "start", "--rest-port", str(rest), "--grpc-port", str(grpc),
-                                       "--project", "okta-lake-test"], log, timeout=60)
+    process = start_server([str(binary), "start", "--rest-port", str(rest), "--grpc-port", str(grpc),
+                            "--project", "okta-lake-test"], log)
     try:
-        _wait_http(rest, process, deadline, log)
+        wait_http(rest, process, log, timeout=60)
         yield f"http://127.0.0.1:{rest}"
     finally:
-        _stop(process)
+        stop(process)

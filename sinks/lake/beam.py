@@ -235,8 +235,7 @@ class FinishRun(beam.DoFn):
         fs.write_bytes(fs.join(self.lake, RUNS_DIR, f"{self.run_id}.json"),
                        jsonio.dumps(manifest))
         ours = staging_dir(self.lake, self.run_id)
-        staging.forget(ours)
-        fs.delete_tree(ours)
+        staging.discard(self.lake, self.run_id)
         try:
             staging.remove_stale(self.lake, keep=ours)
         except Exception as exc:  # noqa: BLE001 - tidying up after others must not fail a committed run

@@ -1,15 +1,16 @@
 """Commit a run's staged files into the lake: the second half of the lake's file protocol (no Beam here).
 
 Once every worker is done staging (:mod:`sinks.lake.stage`), each partition is committed by
-exactly one worker: it reads the ``uuid`` column of the partition's
-existing files, then moves each staged file into
+exactly one worker: it takes the partition's commit lease (:mod:`sinks.lake.locks`), reads the
+``uuid`` column of the partition's existing files, then moves each staged file into
 ``event_date=.../event_type=.../part-<run_id>-<id>.parquet``, rewriting it
 without the events whose uuid is already in the lake or in an earlier file
 of this commit. A file appears whole or not at all.
 
 So a write is *insert-if-absent on uuid*: re-running the same input, or an
 overlapping range, or a run that crashed half-way, never duplicates an
-event, and never needs to delete data that is already there.
+event, and never needs to delete data that is already there; and since the lease lets one commit
+at a time read and publish a partition, neither do runs that commit the same partition at once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sinks.lake.locks import LeaseTiming, PartitionLease
 from sinks.lake.stage import StagedFile
-from sinks.lake.staging import file_id
+from sinks.lake.staging import STAGED_SUFFIX, file_id
 from storage import fs
 from transforms.records import PartitionKey
 
@@ -78,6 +80,7 @@ def commit_partition(
     run_id: str,
     compression: str = fs.PARQUET_COMPRESSION,
     withheld_orgs: frozenset = frozenset(),
+    lease: LeaseTiming | None = None,
 ) -> PartitionCommit:
     """Move a partition's staged files into the lake, skipping uuids already there.
 
@@ -93,7 +96,16 @@ def commit_partition(
     end of the run, or as a dead run's), so a retried commit counts them again the same way; a
     staged file is only ever published by its own run's commit, so a failed org's rows never reach
     the lake later either, whatever crashes.
+
+    The whole commit holds the partition's lease (``lease``: its timing, the module's by default):
+    another run's commit of the partition waits until it is done, then finds its events.
     """
+    with PartitionLease(lake, key.path(), run_id, lease) as owned:
+        return _commit_owned(lake, key, staged, run_id, compression, withheld_orgs, owned)
+
+
+def _commit_owned(lake: str, key: PartitionKey, staged: Iterable[StagedFile], run_id: str, compression: str,
+                  withheld_orgs: frozenset, lease: PartitionLease) -> PartitionCommit:
     directory = fs.join(lake, key.path())
     staged = sorted(staged, key=lambda s: s.path)
     ours = {final_name(run_id, s.path): s for s in staged}
@@ -121,10 +133,11 @@ def commit_partition(
     for item in staged:
         name = final_name(run_id, item.path)
         final = fs.join(directory, name)
-        if not fs.exists(item.path):
-            if not fs.exists(final):
-                raise OSError(f"staged file {item.path} is missing and was never committed")
+        table = _keys(item.path)  # None: committed by an earlier attempt (or lost)
+        if table is None:
             table = _keys(final)
+            if table is None:
+                raise OSError(f"staged file {item.path} is missing and was never committed")
             uuids = set(table.column("uuid").to_pylist())
             in_run |= uuids
             files.append(name)
@@ -134,7 +147,6 @@ def commit_partition(
             count(orgs, uuids, "events", row_counts)
             _add_rows(by_org, orgs, table.num_rows)
             continue
-        table = _keys(item.path)
         uuids = set(table.column("uuid").to_pylist())
         orgs, row_counts = _orgs_of(table)
         held = _withheld(orgs, uuids, withheld_orgs)
@@ -159,10 +171,15 @@ def commit_partition(
         if lake_dups or run_dups or held:
             full = fs.read_parquet(item.path)
             keep = full.filter(pc.is_in(full.column("uuid"), pa.array(list(fresh), pa.string())))
-            fs.write_parquet(final, keep, compression)
+            # Written beside the staged file first, so the publish after the lease check is one rename.
+            kept = fs.join(item.path.rsplit("/", 1)[0], f"{file_id(item.path)}-kept.parquet{STAGED_SUFFIX}")
+            fs.write_parquet(kept, keep, compression)
+            lease.check()
+            fs.rename(kept, final)
             rows += keep.num_rows
             _add_rows(by_org, orgs, keep.num_rows)
         else:
+            lease.check()
             fs.rename(item.path, final)
             rows += table.num_rows
             _add_rows(by_org, orgs, table.num_rows)
@@ -182,12 +199,12 @@ def _withheld(orgs, uuids: set, withheld_orgs: frozenset) -> set:
     return {uuid for uuid in uuids if orgs.get(uuid) in withheld_orgs}
 
 
-def _keys(path: str) -> pa.Table:
-    """uuid (and okta_org, when the file has it) of a staged or committed file."""
-    try:
-        return fs.read_parquet(path, columns=["uuid", "okta_org"])
-    except (KeyError, pa.ArrowInvalid):
-        return fs.read_parquet(path, columns=["uuid"])
+def _keys(path: str) -> pa.Table | None:
+    """uuid (and okta_org, when the file has it) of a staged or committed file; None when it does not exist."""
+    found = fs.parquet_file(path)
+    if found is None:
+        return None
+    return found.read(columns=[name for name in ("uuid", "okta_org") if name in found.schema_arrow.names])
 
 
 def _orgs_of(table: pa.Table) -> tuple:

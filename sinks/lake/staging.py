@@ -144,6 +144,13 @@ def forget(staging: str) -> None:
         keeper.thread.join(timeout=30)
 
 
+def discard(lake: str, run_id: str) -> None:
+    """Remove a run's staging folder now (the run is over: committed, or failed and to be rerun from its input)."""
+    ours = staging_dir(lake, run_id)
+    forget(ours)
+    fs.delete_tree(ours)
+
+
 class leased:
     """``with leased(staging):`` hold the lease for the block, then remove the staging folder."""
 

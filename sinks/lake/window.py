@@ -4,9 +4,9 @@ Both streaming sources end here: the Okta tail when a window of polls is
 done, the Pub/Sub path once per window and partition. A window's files are
 named after it, ``part-w20261125T233000Z-<job>-<id>.parquet`` and
 ``DEAD_LETTER/w20261125T233000Z-<job>/...``, and every commit is
-insert-if-absent on ``uuid`` against the partition's files (see
-:func:`sinks.lake.commit.commit_partition`), so replaying a window after a
-restart adds nothing that is already there.
+insert-if-absent on ``uuid`` against the partition's files under the partition's
+commit lease (see :func:`sinks.lake.commit.commit_partition`), so replaying a window after a
+restart adds nothing that is already there, and neither does another run committing the partition at once.
 """
 
 from __future__ import annotations

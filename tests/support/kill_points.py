@@ -11,6 +11,11 @@ POINT is where the run pauses (it touches MARKER, then sleeps until it is killed
   after each, 0.05 s per staged write) and renews its staging lease every 0.2 s, so a
   reader or another run's clean-up can work against it while it lives. MARKER is touched
   before the first commit.
+- ``together:N``: no pause; before its first partition commit the run waits until N runs have
+  reached theirs (MARKER is a folder: each run adds a file named by its pid), so N runs
+  commit the same partitions at the same moment.
+- ``holding:S``: the run's commit leases go stale after S seconds (instead of the module's
+  default); it pauses while it holds one, right before its first publish.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from sinks.lake import beam as lake
-from sinks.lake import staging
+from sinks.lake import locks, staging
 from storage import fs
 from tests.support.helpers import REPO
 
@@ -35,9 +40,18 @@ def pause(marker: Path) -> None:
     time.sleep(3600)
 
 
+def together(marker: Path, runs: int, timeout: float = 300) -> None:
+    marker.mkdir(parents=True, exist_ok=True)
+    (marker / str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(marker.iterdir())) < runs and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def install(point: str, marker: Path) -> None:
     write, commit, finish = fs.ParquetFileWriter.write, lake.commit_partition, lake.FinishRun.process
     commits = []
+    point, _, value = point.partition(":")
 
     def staged_write(self, table):
         write(self, table)
@@ -48,6 +62,8 @@ def install(point: str, marker: Path) -> None:
                 time.sleep(0.05)
 
     def partition_commit(*args, **kwargs):
+        if point == "together" and not commits:
+            together(marker, int(value))
         if point == "slow" and not commits:
             marker.touch()
             time.sleep(2.0)
@@ -69,6 +85,15 @@ def install(point: str, marker: Path) -> None:
     lake.FinishRun.process = finish_run
     if point == "slow":
         staging.HEARTBEAT_SECONDS = 0.2
+    if point == "holding":
+        locks.STALE_AFTER_SECONDS = float(value)
+        check = locks.PartitionLease.check
+
+        def check_then_pause(self):
+            check(self)
+            pause(marker)
+
+        locks.PartitionLease.check = check_then_pause
 
 
 # --- for the tests: start such a run, wait for its point, kill it ---------------------------------

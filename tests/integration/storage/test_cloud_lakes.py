@@ -1,4 +1,4 @@
-"""Lakes and cursors on gs:// and s3://, through Beam's filesystems, against gcp-storage-emulator and moto."""
+"""Lakes and cursors on gs:// and s3:// (storage/'s own clients), against fake-gcs-server and moto's S3 server."""
 
 from __future__ import annotations
 
@@ -32,9 +32,11 @@ def cloud_dead_letters(lake: str) -> list[dict]:
     return records
 
 
-# What a finished lake holds: committed data files, dead letters and manifests, nothing else.
+# What a finished lake holds: committed data files, dead letters and manifests, and the last (released) commit
+# lease of each partition (with the store-clock probe a waiter may have written beside it), nothing else.
 COMMITTED = re.compile(r"(event_date=[^/]+/event_type=[^/]+/part-[^/]+\.parquet"
-                       r"|_dead_letter/[^/]+/dead-letters-[^/]+\.jsonl|_runs/[^/.]+[^/]*\.json)")
+                       r"|_dead_letter/[^/]+/dead-letters-[^/]+\.jsonl|_runs/[^/.]+[^/]*\.json"
+                       r"|_locks/event_date=[^/]+/event_type=[^/]+/(\d{12}\.lease|\.clock))")
 
 
 def assert_only_committed_files(lake: str) -> None:

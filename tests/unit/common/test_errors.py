@@ -75,6 +75,16 @@ def examples():
         "okta_client.errors.ResponseTooLarge": [
             (("GET", URL, 200, None, "the response declares 80,000,000 bytes, over the 67,108,864-byte limit"), {},
              False)],
+        "storage.errors.StoreError": [
+            (("S3 read of s3://lake/x.parquet failed: SlowDown (HTTP 503)",), {"status": 503}, True),
+            (("GCS create of gs://lake/_locks/p/1.lease failed: Forbidden (HTTP 403)",), {"status": 403}, False),
+            (("S3 list of s3://lake/_locks/ failed: EndpointConnectionError",), {}, True)],
+        "sinks.lake.locks.LeaseLost": [
+            (("the commit lease /lake/_locks/event_date=2026-03-01/event_type=personal.x/000000000003.lease was lost "
+              "(another commit took the partition over); nothing more was published (rerun as is)",), {}, True)],
+        "sinks.lake.locks.LeaseWaitTimeout": [
+            (("waited 3600 s for the commit lease of /lake/_locks/event_date=2026-03-01/event_type=personal.x: other "
+              "commits kept it (retry the run)",), {}, True)],
         "storage.secrets.SecretUnreadable": [
             (("cannot read the secret projects/p/secrets/okta (NotFound)",), {}, False)],
         "transforms.flatten.WrongType": [

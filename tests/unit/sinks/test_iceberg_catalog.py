@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sinks.iceberg.catalog import file_io_properties, load_catalog
 from sinks.iceberg.settings import IcebergTarget
+from storage import fs
 
 
 @pytest.fixture
 def beam_options():
-    previous = FileSystems._pipeline_options
+    """Configure this process's storage from Beam options, as a run does (none again afterwards)."""
 
     def set_options(*args):
-        FileSystems.set_options(PipelineOptions(list(args)))
+        fs.configure(PipelineOptions(list(args)))
 
     yield set_options
-    FileSystems.set_options(previous)
+    fs.configure([])
 
 
 def test_beam_s3_options_become_the_fileio_s3_properties(beam_options, monkeypatch):
