@@ -25,21 +25,6 @@ def sqlite_target(tmp_path):
     return IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    """A real PostgreSQL server (the pgserver wheel's binaries), on a Unix socket, stopped afterwards."""
-    pgserver = pytest.importorskip("pgserver")
-    for attempt in range(3):  # pg_ctl's start wait can run out on a loaded machine; a new folder, again
-        try:
-            server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-            break
-        except Exception:  # noqa: BLE001
-            if attempt == 2:
-                raise
-    yield server
-    server.cleanup()
-
-
 @pytest.fixture
 def postgres_target(postgres, tmp_path, request):
     database = "t" + str(abs(hash(request.node.name)))[:10]
@@ -165,7 +150,7 @@ def test_pyicebergs_own_retry_does_not_recheck_but_ours_does(sqlite_target, monk
 
 
 def _concurrent_writers(target, writers: int = 4, path: str = "rows"):
-    load_catalog(target)  # create the catalog tables once, before the race
+    # Nothing is created beforehand: the writers create the catalog's tables, the namespace and the table too.
     at = time.time() + 3.0
     # Overlapping input: writer w commits events [w*25, w*25 + 100) in chunks of 20.
     processes = [subprocess.Popen(writer_command(target, w * 25, w * 25 + 100, 20, at, f"w{w}", path), cwd=REPO,
