@@ -86,6 +86,24 @@ def test_a_new_documented_field_evolves_the_table(sqlite_target):
     assert [values[event_uuid(i)] for i in range(6)] == [None] * 4 + ["tx"] * 2
 
 
+def test_two_runs_adding_the_same_new_column_at_once_both_succeed(sqlite_target, monkeypatch):
+    """A run that loaded the table before another run added the new column: its own change loses the race
+    (the schema it started from is gone), so it looks again and finds the column there."""
+    dropped = DOCUMENTED_FIELDS[-1]
+    older = tuple(c for c in COLUMNS if c is not dropped)
+    commit_rows(load_catalog(sqlite_target), sqlite_target, make_rows(range(4), columns=older), columns=older)
+    mine = load_catalog(sqlite_target)
+    stale, real_load = mine.load_table("okta.events"), mine.load_table
+    loads = [stale]  # what this run had loaded when the other one committed its change
+    monkeypatch.setattr(mine, "load_table", lambda name: loads.pop() if loads else real_load(name))
+
+    other = open_table(load_catalog(sqlite_target), sqlite_target)
+    table = open_table(mine, sqlite_target)
+    assert [f.name for f in table.schema().fields] == [f.name for f in other.schema().fields]
+    assert table.schema().find_field(dropped.name).field_id == other.schema().find_field(dropped.name).field_id
+    assert len(table.metadata.schemas) == 2  # the first schema and the other run's change, nothing more
+
+
 def test_a_table_whose_schema_conflicts_is_refused_untouched(sqlite_target):
     from pyiceberg.schema import Schema
     from pyiceberg.types import LongType, NestedField
