@@ -6,8 +6,9 @@ Okta client's, the libraries' (pyiceberg's "Commit failed due to a
 concurrent update, retrying", Beam's with ``--verbose``) and Python
 warnings (``warnings.warn``, captured as records of ``py.warnings``).
 Every record reaching the root logger goes through one handler in the
-run's format; Beam's ``logging.basicConfig()`` handler (``WARNING:name:msg``)
-is set aside while the run lasts.
+run's format; Python's plain stderr handler, which Beam's
+``logging.basicConfig()`` installs (``WARNING:name:msg``), is set aside while
+the run lasts.
 
 With ``text`` a record is written like the run's own lines: ``warning: ``
 or ``error: `` (by level), the logger's name, the message, e.g.
@@ -152,7 +153,9 @@ def formatted(log_format: str, run_id: str = ""):
         handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     saved_handlers = root.handlers[:]
-    root.handlers = [handler]
+    # Python's plain stderr handler (what logging.basicConfig() installs; Beam's PipelineOptions calls it) makes
+    # way for ours; a handler someone chose (a host application's, a test's capture) stays.
+    root.handlers = [h for h in saved_handlers if type(h) is not logging.StreamHandler] + [handler]
     capture = getattr(warnings.showwarning, "__module__", None) != "logging"  # not captured already
     logging.captureWarnings(True)
     if log_format == "json":

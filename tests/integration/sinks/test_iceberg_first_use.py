@@ -25,7 +25,7 @@ from sinks.iceberg.settings import IcebergTarget
 from tests.support.helpers import REPO, write_jsonl
 from tests.support.okta import expected_row_keys, make_events
 
-ROUNDS = int(os.environ.get("OKTA_PERSONAL_TEST_FIRST_USE_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("OKTA_PERSONAL_TEST_FIRST_USE_ROUNDS", "4"))
 RUNS = 4
 START_AFTER_S = 5.0  # about the time four processes take to import Beam and pyiceberg on two cores
 
