@@ -159,3 +159,20 @@ def bigquery_emulator(tmp_path_factory):
         yield f"http://127.0.0.1:{rest}"
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server (the pgserver wheel's binaries), on a Unix socket, stopped afterwards.
+
+    ``postgres.psql("CREATE DATABASE x;")`` makes a fresh database, ``postgres.get_uri("x")`` its URI."""
+    pgserver = pytest.importorskip("pgserver")
+    for attempt in range(3):  # pg_ctl's start wait can run out on a loaded machine; a new folder, again
+        try:
+            server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+            break
+        except Exception:  # noqa: BLE001
+            if attempt == 2:
+                raise
+    yield server
+    server.cleanup()

@@ -5,18 +5,22 @@ from cron or Cloud Scheduler; ``make maintain TABLE=okta.events LAKE=lake`` runs
 default embedded catalog (``python -m tools.maintain`` runs it too). A warehouse on s3:// takes
 Beam's S3 options as the pipeline does (``--s3_endpoint_url``, ``--s3_access_key_id``, ...;
 :mod:`storage.flags`); gs:// follows ``STORAGE_EMULATOR_HOST`` like the pipeline's lake.
-Exit codes: 0 done, 1 failed (one line), 2 bad options.
+A run makes at most one snapshot, the compaction's, recording the run's id (``--run_id``, default
+a new one) as ``okta-lake.run-id``. Exit codes: 0 done, 1 failed (one line), 2 bad options.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import re
 import sys
 
 from common.durations import parse_duration
 from sinks.iceberg.settings import add_flags as add_iceberg_flags
 from storage.flags import use_storage_flags
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")  # as a pipeline run's
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--orphan_age", default="1d",
                      help="Remove unreferenced files only when older than this (default 1d), so files a "
                           "writer is about to commit are never touched.")
+    out.add_argument("--run_id", help="This maintenance run's id, recorded in its snapshot as okta-lake.run-id "
+                                      "(default: a new one, like a pipeline run's: 20261201T154000Z-a1b2c3).")
     out.add_argument("--skip", action="append", choices=("compact", "expire", "orphans"), default=[],
                      help="Leave out a step (repeatable).")
     return out
@@ -39,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from sinks.iceberg.catalog import IcebergConfigError
-    from sinks.iceberg.maintenance import MaintenanceReport, compact, expire_snapshots, remove_orphan_files
+    from sinks.iceberg.maintenance import MaintenanceReport, compact, expire_snapshots, new_run_id, remove_orphan_files
     from sinks.iceberg.settings import problems_of, target_from_options
     from sinks.iceberg.table import connect
 
@@ -56,11 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         errors.append(str(exc))
     if args.target_file_mb < 1:
         errors.append("--target_file_mb must be at least 1")
+    if args.run_id is not None and not RUN_ID.fullmatch(args.run_id):
+        errors.append("--run_id must be 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit")
     if errors:
         for error in errors:
             print(f"error: {error}", file=sys.stderr)
         return 2
-    report = MaintenanceReport()
+    report = MaintenanceReport(run_id=args.run_id or new_run_id())
     try:
         catalog = connect(target)
         catalog.load_table(target.table)

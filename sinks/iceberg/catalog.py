@@ -22,10 +22,21 @@ AWS's default credential chain) and, for GCS, the application default credential
 when ``STORAGE_EMULATOR_HOST`` points at a local stand-in, that endpoint with a dummy
 token. ``PYICEBERG_CATALOG__OKTA__*`` variables (or ``~/.pyiceberg.yaml``, catalog
 ``okta``) add or override any other pyiceberg property (e.g. ``s3.role-arn``).
+
+**A new SQL catalog, opened by many runs at once.** pyiceberg's ``SqlCatalog`` creates its
+two tables on first use by checking, then creating: two processes opening an empty
+database together both see no table and the second ``CREATE TABLE`` fails (on PostgreSQL
+``DuplicateTable`` or a ``pg_type`` unique violation, since ``CREATE TABLE`` there is not
+safe against a concurrent one). :func:`create_catalog_tables` takes its place and
+serialises the check and the creation: on PostgreSQL inside one transaction holding an
+advisory lock (its wait bounded by ``lock_timeout``), on SQLite inside ``BEGIN IMMEDIATE``
+(SQLite's write lock; its wait bounded by the driver's busy timeout). Whoever comes second
+finds the tables there and creates nothing; nothing is retried on an error message.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -81,8 +92,6 @@ def load_catalog(target: IcebergTarget):
     if bad:
         raise IcebergConfigError(bad[0])
     if target.catalog in ("sqlite", "sql"):
-        from pyiceberg.catalog.sql import SqlCatalog
-
         uri = target.uri
         if target.catalog == "sqlite":
             if not uri:
@@ -96,7 +105,7 @@ def load_catalog(target: IcebergTarget):
             os.makedirs(target.warehouse, exist_ok=True)
         properties = {**file_io_properties(), **_environment_properties()}
         properties.update(uri=uri, warehouse=_file_uri(target.warehouse))
-        return SqlCatalog(CATALOG_NAME, **properties)
+        return sql_catalog_class()(CATALOG_NAME, **properties)
     from pyiceberg.catalog.rest import RestCatalog
 
     properties = {**file_io_properties(), **_environment_properties(), "uri": target.uri}
@@ -104,6 +113,40 @@ def load_catalog(target: IcebergTarget):
         properties["warehouse"] = target.warehouse
     properties.update(rest_credential(target))
     return RestCatalog(CATALOG_NAME, **properties)
+
+
+# Any 64-bit number that no other advisory lock user of the catalog database picks: "oktaiceb" in ASCII.
+CATALOG_DDL_LOCK = 0x6F6B746169636562
+CATALOG_DDL_LOCK_TIMEOUT_S = 60
+
+
+@functools.cache
+def sql_catalog_class():
+    """pyiceberg's ``SqlCatalog`` whose ``create_tables`` (called when it finds its tables missing) is
+    :func:`create_catalog_tables`."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    class LakeSqlCatalog(SqlCatalog):
+        def create_tables(self) -> None:
+            create_catalog_tables(self.engine)
+
+    return LakeSqlCatalog
+
+
+def create_catalog_tables(engine, lock_timeout_s: float = CATALOG_DDL_LOCK_TIMEOUT_S) -> None:
+    """Create the SQL catalog's tables that are missing, one process at a time (see the module docstring)."""
+    from pyiceberg.catalog.sql import SqlCatalogBaseTable
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # Released when the transaction ends; DDL is transactional there, so the next holder sees the tables.
+            connection.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"))
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CATALOG_DDL_LOCK})
+        elif engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        SqlCatalogBaseTable.metadata.create_all(connection)  # checks first, under the lock
+        connection.commit()
 
 
 def rest_credential(target: IcebergTarget) -> dict[str, str]:

@@ -1,13 +1,16 @@
 """Keeping the Iceberg table small and fast: compaction, snapshot expiry, orphan files (no Beam here).
 
-All three are safe while writers commit:
+All three are safe while writers commit; a maintenance run makes at most one snapshot (the
+compaction's), and expiry and orphan removal make none:
 
-- :func:`compact` rewrites, per partition, the files of one snapshot S into files of about
-  the target size (sorted like the table) and commits "delete exactly those files, add the
-  new ones". Files a writer adds after S are left alone. If the commit meets a concurrent
-  change pyiceberg cannot rebase safely, the partition is re-planned from the new snapshot
-  (a few times, then left for the next run). The rows never change, so the writers'
-  insert-if-absent checks see the same keys before and after.
+- :func:`compact` rewrites the files that each partition holds at one snapshot S into files
+  of about the target size (sorted like the table), and commits, for all the partitions at
+  once, "delete exactly those files, add the new ones": **one snapshot per run**, recording
+  the run id. Files a writer adds after S are left alone. If the commit meets a concurrent
+  commit, it is made again on the new snapshot with the same new files (a partition whose
+  old files another compaction replaced meanwhile is dropped from it), a few times, then
+  left for the next run. The rows never change, so the writers' insert-if-absent checks
+  see the same keys before and after.
 - :func:`expire_snapshots` drops snapshots older than the retention (never a branch or tag
   head, so never the current one); time travel reaches back as far as the retention.
 - :func:`remove_orphan_files` deletes files under the table's location that no remaining
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import secrets
+import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -30,8 +35,16 @@ LOG = logging.getLogger(__name__)
 COMPACT_ATTEMPTS = 5
 
 
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    """A maintenance run's id, shaped like a pipeline run's: ``20261201T154000Z-a1b2c3``."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
 @dataclass
 class MaintenanceReport:
+    run_id: str = ""
+    snapshot_id: int | None = None  # the compaction's one snapshot, if it made one
     partitions_compacted: int = 0
     files_rewritten: int = 0
     files_written: int = 0
@@ -41,7 +54,9 @@ class MaintenanceReport:
 
     def render(self) -> str:
         return (f"compacted {self.partitions_compacted} partition(s): {self.files_rewritten} file(s) -> "
-                f"{self.files_written}; expired {self.snapshots_expired} snapshot(s); removed "
+                f"{self.files_written}"
+                + (f" in snapshot {self.snapshot_id} (okta-lake.run-id {self.run_id})" if self.snapshot_id else "")
+                + f"; expired {self.snapshots_expired} snapshot(s); removed "
                 f"{len(self.orphans_removed)} orphan file(s)"
                 + (f"; left for the next run (busy): {', '.join(self.partitions_skipped)}"
                    if self.partitions_skipped else ""))
@@ -68,49 +83,91 @@ def _small_file_partitions(table, target_bytes: int) -> list:
             if len(files) > 1 and sum(1 for f in files if f.file_size_in_bytes < target_bytes) > 1]
 
 
-def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
-            report: MaintenanceReport | None = None) -> MaintenanceReport:
-    """Rewrite each partition that has more than one file smaller than ``target_bytes``."""
-    from pyiceberg.exceptions import CommitFailedException, ValidationException
+@dataclass
+class Rewrite:
+    """One partition's files at the planning snapshot, and the files holding the same rows, compacted."""
+
+    name: str
+    old: list
+    new: list
+
+
+def _rewrite_partitions(table, target_bytes: int) -> list[Rewrite]:
+    """Write, for each partition with more than one small file at the current snapshot, its rows again in
+    files of about ``target_bytes`` (sorted like the table); nothing is committed."""
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
-    report = report or MaintenanceReport()
-    table = catalog.load_table(table_name)
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return []
+    sized = table.metadata.model_copy(update={"properties": {
+        **table.metadata.properties, "write.target-file-size-bytes": str(target_bytes)}})
+    out = []
     for partition in _small_file_partitions(table, target_bytes):
         name, expression = _partition_filter(table, partition)
-        for _ in range(COMPACT_ATTEMPTS):
+        scan = table.scan(row_filter=expression, snapshot_id=snapshot.snapshot_id)
+        old = [task.file for task in scan.plan_files()]
+        if len(old) < 2:
+            continue
+        rows = scan.to_arrow().cast(table.schema().as_arrow()).sort_by([(c, "ascending") for c in SORT])
+        new = list(_dataframe_to_data_files(table_metadata=sized, write_uuid=uuid.uuid4(), df=rows, io=table.io))
+        out.append(Rewrite(name, old, new))
+    return out
+
+
+def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
+            report: MaintenanceReport | None = None, run_id: str | None = None) -> MaintenanceReport:
+    """Rewrite each partition that has more than one file smaller than ``target_bytes``: all of them in **one**
+    snapshot, whose summary records ``okta-lake.run-id`` (``run_id``, default :func:`new_run_id`),
+    ``okta-lake.operation`` ``compact`` and ``okta-lake.partitions`` (how many were compacted).
+
+    The files are written once; each attempt commits them on the table's newest snapshot, "delete exactly
+    these files, add those". A partition whose old files are no longer all live there (another maintenance
+    run compacted it meanwhile) is left out of the commit, its new files deleted. Up to
+    :data:`COMPACT_ATTEMPTS` attempts, then everything is left for the next run.
+    """
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    report = report or MaintenanceReport()
+    report.run_id = report.run_id or run_id or new_run_id()
+    table = catalog.load_table(table_name)
+    planned = _rewrite_partitions(table, target_bytes)
+    for attempt in range(1, COMPACT_ATTEMPTS + 1):
+        if not planned:
+            return report
+        if attempt > 1:
             table = catalog.load_table(table_name)
-            snapshot = table.current_snapshot()
-            scan = table.scan(row_filter=expression, snapshot_id=snapshot.snapshot_id)
-            old = [task.file for task in scan.plan_files()]
-            if len(old) < 2:
-                break
-            rows = scan.to_arrow().cast(table.schema().as_arrow()).sort_by([(c, "ascending") for c in SORT])
-            transaction = table.transaction()
-            overwrite = transaction.update_snapshot(snapshot_properties={
-                f"{SUMMARY_PREFIX}operation": "compact", f"{SUMMARY_PREFIX}partition": name}).overwrite()
-            sized = transaction.table_metadata.model_copy(update={"properties": {
-                **transaction.table_metadata.properties, "write.target-file-size-bytes": str(target_bytes)}})
-            new = list(_dataframe_to_data_files(table_metadata=sized,
-                                                write_uuid=overwrite.commit_uuid, df=rows, io=table.io))
-            for data_file in old:
+        live = {task.file.file_path for task in table.scan().plan_files()}
+        for gone in [r for r in planned if any(f.file_path not in live for f in r.old)]:
+            planned.remove(gone)
+            _delete_all(table.io, gone.new)
+            report.partitions_skipped.append(gone.name)
+        if not planned:
+            return report
+        transaction = table.transaction()
+        overwrite = transaction.update_snapshot(snapshot_properties={
+            f"{SUMMARY_PREFIX}run-id": report.run_id, f"{SUMMARY_PREFIX}operation": "compact",
+            f"{SUMMARY_PREFIX}partitions": str(len(planned))}).overwrite()
+        for rewrite in planned:
+            for data_file in rewrite.old:
                 overwrite.delete_data_file(data_file)
-            for data_file in new:
+            for data_file in rewrite.new:
                 overwrite.append_data_file(data_file)
-            try:
-                overwrite.commit()
-                transaction.commit_transaction()
-            except (CommitFailedException, ValidationException) as exc:
-                for data_file in new:
-                    _delete(table.io, data_file.file_path)
-                LOG.info("compacting %s lost to a concurrent commit (%s); re-planning", name, exc)
-                continue
-            report.partitions_compacted += 1
-            report.files_rewritten += len(old)
-            report.files_written += len(new)
-            break
-        else:
-            report.partitions_skipped.append(name)
+        try:
+            overwrite.commit()
+            transaction.commit_transaction()
+        except (CommitFailedException, ValidationException) as exc:
+            LOG.info("compaction commit attempt %s of %s lost to a concurrent commit (%s); again on the new "
+                     "snapshot", attempt, COMPACT_ATTEMPTS, exc)
+            continue
+        report.snapshot_id = overwrite.snapshot_id
+        report.partitions_compacted += len(planned)
+        report.files_rewritten += sum(len(r.old) for r in planned)
+        report.files_written += sum(len(r.new) for r in planned)
+        return report
+    for rewrite in planned:
+        _delete_all(table.io, rewrite.new)
+        report.partitions_skipped.append(rewrite.name)
     return report
 
 
@@ -197,11 +254,12 @@ def remove_orphan_files(catalog, table_name: str, min_age: _dt.timedelta,
     return report
 
 
-def _delete(io, path: str) -> None:
-    try:
-        io.delete(path)
-    except Exception:  # noqa: BLE001 - left behind, it is an orphan file for the next run
-        pass
+def _delete_all(io, data_files) -> None:
+    for data_file in data_files:
+        try:
+            io.delete(data_file.file_path)
+        except Exception:  # noqa: BLE001 - left behind, it is an orphan file for the next run
+            pass
 
 
 def file_count(table) -> int:

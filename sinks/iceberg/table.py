@@ -29,6 +29,7 @@ EVENT_TYPE = dataclasses.replace(
     next(c for c in PARTITION_COLUMNS if c.name == "event_type"),
     description="The eventType, e.g. personal.user.app_migration.export (identity partition).")
 SUMMARY_PREFIX = "okta-lake."
+EVOLVE_ATTEMPTS = 5
 TABLE_PROPERTIES = {
     "write.format.default": "parquet",
     "write.parquet.compression-codec": "zstd",
@@ -112,34 +113,62 @@ def _conflicts(table_schema, wanted) -> list[str]:
 
 
 def open_table(catalog, target: IcebergTarget, columns: tuple[Column, ...] | None = None):
-    """Load the table, creating it (with its namespace) when missing, adding any new documented column."""
-    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+    """Load the table, creating it (with its namespace) when missing, adding any new documented column.
+
+    Runs starting together on a new table, or on a table missing a newly documented column, all succeed:
+    see :func:`_create_table` and :func:`_add_missing_columns`.
+    """
+    from pyiceberg.exceptions import NoSuchTableError
 
     wanted = iceberg_schema(columns)
-    namespace, _ = target.identifier
     try:
         table = catalog.load_table(target.table)
     except NoSuchTableError:
-        try:
-            catalog.create_namespace_if_not_exists(namespace)
-        except Exception:  # noqa: BLE001 - two writers creating it at once: fine if it is there now
-            if not catalog.namespace_exists(namespace):
-                raise
-        try:
-            return catalog.create_table(target.table, schema=wanted, partition_spec=partition_spec(wanted),
-                                        sort_order=sort_order(wanted), properties=TABLE_PROPERTIES)
-        except TableAlreadyExistsError:  # another writer created it a moment ago
-            table = catalog.load_table(target.table)
+        table = _create_table(catalog, target, wanted)
     conflicts = _conflicts(table.schema(), wanted)
     if conflicts:
         raise IcebergConfigError(f"the Iceberg table {target.table} does not fit the pipeline's schema: "
                                  + "; ".join(conflicts))
-    missing = [f for f in wanted.fields if f.name not in {x.name for x in table.schema().fields}]
-    if missing:
-        # Matched by name: existing columns keep their ids, new ones get fresh ids, all optional.
-        with table.update_schema() as update:
-            for field in missing:
-                update.add_column(field.name, field.field_type, doc=field.doc)
+    return _add_missing_columns(catalog, target, table, wanted)
+
+
+def _create_table(catalog, target: IcebergTarget, wanted):
+    """Create the namespace and the table. When another run creates either at the same moment, the second
+    insert into the catalog fails on its key (pyiceberg's ``...AlreadyExistsError``, or the SQL catalog's
+    integrity error for a namespace); what is then checked is whether it exists, not the error's text."""
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    namespace, _ = target.identifier
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except Exception:  # noqa: BLE001 - fine if another run created it a moment ago
+        if not catalog.namespace_exists(namespace):
+            raise
+    try:
+        return catalog.create_table(target.table, schema=wanted, partition_spec=partition_spec(wanted),
+                                    sort_order=sort_order(wanted), properties=TABLE_PROPERTIES)
+    except TableAlreadyExistsError:  # another run created it a moment ago
+        return catalog.load_table(target.table)
+
+
+def _add_missing_columns(catalog, target: IcebergTarget, table, wanted, attempts: int = EVOLVE_ATTEMPTS):
+    """Add the documented columns the table lacks, matched by name: existing columns keep their ids, new ones
+    get fresh ids, all optional. A schema change committed by another run meanwhile fails the commit's
+    schema requirement; the table is then loaded again and looked at anew (``attempts`` times)."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    for attempt in range(1, attempts + 1):
+        have = {f.name for f in table.schema().fields}
+        missing = [f for f in wanted.fields if f.name not in have]
+        if not missing:
+            return table
+        try:
+            with table.update_schema() as update:
+                for field in missing:
+                    update.add_column(field.name, field.field_type, doc=field.doc)
+        except CommitFailedException:
+            if attempt == attempts:
+                raise
         table = catalog.load_table(target.table)
     return table
 

@@ -25,21 +25,6 @@ def sqlite_target(tmp_path):
     return IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    """A real PostgreSQL server (the pgserver wheel's binaries), on a Unix socket, stopped afterwards."""
-    pgserver = pytest.importorskip("pgserver")
-    for attempt in range(3):  # pg_ctl's start wait can run out on a loaded machine; a new folder, again
-        try:
-            server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-            break
-        except Exception:  # noqa: BLE001
-            if attempt == 2:
-                raise
-    yield server
-    server.cleanup()
-
-
 @pytest.fixture
 def postgres_target(postgres, tmp_path, request):
     database = "t" + str(abs(hash(request.node.name)))[:10]
@@ -99,6 +84,24 @@ def test_a_new_documented_field_evolves_the_table(sqlite_target):
     arrow = catalog.load_table("okta.events").scan().to_arrow().sort_by("uuid")
     values = dict(zip(arrow.column("uuid").to_pylist(), arrow.column(dropped.name).to_pylist()))
     assert [values[event_uuid(i)] for i in range(6)] == [None] * 4 + ["tx"] * 2
+
+
+def test_two_runs_adding_the_same_new_column_at_once_both_succeed(sqlite_target, monkeypatch):
+    """A run that loaded the table before another run added the new column: its own change loses the race
+    (the schema it started from is gone), so it looks again and finds the column there."""
+    dropped = DOCUMENTED_FIELDS[-1]
+    older = tuple(c for c in COLUMNS if c is not dropped)
+    commit_rows(load_catalog(sqlite_target), sqlite_target, make_rows(range(4), columns=older), columns=older)
+    mine = load_catalog(sqlite_target)
+    stale, real_load = mine.load_table("okta.events"), mine.load_table
+    loads = [stale]  # what this run had loaded when the other one committed its change
+    monkeypatch.setattr(mine, "load_table", lambda name: loads.pop() if loads else real_load(name))
+
+    other = open_table(load_catalog(sqlite_target), sqlite_target)
+    table = open_table(mine, sqlite_target)
+    assert [f.name for f in table.schema().fields] == [f.name for f in other.schema().fields]
+    assert table.schema().find_field(dropped.name).field_id == other.schema().find_field(dropped.name).field_id
+    assert len(table.metadata.schemas) == 2  # the first schema and the other run's change, nothing more
 
 
 def test_a_table_whose_schema_conflicts_is_refused_untouched(sqlite_target):
@@ -165,7 +168,7 @@ def test_pyicebergs_own_retry_does_not_recheck_but_ours_does(sqlite_target, monk
 
 
 def _concurrent_writers(target, writers: int = 4, path: str = "rows"):
-    load_catalog(target)  # create the catalog tables once, before the race
+    # Nothing is created beforehand: the writers create the catalog's tables, the namespace and the table too.
     at = time.time() + 3.0
     # Overlapping input: writer w commits events [w*25, w*25 + 100) in chunks of 20.
     processes = [subprocess.Popen(writer_command(target, w * 25, w * 25 + 100, 20, at, f"w{w}", path), cwd=REPO,

@@ -159,3 +159,38 @@ def test_bad_iceberg_options_are_reported_before_anything_starts(tmp_path):
     assert run.code == 2
     assert "--iceberg_table must look like NAMESPACE.TABLE" in run.stderr
     assert "--iceberg_catalog=sql needs --iceberg_catalog_uri" in run.stderr
+
+
+def test_the_documented_columns_and_day_query_are_the_tables(tmp_path):
+    """docs/iceberg.md lists the table's columns (no event_date) and queries one day by published: both hold for
+    the table a run creates."""
+    import datetime as dt
+    import re
+
+    from tests.support.helpers import REPO
+
+    lake, doc = tmp_path / "lake", (REPO / "docs" / "iceberg.md").read_text()
+    events = make_events(48, dt.datetime(2026, 11, 4, 12, tzinfo=dt.timezone.utc), dt.timedelta(hours=1),
+                         personal_every=1)  # noon Nov 4 to 11:00 Nov 6, UTC
+    run = run_pipeline("--input", str(write_jsonl(tmp_path / "in" / "a.jsonl", events)), "--output", str(lake),
+                       "--iceberg_table=okta.events")
+    assert run.code == 0, run.stderr
+    table = _table(lake)
+
+    section = doc[doc.index("## The table"):doc.index("## One run, one snapshot")]
+    documented = []
+    for row in re.findall(r"^\| (`.+?) \| (.+?) \|$", section, re.M):
+        kind, required = row[1].split()[0].rstrip(","), "required" in row[1]
+        documented += [(name, kind, required) for name in re.findall(r"`([a-z_]+)`", row[0])]
+    actual = [(f.name, str(f.field_type), f.required) for f in table.schema().fields]
+    assert documented == actual
+    assert "event_date" not in [name for name, _, _ in actual]
+
+    [day_filter] = re.findall(r'row_filter="(published >= [^"]+)"', doc)
+    day = dt.date.fromisoformat(re.search(r"'(\d{4}-\d\d-\d\d)T", day_filter).group(1))
+    assert day == dt.date(2026, 11, 5)
+    scan = table.scan(row_filter=day_filter)
+    assert {task.file.partition[0] for task in scan.plan_files()} == {(day - dt.date(1970, 1, 1)).days}
+    rows = scan.to_arrow()
+    want = [r for r in read_lake(lake) if r["event_date"] == day.isoformat()]
+    assert want and _keys(rows) == [(r["uuid"], r["target_index"]) for r in want]
