@@ -21,7 +21,8 @@ import sys
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-from pipeline import batch, logs, monitoring, streaming
+from common import logs
+from pipeline import batch, monitoring, streaming
 from pipeline import runner as local_runner
 from pipeline.config import RunConfig, resolve
 from pipeline.failures import RunFailed, record_failure

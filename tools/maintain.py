@@ -16,6 +16,7 @@ import datetime as _dt
 import re
 import sys
 
+from common import logs
 from common.durations import parse_duration
 from sinks.iceberg.settings import add_flags as add_iceberg_flags
 from storage.flags import use_storage_flags
@@ -44,10 +45,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sinks.iceberg.catalog import IcebergConfigError
-    from sinks.iceberg.maintenance import MaintenanceReport, compact, expire_snapshots, new_run_id, remove_orphan_files
+    from sinks.iceberg.maintenance import MaintenanceReport, new_run_id
     from sinks.iceberg.settings import problems_of, target_from_options
-    from sinks.iceberg.table import connect
 
     options = parser()
     args, rest = options.parse_known_args(argv)
@@ -69,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
         return 2
     report = MaintenanceReport(run_id=args.run_id or new_run_id())
+    with logs.formatted("text", report.run_id):  # pyiceberg's own lines (a commit retried) in the run's format
+        return _maintain(target, args, retention, orphan_age, report)
+
+
+def _maintain(target, args, retention, orphan_age, report) -> int:
+    from sinks.iceberg.catalog import IcebergConfigError
+    from sinks.iceberg.maintenance import compact, expire_snapshots, remove_orphan_files
+    from sinks.iceberg.table import connect
+
     try:
         catalog = connect(target)
         catalog.load_table(target.table)

@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 
-from pipeline.logs import LABELS, formatted
+from common.logs import LABELS, formatted
 
 
 def test_printed_lines_and_log_records_become_json_lines(monkeypatch):
