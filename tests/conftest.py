@@ -13,6 +13,11 @@ from tests.support.okta import TOKEN
 from tests.support.pubsub import pubsub_emulator_command, started_pubsub_emulator, topic_and_subscription
 
 
+def pytest_addoption(parser):
+    parser.addoption("--first-use-rounds", type=int, default=4,
+                     help="rounds of four runs opening a fresh Iceberg catalog together (the issue asks for 20)")
+
+
 @pytest.fixture
 def okta_token_env(monkeypatch):
     """OKTA_API_TOKEN set to the test token (the one the local System Log server accepts)."""

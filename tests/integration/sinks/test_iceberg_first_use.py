@@ -5,8 +5,8 @@ empty PostgreSQL database at once used to fail (``DuplicateTable``, or a ``pg_ty
 
 - Rounds of four real pipeline runs on a fresh database, nothing created beforehand, with overlapping
   inputs, all released at the same moment once imported (:mod:`tests.support.pipeline_at`). A round
-  costs about 10 s on two cores, so the suite runs ``ROUNDS``; ``OKTA_PERSONAL_TEST_FIRST_USE_ROUNDS=20``
-  runs the twenty of the issue.
+  costs about 10 s on two cores, so the suite runs four; ``pytest --first-use-rounds=20`` runs the twenty
+  of the issue.
 - The interleaving itself, made certain on each database: another opener is creating the tables (and
   holds what it holds while doing so) when this process opens the catalog.
 """
@@ -25,7 +25,6 @@ from sinks.iceberg.settings import IcebergTarget
 from tests.support.helpers import REPO, write_jsonl
 from tests.support.okta import expected_row_keys, make_events
 
-ROUNDS = int(os.environ.get("OKTA_PERSONAL_TEST_FIRST_USE_ROUNDS", "4"))
 RUNS = 4
 START_AFTER_S = 5.0  # about the time four processes take to import Beam and pyiceberg on two cores
 
@@ -57,9 +56,10 @@ def _assert_exact(target: IcebergTarget, events: list[dict], name: str) -> None:
     assert got == want, f"round {name}: {len(got)} rows, {len(set(got))} distinct, {len(want)} expected"
 
 
-def test_four_runs_on_a_fresh_postgresql_catalog_all_succeed_with_each_row_once(postgres, tmp_path):
+def test_four_runs_on_a_fresh_postgresql_catalog_all_succeed_with_each_row_once(postgres, tmp_path, request):
     inputs, events = _inputs(tmp_path / "in")
-    for n in range(ROUNDS):
+    rounds = request.config.getoption("first_use_rounds")
+    for n in range(rounds):
         name = f"pg{n}"
         database = f"first_use_{os.getpid()}_{n}"
         postgres.psql(f"CREATE DATABASE {database};")
@@ -67,7 +67,7 @@ def test_four_runs_on_a_fresh_postgresql_catalog_all_succeed_with_each_row_once(
         results = _round(tmp_path, name, inputs, ["--iceberg_catalog=sql", f"--iceberg_catalog_uri={target.uri}",
                                                   f"--iceberg_warehouse={target.warehouse}"])
         failed = [err.strip().splitlines()[-1:] for code, err in results if code != 0]
-        assert not failed, f"round {n} of {ROUNDS}: {len(failed)} of {RUNS} runs failed: {failed}"
+        assert not failed, f"round {n} of {rounds}: {len(failed)} of {RUNS} runs failed: {failed}"
         _assert_exact(target, events, name)
 
 
