@@ -49,8 +49,11 @@ def org_readings(org: dict, previous: list[dict]) -> dict:
     totals = org["totals"]
     hours = {result: sum(h["result"] == result for h in org["hours"]) for result in RESULTS}
     hours["skipped"] = len(org["skipped_clean"])
-    latest = latest_results(previous + [org], org["org_url"], org["event_types"], org["iceberg_table"])
-    audited = [hour for hour, result in latest.items() if result != "failed"]
+    # An hour counts as audited once any audit of this selection got Okta's answer for it (a later failure to
+    # ask again does not undo that).
+    answered = [{**r, "hours": [h for h in r.get("hours", []) if h.get("result") != "failed"]}
+                for r in previous + [org]]
+    audited = list(latest_results(answered, org["org_url"], org["event_types"], org["iceberg_table"]))
     requested = org["requested"]
     waiting = set(org["not_settled"])
     ready = [h for h in hours_between(parse_time(requested["since"], "since"), parse_time(requested["until"], "until"))

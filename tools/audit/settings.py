@@ -70,9 +70,9 @@ def parser() -> argparse.ArgumentParser:
     for add_group in GROUPS:
         add_group(out)
     audit = out.add_argument_group("The audit")
-    audit.add_argument("--since", required=True,
-                       help="Start of the range to audit: RFC 3339, or a duration back from now like 26h (widened "
-                            "to the start of its UTC hour); at most 90 days back (Okta's retention).")
+    audit.add_argument("--since",
+                       help="Required: the start of the range to audit: RFC 3339, or a duration back from now like "
+                            "26h (widened to the start of its UTC hour); at most 90 days back (Okta's retention).")
     audit.add_argument("--until", help="End of the range (exclusive; widened to the end of its hour); default now. "
                                        "Only hours that ended --settle ago are audited.")
     audit.add_argument("--settle", default="1h",
@@ -122,6 +122,9 @@ def resolve(argv: list[str], now: _dt.datetime | None = None) -> tuple[AuditSett
     if args.state or args.lookback != "7d":
         problems.append("--state and --lookback are an incremental run's, not the audit's: it reads "
                         "[--since, --until)")
+    if not args.since:
+        return None, problems + ["--since is required: the start of the range to audit (RFC 3339, or a duration "
+                                 "back from now like 26h)"]
     try:
         since = floor_hour(parse_when(args.since, "--since", now))
         until = ceil_hour(parse_when(args.until, "--until", now) if args.until else now)

@@ -60,8 +60,10 @@ def render_text(result: dict) -> str:
     for org in result["orgs"]:
         totals, okta = org["totals"], org["okta"]
         per_day = f" ({okta['requests_per_day']:g} per audited day)" if okta["requests_per_day"] is not None else ""
-        lines.append(f"org {org['org_url']} ({org['event_types']}): {totals['hours_audited']} hours audited, "
-                     f"{totals['clean']} clean, {totals['missing_hours']} with missing events; "
+        found = [f"{totals['clean']} clean"] + [f"{totals[k]} {what}" for k, what in (
+            ("repaired_hours", "repaired"), ("unexpected_hours", "with unexpected events")) if totals[k]]
+        lines.append(f"org {org['org_url']} ({org['event_types']}): {totals['hours_audited']} hours audited: "
+                     f"{', '.join(found)}, {totals['missing_hours']} with missing events; "
                      f"{totals['okta_events']:,} events in Okta; {okta['requests']} Okta requests{per_day} in "
                      f"{okta['seconds']:.1f} s")
         for hour in org["hours"]:
