@@ -19,7 +19,7 @@ REGION ?= us-central1
 IMAGE  ?= $(REGION)-docker.pkg.dev/$(PROJECT)/okta-lake/okta-personal-lake:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-check run run-streaming run-files backfill coverage maintain template test test-fast docs lint format bench bench-backfill bench-orgs clean
+.PHONY: help venv venv-check run run-streaming run-files backfill coverage audit maintain template test test-fast docs lint format bench bench-backfill bench-orgs clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ backfill: venv-check $(STAMP) ## Backfill [SINCE, UNTIL) of ORG into LAKE on thi
 
 coverage: venv-check $(STAMP) ## Which ranges of which org LAKE covers, its gaps and failed runs [SINCE=26h UNTIL=2h ORG=...]; exit 1 on a gap
 	$(BIN)/okta-personal-lake coverage --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(SINCE),--since=$(SINCE)) $(if $(UNTIL),--until=$(UNTIL))
+
+audit: venv-check $(STAMP) ## Is every event ORG (or ORGS=file) holds for the closed hours since SINCE in LAKE? [UNTIL=2h ARGS="--repair"]; exit 1 if not
+	@test -n "$(ORG)$(ORGS)" -a -n "$(SINCE)" || { echo "usage: make audit ORG=https://acme.okta.com SINCE=26h [UNTIL=2h] [LAKE=lake] [ARGS=\"--repair --skip_clean\"] (token in OKTA_API_TOKEN)"; exit 2; }
+	$(BIN)/okta-personal-lake audit --output=$(LAKE) $(if $(ORG),--okta_org_url=$(ORG)) $(if $(ORGS),--orgs=$(ORGS)) --since=$(SINCE) $(if $(UNTIL),--until=$(UNTIL)) $(ARGS)
 
 maintain: venv-check $(STAMP) ## Compact, expire snapshots, remove orphans of TABLE (default okta.events) beside LAKE [ARGS="--iceberg_catalog=sql ..."]
 	$(BIN)/okta-personal-lake maintain --output=$(LAKE) --iceberg_table=$(or $(TABLE),okta.events) $(ARGS)

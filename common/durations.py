@@ -46,6 +46,13 @@ def parse_time(text: str, name: str) -> _dt.datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def parse_when(value: str, name: str, now: _dt.datetime) -> _dt.datetime:
+    """An RFC 3339 time, or a duration back from ``now`` (``26h``: 26 hours ago): the tools' ``--since``."""
+    if value and value[-1:].lower() in "smhd" and "T" not in value:
+        return now - parse_duration(value, name)
+    return parse_time(value, name)
+
+
 def rfc3339(moment: _dt.datetime) -> str:
     """UTC, millisecond precision (Okta's own), e.g. ``2026-11-25T10:00:00.000Z``."""
     moment = moment.astimezone(UTC)

@@ -98,7 +98,7 @@ def build(pipeline: beam.Pipeline, config: RunConfig):
     manifest = written | "WriteLake" >> WriteLake(
         lake.root, lake.dead_letter, config.run_id, file_schema(decode.raw_event),
         compression=lake.compression, started_at=config.started.isoformat(),
-        description={"source": config.source, **described,
+        description={"source": config.source, "run_kind": config.run_kind, **described,
                      "event_types": decode.event_types, "dead_letter": lake.dead_letter},
     )
     if config.bigquery is not None:

@@ -66,6 +66,7 @@ class RunConfig:
     quiet: bool = False
     verbose: bool = False
     dry_run: bool = False  # a service runner translates the job and submits nothing
+    kind: str | None = None  # --run_kind (None: the mode)
 
     @property
     def mode(self) -> str:
@@ -75,6 +76,11 @@ class RunConfig:
         if self.streaming:
             return "okta-tail"
         return "backfill" if self.okta.backfill else "incremental"
+
+    @property
+    def run_kind(self) -> str:
+        """What the manifest records as the run's kind: ``--run_kind`` (``repair``), else the mode."""
+        return self.kind or self.mode
 
     @property
     def manifest(self) -> str:
@@ -138,7 +144,7 @@ def resolve(pipeline_options: PipelineOptions, *, local: bool, on_dataflow: bool
         # Workers of a service log elsewhere; Beam's own monitoring shows progress there.
         progress_interval=0.0 if options.quiet or not local else options.progress_interval,
         quiet=options.quiet, verbose=options.verbose,
-        dry_run=bool(pipeline_options.view_as(TestOptions).dry_run)), []
+        dry_run=bool(pipeline_options.view_as(TestOptions).dry_run), kind=options.run_kind), []
 
 
 def _across_components(options, streaming: bool) -> list[str]:
@@ -153,6 +159,9 @@ def _across_components(options, streaming: bool) -> list[str]:
                         "resumes without loss")
     if options.progress_interval < 0:
         problems.append("--progress_interval must be 0 (off) or a number of seconds")
+    if options.run_kind == "repair" and (streaming or options.source != "okta" or not options.since):
+        problems.append("--run_kind=repair is for a backfill of the System Log (--source=okta --since --until), "
+                        "as okta-personal-lake audit --repair starts it")
     if options.run_id is not None and not _RUN_ID.fullmatch(options.run_id):
         problems.append("--run_id may only use letters, digits, '-', '_' and '.'")
     return problems

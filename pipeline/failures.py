@@ -202,8 +202,8 @@ def record_failure(config, failed: RunFailed) -> str | None:
     from sinks.lake import records as run_records
 
     try:
-        record = {"source": config.source, "mode": config.mode, "started_at": config.started.isoformat(),
-                  "error": failed.cause.line(), "outcome": failed.outcome,
+        record = {"source": config.source, "mode": config.mode, "run_kind": config.run_kind,
+                  "started_at": config.started.isoformat(), "error": failed.cause.line(), "outcome": failed.outcome,
                   "retryable": failed.retryable}
         okta = config.okta
         if okta is not None:

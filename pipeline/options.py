@@ -26,6 +26,8 @@ from streaming import settings as stream_settings
 from transforms import settings as decode_settings
 
 SOURCES = ("file", "okta", "pubsub")
+#: What ``--run_kind`` may name besides the run's mode: a repair is a backfill that an audit started.
+RUN_KINDS = ("repair",)
 
 
 def add_run_flags(parser) -> None:
@@ -39,6 +41,11 @@ def add_run_flags(parser) -> None:
         "--run_id", default=None,
         help="Name of this run in file names, the dead-letter folder and OUTPUT/_runs/ "
              "(default: UTC start time plus a random suffix).")
+    group.add_argument(
+        "--run_kind", choices=RUN_KINDS, default=None,
+        help="What the run manifest records as this run's kind (run_kind): by default its mode (file, backfill, "
+             "incremental); repair marks a backfill that re-reads the hours an audit found events missing in "
+             "(okta-personal-lake audit --repair starts those).")
     group.add_argument(
         "--progress_interval", type=float, default=10.0,
         help="Seconds between progress lines on stderr in local runs (0 turns them off).")

@@ -2,11 +2,14 @@
 
 - ``run [pipeline options]``: a run of the pipeline, as ``python -m pipeline`` (``run --help`` lists them);
 - ``coverage --output=LAKE [...]``: which ranges of which Okta org a lake provably holds (:mod:`tools.coverage`);
+- ``audit --output=LAKE --since=... [...]``: whether every event Okta holds for those hours is in the lake, and
+  ``--repair`` (:mod:`tools.audit`);
 - ``maintain --iceberg_table=NS.TABLE [...]``: compact, expire snapshots, remove orphans (:mod:`tools.maintain`);
 - ``report LAKE``: what is in a local lake, asked of DuckDB (:mod:`tools.report`).
 
 Each command gets the rest of the command line as it is and exits with its own code (2: bad
-options). Only ``run`` imports the pipeline: the tools never need the run's wiring.
+options). Only ``run`` and ``audit --repair`` (whose repair is a run) use the pipeline: the tools never need the run's
+wiring otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 COMMANDS = {
     "run": "run the pipeline: a backfill, an incremental run, a file replay or a streaming tail",
     "coverage": "which ranges of which Okta org a lake provably holds, its gaps and failed runs",
+    "audit": "whether every event Okta holds for closed hours is in the lake, per org, hour and type; --repair",
     "maintain": "compact the Iceberg table, expire its old snapshots, remove orphan files",
     "report": "rows and events per org, event type and day of a local lake (DuckDB)",
 }
@@ -36,6 +40,23 @@ def coverage(argv: list[str]) -> int:
     return main(argv)
 
 
+def audit(argv: list[str]) -> int:
+    from tools.audit.cli import main
+
+    return main(argv, runner=repair_run)
+
+
+def repair_run(argv: list[str]) -> int:
+    """An audit's repair: ``python -m pipeline ARGV`` in this process, its summary on stderr (stdout is the audit's
+    report, JSON with --format=json)."""
+    import contextlib
+
+    from pipeline.main import main
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return main(argv)
+
+
 def maintain(argv: list[str]) -> int:
     from tools.maintain import main
 
@@ -48,7 +69,7 @@ def report(argv: list[str]) -> int:
     return main(argv)
 
 
-HANDLERS = {"run": run, "coverage": coverage, "maintain": maintain, "report": report}
+HANDLERS = {"run": run, "coverage": coverage, "audit": audit, "maintain": maintain, "report": report}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -214,7 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
                                                    self.headers.get("DPoP"))
                 scheme = split_authorization(self.headers.get("Authorization"))[0]
                 status = NO_RESPONSE if response.fault is Fault.RESET else response.status
-                self.server.stats.record(RequestRecord(arrived, self.path, status, scheme))
+                window = dict(response.headers).get("X-Rate-Limit-Reset")
+                self.server.stats.record(RequestRecord(arrived, self.path, status, scheme,
+                                                       int(window) if window else None))
             elif path == TOKEN_PATH and method == "POST":
                 self.server.stats.count_token_request()
                 # Okta also takes the token request's parameters in the query string (older SDKs sent them so).

@@ -16,6 +16,7 @@ class RequestRecord:
     path: str  # path and query string, as sent
     status: int  # NO_RESPONSE for a reset connection
     auth_scheme: str | None  # "SSWS", "Bearer", "DPoP" (as the client wrote it), or None
+    window: int | None = None  # the rate-limit window it was counted in (its X-Rate-Limit-Reset), None if unsaid
 
 
 @dataclass(frozen=True)

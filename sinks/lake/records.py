@@ -8,6 +8,8 @@ Beside ``LAKE/_runs/<run_id>.json`` (the manifest of a committed batch run,
 - ``_runs/windows/<job>-<window>-<n>.json``: the Okta tail committed a window
   and its cursor (one per commit; the tail's counterpart of the above).
 - ``_runs/<run_id>.failed.json``: a run failed, with its one error line.
+- ``_runs/audits/<audit_id>-<org>.json``: ``okta-personal-lake audit`` compared what Okta holds for
+  some hours of one org with what the lake holds, with this result per hour (:mod:`tools.audit`).
 
 A cursor record holds the chain link: the cursor the chain started from
 (``cursor_from``, empty after a ``--lookback`` start) and the one it stored
@@ -29,6 +31,7 @@ RUNS_DIR = "_runs"
 CURSOR_SUFFIX = ".cursor.json"
 FAILED_SUFFIX = ".failed.json"
 WINDOWS_DIR = "windows"
+AUDITS_DIR = "audits"
 
 
 def now_text() -> str:
@@ -67,6 +70,12 @@ def write_window_record(lake: str, name: str, link: dict) -> str:
     return path
 
 
+def write_audit_record(lake: str, name: str, record: dict) -> str:
+    path = fs.join(lake, RUNS_DIR, AUDITS_DIR, f"{name}.json")
+    fs.write_bytes(path, jsonio.dumps(record))
+    return path
+
+
 def write_failed_record(lake: str, run_id: str, record: dict) -> str:
     path = fs.join(lake, RUNS_DIR, f"{run_id}{FAILED_SUFFIX}")
     fs.write_bytes(path, jsonio.dumps({"run_id": run_id, "failed_at": now_text(), **record}))
@@ -84,11 +93,13 @@ def record_quietly(write, *args) -> str | None:
 
 
 def read_all(lake: str) -> dict[str, list[dict]]:
-    """Every record under ``LAKE/_runs``: ``manifests``, ``cursors``, ``windows`` and ``failed``."""
-    found: dict[str, list] = {"manifests": [], "cursors": [], "windows": [], "failed": [], "unreadable": []}
+    """Every record under ``LAKE/_runs``: ``manifests``, ``cursors``, ``windows``, ``failed`` and ``audits``."""
+    found: dict[str, list] = {"manifests": [], "cursors": [], "windows": [], "failed": [], "audits": [],
+                              "unreadable": []}
     runs = fs.join(lake, RUNS_DIR)
     paths = [(p, _kind(p)) for p in fs.list_files(fs.join(runs, "*.json"))]
     paths += [(p, "windows") for p in fs.list_files(fs.join(runs, WINDOWS_DIR, "*.json"))]
+    paths += [(p, "audits") for p in fs.list_files(fs.join(runs, AUDITS_DIR, "*.json"))]
     for path, kind in sorted(paths):
         try:
             record = jsonio.loads(fs.read_bytes(path))

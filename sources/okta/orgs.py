@@ -197,3 +197,17 @@ def single_org(settings: OktaSettings, event_types: str, state: str | None) -> l
     """``--okta_org_url`` alone: the one-org list."""
     return [OrgSpec(settings, event_types, state)]
 
+
+
+def entry_of(org: OrgSpec) -> dict:
+    """The orgs-file entry that gives ``org`` again (references only, never a secret): a one-org file for a run
+    of that org alone, with the same credential, rate share and selection (``okta-personal-lake audit --repair``)."""
+    settings = org.settings
+    entry = {"url": settings.org_url, "rate_share": settings.rate_share, "event_types": org.event_types,
+             "scopes": " ".join(settings.scopes), "dpop": settings.dpop}
+    for key in _CREDENTIAL_KEYS:
+        if getattr(settings, key):
+            entry[key] = getattr(settings, key)
+    if org.state:
+        entry["state"] = org.state
+    return entry

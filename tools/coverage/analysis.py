@@ -7,6 +7,10 @@ cursor that another recorded link stored. A link whose cursor no recorded
 run stored (a lost or replaced state file) is a chain break: it is counted
 only from its own start time, so what came before shows as a gap.
 
+A many-org backfill (``--orgs``) covers its range for each org whose source finished (the manifest's
+``orgs``); a failed org's rows were withheld. Audits (``okta-personal-lake audit``) leave per-hour results:
+each hour shows the newest one, and a covered span says how many of the hours it touches were audited clean.
+
 The records come from :mod:`sinks.lake.records`; events per hour from the lake's rows (DuckDB).
 """
 
@@ -42,18 +46,53 @@ class OrgCoverage:
     chain_starts: list[dict] = field(default_factory=list)
     failed_runs: list[dict] = field(default_factory=list)
     events_per_hour: list[dict] = field(default_factory=list)
+    audited: list[dict] = field(default_factory=list)  # per hour, the newest audit's result (audited orgs only)
 
     def as_dict(self) -> dict:
+        covered = [{"since": text(a), "until": text(b)} for a, b in self.covered]
+        if self.audited:
+            for span in covered:
+                span["audit"] = audit_of(span, self.audited)
         return {
             "org_url": self.org_url,
-            "covered": [{"since": text(a), "until": text(b)} for a, b in self.covered],
+            "covered": covered,
             "gaps": [{"since": text(a), "until": text(b), "seconds": (b - a).total_seconds()} for a, b in self.gaps],
             "spans": [s.as_dict() for s in self.spans],
             "chain_starts": self.chain_starts,
             "chain_breaks": self.chain_breaks,
             "failed_runs": self.failed_runs,
             "events_per_hour": self.events_per_hour,
+            "audited": self.audited,
         }
+
+
+AUDIT_RESULTS = ("clean", "repaired", "missing", "unexpected", "failed")
+
+
+def audit_of(span: dict, audited: list[dict]) -> dict:
+    """How the hours a covered span touches were audited: counts per result, ``not_audited``, and ``verdict``:
+    ``audited`` (every hour clean or repaired), ``missing`` (an hour with missing events), else ``partly``."""
+    since, until = moment(span["since"]), moment(span["until"])
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    by_hour = {a["hour"]: a["result"] for a in audited}
+    counts = dict.fromkeys(AUDIT_RESULTS + ("not_audited",), 0)
+    while hour < until:
+        result = by_hour.get(text(hour), "not_audited")
+        counts[result if result in counts else "not_audited"] += 1
+        hour += _dt.timedelta(hours=1)
+    hours = sum(counts.values())
+    verdict = "missing" if counts["missing"] else "audited" if counts["clean"] + counts["repaired"] == hours \
+        else "partly"
+    return {"hours": hours, **counts, "verdict": verdict}
+
+
+def audited_hours(audits: list[dict], org_url: str) -> list[dict]:
+    """The org's audited hours, each as the newest audit gave it (whatever its selection), in time order."""
+    from tools.audit.hours import latest_hours
+
+    shown = ("result", "okta", "missing", "unexpected", "repaired", "error", "audit_id", "audited_at")
+    return [{"hour": text(hour), **{k: found[k] for k in shown if k in found}}
+            for hour, found in sorted(latest_hours(audits, org_url).items())]
 
 
 def text(moment: _dt.datetime) -> str:
@@ -81,6 +120,18 @@ def org_of(record: dict) -> str:
     described = record.get("okta")  # older manifests: "https://acme.okta.com (SSWS token, rate share 1)"
     return described.split(" ", 1)[0].rstrip("/") if isinstance(described, str) and described else ""
 
+
+
+def many_org_backfill(manifest: dict) -> list[str]:
+    """The org URLs a many-org run's manifest covers: each org of ``org_sources`` whose source finished."""
+    reports = manifest.get("orgs") if isinstance(manifest.get("orgs"), dict) else {}
+    found = []
+    for source in manifest.get("org_sources") or []:
+        described = source.get("okta") if isinstance(source, dict) else None
+        status = (reports.get(source.get("org")) or {}).get("status", "ok") if isinstance(source, dict) else ""
+        if isinstance(described, str) and described and status == "ok":
+            found.append(described.split(" ", 1)[0].rstrip("/"))
+    return found
 
 
 def union(spans) -> list[tuple[_dt.datetime, _dt.datetime]]:
@@ -169,17 +220,22 @@ def analyse(records: dict, orgs: list[str] | None = None, since: _dt.datetime | 
     """Per org: spans, their union, the gaps (inside ``[since, until)`` when given), breaks and failures."""
     by_org: dict[str, dict[str, list]] = {}
 
-    def bucket(record, kind):
-        org = org_of(record)
+    def bucket(record, kind, org=None):
+        org = org or org_of(record)
         if org:
             by_org.setdefault(org, {"manifests": [], "links": [], "failed": []})[kind].append(record)
 
     for manifest in records.get("manifests", []):
+        for org in many_org_backfill(manifest):
+            bucket(manifest, "manifests", org)
         bucket(manifest, "manifests")
     for link in records.get("cursors", []) + records.get("windows", []):
         bucket(link, "links")
     for failed in records.get("failed", []):
         bucket(failed, "failed")
+    for audit in records.get("audits", []):  # an org that was only audited is shown too
+        if isinstance(audit.get("org_url"), str) and audit["org_url"]:
+            by_org.setdefault(audit["org_url"].rstrip("/"), {"manifests": [], "links": [], "failed": []})
     wanted = [o.rstrip("/") for o in orgs] if orgs else sorted(by_org)
     result = []
     for org in wanted:
@@ -192,6 +248,7 @@ def analyse(records: dict, orgs: list[str] | None = None, since: _dt.datetime | 
         coverage.gaps = gaps(coverage.covered, since, until)
         coverage.failed_runs = sorted((failed_run(f) for f in found["failed"]), key=lambda f: f.get("failed_at", ""))
         coverage.events_per_hour = events_of(org, events_per_hour)
+        coverage.audited = audited_hours(records.get("audits", []), org)
         result.append(coverage)
     return result
 

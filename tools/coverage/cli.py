@@ -8,19 +8,11 @@ import datetime as _dt
 import json
 import sys
 
+from common.durations import parse_when
 from storage.flags import use_storage_flags
 from tools.coverage.analysis import UTC, report
 from tools.coverage.html_report import render_html
 from tools.coverage.text_report import render_text
-
-
-def parse_when(value: str, name: str, now: _dt.datetime) -> _dt.datetime:
-    """An RFC 3339 time, or a duration back from now (``26h``: 26 hours ago)."""
-    from common.durations import parse_duration, parse_time
-
-    if value and value[-1:].lower() in "smhd" and "T" not in value:
-        return now - parse_duration(value, name)
-    return parse_time(value, name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The coverage report as one self-contained HTML page: per org, an SVG timeline drawn to scale (a lane per
-run kind, the covered spans, the gaps, the failed runs, the lake's events per hour) and a table of what is wrong.
+run kind, the covered spans, the gaps, the audited hours with their result, the failed runs, the lake's events
+per hour) and a table of what is wrong.
 
 Every shape carries its data (``data-since``, ``data-until``, ``data-run``...), so a test can read back
 exactly what was drawn. No script, no external resource.
@@ -15,10 +16,15 @@ from tools.coverage.text_report import duration
 
 WIDTH, LEFT, RIGHT = 1100, 120, 20
 LANES = (("backfill", "backfills"), ("incremental", "incremental"), ("okta-tail", "Okta tail"),
-         ("covered", "covered"), ("gap", "gaps"), ("failed", "failed runs"), ("events", "lake events/h"))
+         ("covered", "covered"), ("gap", "gaps"), ("audited", "audited"), ("failed", "failed runs"),
+         ("events", "lake events/h"))
+LANE = {kind: number for number, (kind, _) in enumerate(LANES)}
 LANE_HEIGHT, EVENTS_HEIGHT = 20, 50
 COLOURS = {"backfill": "#4c78a8", "incremental": "#72b7b2", "okta-tail": "#54a24b", "covered": "#2f7d32",
            "gap": "#d62728", "failed": "#e45756", "events": "#9d755d"}
+#: The audited lane: an hour's colour is the newest audit's result (missing hours in red).
+AUDIT_COLOURS = {"clean": "#59a14f", "repaired": "#8cd17d", "missing": "#d62728", "unexpected": "#f28e2b",
+                 "failed": "#bab0ac"}
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
@@ -36,6 +42,8 @@ td:nth-child(-n+2) { white-space: nowrap; } td:nth-child(2) { font-family: ui-mo
 def _axis(result: dict, org: dict) -> tuple[_dt.datetime, _dt.datetime] | None:
     points = [moment(s[k]) for s in org["spans"] for k in ("since", "until")]
     points += [moment(g[k]) for g in org["gaps"] for k in ("since", "until")]
+    points += [moment(a["hour"]) + offset for a in org.get("audited", [])
+               for offset in (_dt.timedelta(0), _dt.timedelta(hours=1))]
     if result["requested"]:
         points += [moment(result["requested"]["since"]), moment(result["requested"]["until"])]
     points = [p for p in points if p is not None]
@@ -84,14 +92,16 @@ def _svg(result: dict, org: dict) -> str:
         parts.append(rect(lane, span["since"], span["until"], span["kind"], span["run_id"],
                           f"{span['kind']} {span['run_id']}: [{span['since']}, {span['until']})"))
     for span in org["covered"]:
-        parts.append(rect(3, span["since"], span["until"], "covered", "",
+        parts.append(rect(LANE["covered"], span["since"], span["until"], "covered", "",
                           f"covered [{span['since']}, {span['until']})"))
     for gap in org["gaps"]:
-        parts.append(rect(4, gap["since"], gap["until"], "gap", "",
+        parts.append(rect(LANE["gap"], gap["since"], gap["until"], "gap", "",
                           f"gap [{gap['since']}, {gap['until']}) {duration(gap['seconds'])}"))
+    for hour in org.get("audited", []):
+        parts.append(_audited(hour, x))
     for failed in org["failed_runs"]:
         run, error = html.escape(str(failed.get("run_id"))), html.escape(str(failed.get("error", "")))
-        y = 20 + 5 * LANE_HEIGHT
+        y = 20 + LANE["failed"] * LANE_HEIGHT
         if moment(failed.get("since")) and moment(failed.get("until")):  # a backfill: the range it did not write
             a, b = x(moment(failed["since"])), x(moment(failed["until"]))
             parts.append(f'<rect class="failed" data-run="{run}" data-since="{failed["since"]}" '
@@ -102,7 +112,7 @@ def _svg(result: dict, org: dict) -> str:
             parts.append(f'<path class="failed" data-run="{run}" data-at="{failed["failed_at"]}" '
                          f'd="M{x(when):.2f} {y} l6 {LANE_HEIGHT - 8} h-12 z" fill="{COLOURS["failed"]}">'
                          f'<title>{run}: {error}</title></path>')
-    base = 20 + 6 * LANE_HEIGHT + EVENTS_HEIGHT
+    base = 20 + LANE["events"] * LANE_HEIGHT + EVENTS_HEIGHT
     hours = [h for h in org["events_per_hour"] if start <= moment(h["hour"]) < end]
     peak = max((h["events"] for h in hours), default=0)
     for hour in hours:
@@ -133,6 +143,20 @@ def _svg(result: dict, org: dict) -> str:
             f'viewBox="0 0 {WIDTH} {height}" data-org="{html.escape(org["org_url"])}">' + "".join(parts) + "</svg>")
 
 
+def _audited(hour: dict, x) -> str:
+    """One audited hour in the audited lane, coloured by its result (``data-result``)."""
+    start = moment(hour["hour"])
+    a, b = x(start), x(start + _dt.timedelta(hours=1))
+    y = 20 + LANE["audited"] * LANE_HEIGHT
+    result = hour["result"]
+    title = (f"{hour['hour']} +1h: {result}, {hour.get('missing', 0)} missing, {hour.get('unexpected', 0)} "
+             f"unexpected (audit {hour.get('audit_id', '')}, {hour.get('audited_at', '')})")
+    return (f'<rect class="audited" data-kind="audited" data-hour="{hour["hour"]}" data-result="{result}" '
+            f'data-missing="{hour.get("missing", 0)}" data-audit="{html.escape(str(hour.get("audit_id", "")))}" '
+            f'x="{a:.2f}" y="{y}" width="{max(b - a - 0.5, 0.5):.2f}" height="{LANE_HEIGHT - 6}" '
+            f'fill="{AUDIT_COLOURS.get(result, "#bab0ac")}"><title>{html.escape(title)}</title></rect>')
+
+
 def render_html(result: dict) -> str:
     verdict = ""
     if result["requested"]:
@@ -149,6 +173,9 @@ def render_html(result: dict) -> str:
         body.append(_svg(result, org))
         rows = [("gap", f"[{g['since']}, {g['until']})", duration(g["seconds"])) for g in org["gaps"]]
         rows += [("chain break", b["run_id"], b["reason"]) for b in org["chain_breaks"]]
+        rows += [("missing events", f"[{a['hour']} +1h)", f"{a.get('missing', 0)} events Okta holds are not in the "
+                  f"lake (audit {a.get('audit_id', '')}): okta-personal-lake audit --repair")
+                 for a in org.get("audited", []) if a["result"] == "missing"]
         rows += [("failed run", f.get("run_id", ""), f"{f.get('failed_at', '')}: {f.get('error', '')}")
                  for f in org["failed_runs"]]
         if rows:

@@ -1,5 +1,5 @@
-"""The coverage report as text: per org, the covered spans and the gaps in time order, chain starts and
-breaks, failed runs and the events counted."""
+"""The coverage report as text: per org, the covered spans (and how their hours were audited) and the gaps in
+time order, chain starts and breaks, failed runs, the audited hours with missing events, and the events counted."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ def duration(seconds: float) -> str:
     parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
              f"{secs}s" if secs and not days else ""]
     return " ".join(p for p in parts if p) or "0s"
+
+
+def audit_note(audit: dict | None) -> str:
+    """What the audits said of a covered span's hours ("" when the org was never audited)."""
+    if not audit:
+        return ""
+    if audit["verdict"] == "audited":
+        return f"; covered and audited: {audit['hours']} of {audit['hours']} hours clean"
+    clean = audit["clean"] + audit["repaired"]
+    parts = [f"{audit[k]} {k.replace('_', ' ')}" for k in ("missing", "unexpected", "failed", "not_audited")
+             if audit[k]]
+    return f"; audited: {clean} of {audit['hours']} hours clean, " + ", ".join(parts)
 
 
 def render_text(result: dict) -> str:
@@ -34,13 +46,17 @@ def render_text(result: dict) -> str:
                            if s["since"] < span["until"] and s["until"] > span["since"]})
             seconds = (moment(span["until"]) - moment(span["since"])).total_seconds()
             lines.append(f"  covered  [{span['since']}, {span['until']})  {duration(seconds)}  "
-                         f"({len(runs)} run{'s' if len(runs) != 1 else ''})")
+                         f"({len(runs)} run{'s' if len(runs) != 1 else ''})" + audit_note(span.get("audit")))
         for start in org["chain_starts"]:
             lines.append(f"  chain start: {start['kind']} run {start['run_id']} started --lookback back, "
                          f"at {start['lookback_since']}")
         for broken in org["chain_breaks"]:
             lines.append(f"  CHAIN BREAK: {broken['kind']} run {broken['run_id']} {broken['reason']}; "
                          f"counted from {broken['counted_from']}")
+        for hour in org.get("audited", []):
+            if hour["result"] == "missing":
+                lines.append(f"  AUDIT    [{hour['hour']} +1h)  {hour.get('missing', 0)} events Okta holds are missing "
+                             f"(audit {hour['audit_id']}): okta-personal-lake audit --repair")
         for failed in org["failed_runs"]:
             lines.append(f"  FAILED   run {failed.get('run_id')} ({failed.get('mode', '?')}) at "
                          f"{failed.get('failed_at', '?')}: {failed.get('error', '')}")

@@ -36,6 +36,7 @@ OTHER_FLAGS = {
     "--sinse": "the misspelt flag the options page shows being refused",
     "--flag": "the options page's placeholder for a yes/no option",
     "--name": "the options page's placeholder for a Flex Template parameter",
+    "--collector": "node_exporter --collector.textfile.directory (where the audit's metrics file goes)",
 }
 
 
@@ -196,7 +197,7 @@ def test_every_flag_the_docs_show_is_taken_by_some_command(monkeypatch):
             if not name.endswith("_"):  # a family: `--s3_*`
                 shown.setdefault(f"--{name}", set()).add(path.relative_to(ROOT).as_posix())
     known = pipeline_flags() | set(OTHER_FLAGS)
-    for module in ("tools.coverage", "tools.maintain", "devtools.system_log_server", "devtools.eventgen",
+    for module in ("tools.coverage", "tools.audit", "tools.maintain", "devtools.system_log_server", "devtools.eventgen",
                    "devtools.demo", "devtools.docgen"):
         known |= help_flags(module, monkeypatch)
     unknown = {flag: sorted(where) for flag, where in shown.items() if flag not in known}

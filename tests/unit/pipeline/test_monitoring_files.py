@@ -1,4 +1,5 @@
-"""The committed Grafana dashboard and Prometheus rules parse, and use only metrics the pipeline exports."""
+"""The committed Grafana dashboard and Prometheus rules parse, and use only metrics the pipeline (or the audit's
+metrics file) exports."""
 
 import json
 import re
@@ -6,10 +7,16 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.monitoring import exported_names
+from pipeline import monitoring
+from tools.audit import metrics as audit_metrics
 
 MONITORING = Path(__file__).resolve().parents[3] / "monitoring"
 METRIC = re.compile(r"\bokta_personal_[a-z_]+\b")
+
+
+def exported_names() -> set[str]:
+    """What a run's endpoint serves and what ``okta-personal-lake audit --metrics_file`` writes."""
+    return monitoring.exported_names() | audit_metrics.exported_names()
 
 
 def dashboard_expressions() -> list[str]:
@@ -29,7 +36,8 @@ def test_the_alert_rules_parse_and_cover_lag_dead_letters_429s_and_a_stalled_tai
     assert all({"alert", "expr", "labels", "annotations"} <= set(rule) for rule in by_name.values())
     exprs = " ".join(str(rule["expr"]) for rule in by_name.values())
     for metric in ("okta_personal_lag_seconds", "okta_personal_dead_letters_total",
-                   "okta_personal_okta_throttled_total", "okta_personal_healthy"):
+                   "okta_personal_okta_throttled_total", "okta_personal_healthy", "okta_personal_audit_missing_events",
+                   "okta_personal_audit_audited_until_seconds"):
         assert metric in exprs, metric
 
 

@@ -135,3 +135,20 @@ def test_variables_of_the_launching_machine_are_refused_for_a_service_runner(tmp
                        f"--orgs={orgs}", "--state=gs://okta-lake-test/state", "--output=gs://okta-lake-test/lake")
     assert run.code == 2
     assert "token_env / private_key_env name a variable of this machine" in run.stderr
+
+
+def test_an_org_comes_back_whole_from_its_own_entry(tmp_path, env):
+    from sources.okta.orgs import entry_of
+
+    token = tmp_path / "beta.token"
+    token.write_text("t-beta")
+    orgs, problems = parse({"orgs": [
+        {"url": "https://acme.okta.com", "token_env": "TOKEN_ACME", "rate_share": 0.25, "event_types": "personal.a*"},
+        {"url": "https://beta.okta.com", "client_id": "0oa1", "private_key_env": "KEY_BETA", "key_id": "k1",
+         "dpop": True, "scopes": "okta.logs.read okta.users.read"}]})
+    assert not problems
+    for org in orgs:
+        entry = entry_of(org)
+        assert "t-acme" not in json.dumps(entry) and "PRIVATE KEY" not in json.dumps(entry)  # references only
+        again, problems = parse({"orgs": [entry]})
+        assert not problems and again == [org]
