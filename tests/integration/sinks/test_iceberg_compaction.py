@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -99,3 +101,47 @@ def kept_data_files(table) -> set[str]:
     return {entry.data_file.file_path.removeprefix("file://") for snapshot in table.snapshots()
             for manifest in snapshot.manifests(table.io)
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)}
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_compaction_killed_before_or_after_its_commit_leaves_every_row_once(stream, when):
+    settings, clock = stream
+    committer = iceberg_windows._COMMITTERS[(settings.iceberg, KEEP)]
+    iceberg_compaction._COMPACTORS[id(committer)].every = 10**9  # no pass while the windows are committed
+    lake_compactor._COMPACTORS[settings.lake.root].every = 10**9
+    expected: set = set()
+    for n in range(4):
+        expected |= {e["uuid"] for e in commit(settings, START + n * 600, salt=n)}
+    later = START + 3 * 3600
+    pid = os.fork()
+    if pid == 0:  # the child: its own catalog, killed with SIGKILL before or after the compaction's commit
+        try:
+            original = iceberg_compaction.commit_rewrites
+
+            def killed(*args, **kwargs):
+                if when == "after":
+                    original(*args, **kwargs)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            iceberg_compaction.commit_rewrites = killed
+            mine = WindowCommitter(settings.iceberg, keep_snapshots=KEEP, expire_every=0)
+            iceberg_compaction.TableCompactor(mine, "job1", clock=lambda: later, rules=RULES).run(force=True)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status), status
+
+    def table_state():
+        table = load_catalog(settings.iceberg).load_table("okta.events")
+        arrow = table.scan(selected_fields=("uuid", "target_index")).to_arrow()
+        keys = Counter(zip(arrow.column("uuid").to_pylist(), arrow.column("target_index").to_pylist()))
+        return keys, len(list(table.scan().plan_files()))
+
+    keys, files = table_state()
+    assert max(keys.values()) == 1 and {k[0] for k in keys} == expected
+    assert files == (2 if when == "after" else 8)  # two partitions (event types), four windows
+    again = iceberg_compaction.TableCompactor(WindowCommitter(settings.iceberg, keep_snapshots=KEEP), "job1",
+                                              clock=lambda: later, rules=RULES).run(force=True)
+    keys, files = table_state()
+    assert max(keys.values()) == 1 and {k[0] for k in keys} == expected and files == 2
+    assert (again.snapshot_id is None) == (when == "after")
