@@ -145,3 +145,29 @@ def test_a_compaction_killed_before_or_after_its_commit_leaves_every_row_once(st
     keys, files = table_state()
     assert max(keys.values()) == 1 and {k[0] for k in keys} == expected and files == 2
     assert (again.snapshot_id is None) == (when == "after")
+
+
+def test_a_late_snapshot_step_whose_window_files_were_compacted_reads_the_partition_instead(tmp_path, monkeypatch):
+    from sinks.iceberg.commit import commit_lake_files
+    from sinks.lake.compaction import compact_partition
+
+    target = IcebergTarget("okta.events", "sqlite", None, str(tmp_path / "warehouse"))
+    settings = window_settings(tmp_path / "lake", dedupe_horizon=0)  # the lake only: the snapshot comes late
+    monkeypatch.setattr(lake_compactor, "_COMPACTORS", {settings.lake.root: lake_compactor.LakeCompactor(
+        settings.lake.root, "job1", clock=lambda: START, every=10**9)})
+    expected, written = set(), []
+    for n in range(3):
+        buffer = WindowBuffer(settings, clock=lambda at=START + n * 600: at)
+        buffer.open(START + n * 600)
+        events = make_events(4, dt.datetime.fromtimestamp(START + n * 600, dt.timezone.utc),
+                             dt.timedelta(seconds=1), salt=n)
+        buffer.take(RawBatch("page", "page", [1], [json.dumps(events).encode()]))
+        written += buffer.commit("poll", "okta").written
+        expected |= {e["uuid"] for e in personal(events)}
+    for partition in {p for p, _ in written}:
+        assert compact_partition(settings.lake.root, partition, START + 3 * 3600, RULES).groups == 1
+
+    commit_lake_files(load_catalog(target), target, settings.lake.root, written)
+    arrow = load_catalog(target).load_table("okta.events").scan(selected_fields=("uuid", "target_index")).to_arrow()
+    keys = Counter(zip(arrow.column("uuid").to_pylist(), arrow.column("target_index").to_pylist()))
+    assert max(keys.values()) == 1 and {k[0] for k in keys} == expected
