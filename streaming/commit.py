@@ -83,19 +83,26 @@ def _snapshot(settings: WindowSettings, window: str, results: Sequence[WindowCom
 
 
 def compact_after_window(settings: WindowSettings, results: Sequence[WindowCommit]) -> None:
-    """After a window's commits: this process's compaction pass over the lake (and the Iceberg table), when one
-    is due (:mod:`sinks.lake.compactor`, :mod:`sinks.iceberg.compaction`). A failed pass is a warning line:
+    """After a window's commits: this process's compaction pass over the lake (in its own thread) and the Iceberg
+    table (under the table's committer), when one is due (:mod:`sinks.lake.compactor`,
+    :mod:`sinks.iceberg.compaction`). A failed pass is a warning line:
     the window is committed, and the next pass takes the work up again (an interrupted compaction is finished
     by whoever compacts the partition next)."""
     partitions = {p for r in results for p in r.partitions}
-    try:
-        lake = lake_compactor(settings.lake.root, settings.job, compression=settings.lake.compression)
-        report = lake.after_window(partitions)
-        if report is not None and report.changed:
+
+    def lake_done(report) -> None:
+        if isinstance(report, Exception):
+            _warn("lake", report)
+        elif report.changed:
             counter("lake_files_compacted").inc(report.files_read)
             counter("lake_compacted_files_written").inc(report.files_written)
             if not settings.quiet:
                 print(report.render(), file=sys.stderr, flush=True)
+
+    try:
+        lake = lake_compactor(settings.lake.root, settings.job, compression=settings.lake.compression,
+                              background=True)
+        lake.after_window(partitions, done=lake_done)
     except Exception as exc:  # noqa: BLE001 - compaction never fails a committed window
         _warn("lake", exc)
     if settings.iceberg is None:

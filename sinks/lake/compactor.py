@@ -11,12 +11,18 @@ one). A partition stays known while a later pass may find work in it (its day is
 
 Several processes may compact one lake: each partition is rewritten under its commit lease, and a
 partition whose lease is taken is left for the next pass.
+
+A stream's compactor runs its passes in a thread of its own (``background``; one pass at a time), so a
+pass that reads and writes a few dozen files on a bucket never delays the next window: the window's
+commit of a partition only waits for the lease when the pass is rewriting that very partition. A
+process that exits mid-pass leaves what a ``kill -9`` would (finished by the next compaction).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sinks.lake.compaction import JOURNAL_DIR, TARGET_ROWS, PartitionReport, compact_partition
@@ -82,10 +88,13 @@ class LakeCompactor:
     def __init__(self, lake: str, owner: str, clock=time.time, rules: Rules = Rules(), *,
                  target_rows: int = TARGET_ROWS, every: float = PASS_EVERY_SECONDS,
                  rescan_every: float = RESCAN_EVERY_SECONDS, max_partitions: int = MAX_PARTITIONS_PER_PASS,
-                 max_groups: int = MAX_GROUPS_PER_PASS, compression: str = fs.PARQUET_COMPRESSION):
+                 max_groups: int = MAX_GROUPS_PER_PASS, compression: str = fs.PARQUET_COMPRESSION,
+                 background: bool = False):
         self.lake, self.owner, self.clock, self.rules = lake, owner, clock, rules
         self.target_rows, self.every, self.rescan_every = target_rows, every, rescan_every
         self.max_partitions, self.max_groups, self.compression = max_partitions, max_groups, compression
+        self.background = background
+        self._worker: threading.Thread | None = None
         self._known: dict[str, None] = {}  # partitions in the order they are looked at
         self._last_pass: float | None = None
         self._last_scan: float | None = None
@@ -96,10 +105,34 @@ class LakeCompactor:
             for partition in partitions:
                 self._known.setdefault(partition, None)
 
-    def after_window(self, partitions) -> PassReport | None:
-        """Note a committed window's partitions; make a pass if one is due. None when no pass was made."""
+    def after_window(self, partitions, done: Callable[[PassReport | Exception], None] | None = None) -> None:
+        """Note a committed window's partitions; make a pass if one is due, then ``done(report)`` (or
+        ``done(exception)`` when the pass failed), in this thread or, with ``background``, in the compactor's."""
         self.note(partitions)
-        return self.run()
+        if not self.background:
+            self._pass_then(done)
+            return
+        if (self._worker is not None and self._worker.is_alive()) or not self._due(self.clock()):
+            return
+        self._worker = threading.Thread(target=self._pass_then, args=(done,), name="lake-compaction", daemon=True)
+        self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the background pass under way (if any) is over."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+
+    def _pass_then(self, done) -> None:
+        try:
+            report = self.run()
+        except Exception as exc:  # noqa: BLE001 - handed to ``done``: a failed pass is left for the next
+            report = exc
+        if done is not None and report is not None:
+            done(report)
+
+    def _due(self, now: float) -> bool:
+        return self._last_pass is None or now - self._last_pass >= self.every
 
     def run(self, force: bool = False) -> PassReport | None:
         """A pass, if ``every`` seconds went by since the last (or ``force``) and no other thread is in one."""
@@ -107,7 +140,7 @@ class LakeCompactor:
             return None
         try:
             now = self.clock()
-            if not force and self._last_pass is not None and now - self._last_pass < self.every:
+            if not force and not self._due(now):
                 return None
             self._last_pass = now
             if self._last_scan is None or now - self._last_scan >= self.rescan_every:

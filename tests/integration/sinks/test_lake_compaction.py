@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import signal
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -161,7 +162,6 @@ def test_a_window_committed_while_its_partition_is_compacted_waits_and_adds_only
     def publish_then_commit(staged, final, lease):
         original(staged, final, lease)
         if not seen:  # mid-compaction: a replayed window and a new one, from another thread
-            import threading
             worker = threading.Thread(target=lambda: seen.append(
                 commit(settings, START + 2 * WINDOW, 4, salt=0) + commit(settings, START + 3 * WINDOW, 4, salt=2)))
             worker.start()
@@ -179,3 +179,20 @@ def test_a_window_committed_while_its_partition_is_compacted_waits_and_adds_only
     rows = read_lake(lake)
     assert len(rows) == len({(r["uuid"], r["target_index"]) for r in rows})
     assert {e["uuid"] for e in first + seen[1]} == {r["uuid"] for r in rows}  # the new window's events added
+
+
+def test_a_background_compactor_makes_its_pass_in_its_own_thread_and_reports_it(tmp_path, clock):
+    lake = tmp_path / "lake"
+    settings = window_settings(lake)
+    use_compactor(lake, clock, every=10**9)
+    expected = set()
+    for n in range(3):
+        expected |= {e["uuid"] for e in commit(settings, START + n * WINDOW, 4, salt=n)}
+    clock.now = START + 2 * 3600
+    background = compactor.LakeCompactor(str(lake), "job1", clock=clock, rules=RULES, background=True)
+    reports = []
+    background.after_window(set(files(lake)), done=lambda report: reports.append((report, threading.current_thread())))
+    background.wait(60)
+    [(report, thread)] = reports
+    assert thread is not threading.main_thread() and report.groups == len(files(lake)) and report.files_read == 6
+    assert all(n == 1 for n in files(lake).values()) and {r["uuid"] for r in read_lake(lake)} == expected
