@@ -12,7 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from common.metrics import counter
+from sinks.iceberg.compaction import table_compactor
 from sinks.iceberg.windows import committer
+from sinks.lake.compactor import compactor as lake_compactor
 from sinks.lake.window import WindowCommit, commit_window
 from streaming.settings import WindowSettings
 
@@ -43,7 +45,8 @@ def finish_window(settings: WindowSettings, window: str, schema, result) -> None
 
 def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[WindowCommit], source: str,
                     cursor: str | None = None):
-    """With ``--iceberg_table``: the window's committed lake files as one Iceberg snapshot (else nothing).
+    """With ``--iceberg_table``: the window's committed lake files as one Iceberg snapshot; then a compaction
+    pass when one is due (:func:`compact_after_window`).
 
     Called once per window after all of its lake commits, and before the caller stores the Okta
     cursor or acknowledges Pub/Sub messages. The summary holds the job, the window, the source, the
@@ -52,6 +55,13 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
     commits) is re-read whole, so the table catches up with the lake; insert-if-absent keeps it
     free of duplicates. Returns :class:`sinks.iceberg.commit.CommitResult` or None.
     """
+    result = _snapshot(settings, window, results, source, cursor)
+    compact_after_window(settings, results)
+    return result
+
+
+def _snapshot(settings: WindowSettings, window: str, results: Sequence[WindowCommit], source: str,
+              cursor: str | None):
     if settings.iceberg is None:
         return None
     files = [item for result in results for item in result.written]
@@ -70,6 +80,48 @@ def commit_snapshot(settings: WindowSettings, window: str, results: Sequence[Win
     if result.data_files:
         counter("iceberg_snapshots").inc()
     return result
+
+
+def compact_after_window(settings: WindowSettings, results: Sequence[WindowCommit]) -> None:
+    """After a window's commits: this process's compaction pass over the lake (in its own thread) and the Iceberg
+    table (under the table's committer), when one is due (:mod:`sinks.lake.compactor`,
+    :mod:`sinks.iceberg.compaction`). A failed pass is a warning line:
+    the window is committed, and the next pass takes the work up again (an interrupted compaction is finished
+    by whoever compacts the partition next)."""
+    partitions = {p for r in results for p in r.partitions}
+
+    def lake_done(report) -> None:
+        if isinstance(report, Exception):
+            _warn("lake", report)
+        elif report.changed:
+            counter("lake_files_compacted").inc(report.files_read)
+            counter("lake_compacted_files_written").inc(report.files_written)
+            if not settings.quiet:
+                print(report.render(), file=sys.stderr, flush=True)
+
+    try:
+        lake = lake_compactor(settings.lake.root, settings.job, compression=settings.lake.compression,
+                              background=True)
+        lake.after_window(partitions, done=lake_done)
+    except Exception as exc:  # noqa: BLE001 - compaction never fails a committed window
+        _warn("lake", exc)
+    if settings.iceberg is None:
+        return
+    try:
+        tables = table_compactor(committer(settings.iceberg, settings.iceberg_keep_snapshots), settings.job)
+        report = tables.after_window(partitions)
+        if report is not None and report.snapshot_id is not None:
+            counter("iceberg_files_compacted").inc(report.files_rewritten)
+            if not settings.quiet:
+                print(report.render(settings.iceberg.table), file=sys.stderr, flush=True)
+    except Exception as exc:  # noqa: BLE001
+        _warn(f"Iceberg ({settings.iceberg.table})", exc)
+
+
+def _warn(what: str, exc: Exception) -> None:
+    counter("compaction_failures").inc()
+    print(f"warning: {what} compaction failed, left for the next pass: {exc.__class__.__name__}: "
+          f"{' '.join(str(exc).split())[:300]}", file=sys.stderr, flush=True)
 
 
 def report_window(settings: WindowSettings, start: float, results: Sequence[WindowCommit], latency: str,

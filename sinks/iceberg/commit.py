@@ -257,6 +257,24 @@ def read_lake_partition(lake: str, partition: str, names: list[str] | None = Non
     return table.append_column("event_type", pa.array([event_type] * table.num_rows, pa.string()))
 
 
+def _read_committed(lake: str, partition: str, names: list[str] | None, raw_event: bool,
+                    attempts: int = 3) -> pa.Table | None:
+    """:func:`read_lake_partition`; a window's files that the stream's compaction folded since (a snapshot step
+    that ran late, e.g. a Pub/Sub backlog's) are read as the whole partition instead, whose folded files hold
+    their rows (insert-if-absent keeps the table exact), and so is a partition compacted between its listing
+    and its reading (read again)."""
+    for attempt in range(1, attempts + 1):
+        if names is not None and not all(fs.exists(fs.join(lake, partition, name)) for name in names):
+            names = None
+        try:
+            return read_lake_partition(lake, partition, names, raw_event)
+        except FileNotFoundError:
+            if attempt == attempts:
+                raise
+            names = None
+    return None
+
+
 def commit_lake_files(catalog, target: IcebergTarget, lake: str, files: list[tuple[str, str | None]],
                       summary: dict | None = None, raw_event: bool = True, table=None) -> CommitResult:
     """Commit committed lake files as one snapshot: ``(partition path, file name)`` pairs, a ``None``
@@ -273,7 +291,7 @@ def commit_lake_files(catalog, target: IcebergTarget, lake: str, files: list[tup
     def pieces():
         for partition in sorted(by_partition):
             names = by_partition[partition]
-            rows = read_lake_partition(lake, partition, None if None in names else names, raw_event)
+            rows = _read_committed(lake, partition, None if None in names else names, raw_event)
             if rows is not None:
                 yield rows
 

@@ -62,8 +62,9 @@ class MaintenanceReport:
                    if self.partitions_skipped else ""))
 
 
-def _partition_filter(table, partition) -> tuple[str, object]:
-    """A row filter selecting exactly one (day, event_type) partition, and its name."""
+def partition_filter(table, partition) -> tuple[str, object]:
+    """A row filter selecting exactly one (day, event_type) partition (a data file's partition tuple), and its
+    name."""
     from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
     values = dict(zip([f.name for f in table.spec().fields], partition))
@@ -85,11 +86,13 @@ def _small_file_partitions(table, target_bytes: int) -> list:
 
 @dataclass
 class Rewrite:
-    """One partition's files at the planning snapshot, and the files holding the same rows, compacted."""
+    """Files holding some rows at the planning snapshot (``old``), and files holding the same rows compacted
+    (``new``); ``where`` is a row filter covering ``old``'s partition (None: look at the whole table)."""
 
     name: str
     old: list
     new: list
+    where: object = None
 
 
 def _rewrite_partitions(table, target_bytes: int) -> list[Rewrite]:
@@ -104,50 +107,54 @@ def _rewrite_partitions(table, target_bytes: int) -> list[Rewrite]:
         **table.metadata.properties, "write.target-file-size-bytes": str(target_bytes)}})
     out = []
     for partition in _small_file_partitions(table, target_bytes):
-        name, expression = _partition_filter(table, partition)
+        name, expression = partition_filter(table, partition)
         scan = table.scan(row_filter=expression, snapshot_id=snapshot.snapshot_id)
         old = [task.file for task in scan.plan_files()]
         if len(old) < 2:
             continue
         rows = scan.to_arrow().cast(table.schema().as_arrow()).sort_by([(c, "ascending") for c in SORT])
         new = list(_dataframe_to_data_files(table_metadata=sized, write_uuid=uuid.uuid4(), df=rows, io=table.io))
-        out.append(Rewrite(name, old, new))
+        out.append(Rewrite(name, old, new, expression))
     return out
 
 
-def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
-            report: MaintenanceReport | None = None, run_id: str | None = None) -> MaintenanceReport:
-    """Rewrite each partition that has more than one file smaller than ``target_bytes``: all of them in **one**
-    snapshot, whose summary records ``okta-lake.run-id`` (``run_id``, default :func:`new_run_id`),
-    ``okta-lake.operation`` ``compact`` and ``okta-lake.partitions`` (how many were compacted).
+@dataclass
+class Committed:
+    """What :func:`commit_rewrites` did: the snapshot (None: none made), the rewrites in it, those left out."""
 
-    The files are written once; each attempt commits them on the table's newest snapshot, "delete exactly
-    these files, add those". A partition whose old files are no longer all live there (another maintenance
-    run compacted it meanwhile) is left out of the commit, its new files deleted. Up to
-    :data:`COMPACT_ATTEMPTS` attempts, then everything is left for the next run.
+    snapshot_id: int | None
+    done: list
+    skipped: list
+    table: object
+
+
+def commit_rewrites(catalog, table_name: str, table, planned: list[Rewrite], properties,
+                    attempts: int = COMPACT_ATTEMPTS) -> Committed:
+    """Commit every rewrite in **one** snapshot ("delete exactly these files, add those"), with
+    ``properties(rewrites)`` in its summary, on the table's newest snapshot.
+
+    If the commit meets a concurrent one it is made again on the new snapshot with the same new files; a
+    rewrite whose old files are no longer all live there (another compaction replaced them) is left out
+    and its new files deleted. After ``attempts`` attempts everything is left out. The rows never change,
+    so the writers' insert-if-absent checks see the same keys before and after.
     """
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
-    report = report or MaintenanceReport()
-    report.run_id = report.run_id or run_id or new_run_id()
-    table = catalog.load_table(table_name)
-    planned = _rewrite_partitions(table, target_bytes)
-    for attempt in range(1, COMPACT_ATTEMPTS + 1):
+    planned, skipped = list(planned), []
+    for attempt in range(1, attempts + 1):
         if not planned:
-            return report
+            break
         if attempt > 1:
             table = catalog.load_table(table_name)
-        live = {task.file.file_path for task in table.scan().plan_files()}
+        live = _live_paths(table, planned)
         for gone in [r for r in planned if any(f.file_path not in live for f in r.old)]:
             planned.remove(gone)
             _delete_all(table.io, gone.new)
-            report.partitions_skipped.append(gone.name)
+            skipped.append(gone)
         if not planned:
-            return report
+            break
         transaction = table.transaction()
-        overwrite = transaction.update_snapshot(snapshot_properties={
-            f"{SUMMARY_PREFIX}run-id": report.run_id, f"{SUMMARY_PREFIX}operation": "compact",
-            f"{SUMMARY_PREFIX}partitions": str(len(planned))}).overwrite()
+        overwrite = transaction.update_snapshot(snapshot_properties=properties(planned)).overwrite()
         for rewrite in planned:
             for data_file in rewrite.old:
                 overwrite.delete_data_file(data_file)
@@ -158,16 +165,55 @@ def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
             transaction.commit_transaction()
         except (CommitFailedException, ValidationException) as exc:
             LOG.info("compaction commit attempt %s of %s lost to a concurrent commit (%s); again on the new "
-                     "snapshot", attempt, COMPACT_ATTEMPTS, exc)
+                     "snapshot", attempt, attempts, exc)
             continue
-        report.snapshot_id = overwrite.snapshot_id
-        report.partitions_compacted += len(planned)
-        report.files_rewritten += sum(len(r.old) for r in planned)
-        report.files_written += sum(len(r.new) for r in planned)
-        return report
+        return Committed(overwrite.snapshot_id, planned, skipped, table)
     for rewrite in planned:
         _delete_all(table.io, rewrite.new)
-        report.partitions_skipped.append(rewrite.name)
+    return Committed(None, [], skipped + planned, table)
+
+
+def _live_paths(table, planned: list[Rewrite]) -> set[str]:
+    from pyiceberg.expressions import AlwaysTrue, Or
+
+    where = None
+    for rewrite in planned:
+        if rewrite.where is None:
+            where = AlwaysTrue()
+            break
+        where = rewrite.where if where is None else Or(where, rewrite.where)
+    return {task.file.file_path for task in table.scan(row_filter=where or AlwaysTrue()).plan_files()}
+
+
+def compact(catalog, table_name: str, target_bytes: int = 128 * 1024 * 1024,
+            report: MaintenanceReport | None = None, run_id: str | None = None) -> MaintenanceReport:
+    """Rewrite each partition that has more than one file smaller than ``target_bytes``: all of them in **one**
+    snapshot, whose summary records ``okta-lake.run-id`` (``run_id``, default :func:`new_run_id`),
+    ``okta-lake.operation`` ``compact`` and ``okta-lake.partitions`` (how many were compacted).
+
+    The files are written once; each attempt commits them on the table's newest snapshot
+    (:func:`commit_rewrites`). A partition whose old files are no longer all live there (another maintenance
+    run compacted it meanwhile) is left out of the commit, its new files deleted. Up to
+    :data:`COMPACT_ATTEMPTS` attempts, then everything is left for the next run.
+    """
+    report = report or MaintenanceReport()
+    report.run_id = report.run_id or run_id or new_run_id()
+    table = catalog.load_table(table_name)
+    planned = _rewrite_partitions(table, target_bytes)
+    if not planned:
+        return report
+
+    def properties(rewrites):
+        return {f"{SUMMARY_PREFIX}run-id": report.run_id, f"{SUMMARY_PREFIX}operation": "compact",
+                f"{SUMMARY_PREFIX}partitions": str(len(rewrites))}
+
+    outcome = commit_rewrites(catalog, table_name, table, planned, properties)
+    report.partitions_skipped += [r.name for r in outcome.skipped]
+    if outcome.snapshot_id is not None:
+        report.snapshot_id = outcome.snapshot_id
+        report.partitions_compacted += len(outcome.done)
+        report.files_rewritten += sum(len(r.old) for r in outcome.done)
+        report.files_written += sum(len(r.new) for r in outcome.done)
     return report
 
 

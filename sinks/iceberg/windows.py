@@ -16,7 +16,10 @@ keeps what a long stream of small commits must not redo or let grow:
   the table metadata lists every snapshot and pyiceberg copies it whole several times per
   commit: without expiry a window's commit grows with the number of windows before it
   (bench/RESULTS.md). Time travel then reaches back ``keep_snapshots`` windows;
-  ``okta-personal-lake maintain`` removes the expired files and compacts.
+- its :class:`~sinks.iceberg.cleanup.TableJanitor` deletes the files only expired snapshots referred
+  to, the metadata files that left the log, and (hourly) old orphans, so the table's folder stays the
+  size of what it holds; the stream's compaction passes (:mod:`sinks.iceberg.compaction`) run under
+  the same lock (:meth:`WindowCommitter.maintain`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import logging
 import threading
 
 from sinks.iceberg import cursor as iceberg_cursor
+from sinks.iceberg.cleanup import TableJanitor
 from sinks.iceberg.commit import CommitResult, commit_lake_files, commit_rows
 from sinks.iceberg.settings import IcebergTarget
 from sinks.iceberg.table import connect
@@ -38,8 +42,9 @@ class WindowCommitter:
     """Commits one window at a time to one table, keeping the catalog and table open."""
 
     def __init__(self, target: IcebergTarget, keep_snapshots: int = KEEP_SNAPSHOTS,
-                 expire_every: int = EXPIRE_EVERY, catalog=None):
+                 expire_every: int = EXPIRE_EVERY, catalog=None, janitor: TableJanitor | None = None):
         self.target, self.keep_snapshots, self.expire_every = target, keep_snapshots, expire_every
+        self.janitor = janitor or TableJanitor()
         self._catalog = catalog
         self._table = None
         self._commits = 0
@@ -64,13 +69,37 @@ class WindowCommitter:
         with self._lock:
             return self._done(commit_rows(self.catalog, self.target, rows, summary, table=self._table))
 
+    def maintain(self, work):
+        """``work(catalog, table)`` returning ``(result, table)``, under this committer's lock (no window commits
+        meanwhile); the table it returns is kept, and its files are tidied as after a commit. Returns ``result``."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        with self._lock:
+            try:
+                table = self._table if self._table is not None else self.catalog.load_table(self.target.table)
+            except NoSuchTableError:
+                table = None
+            result, self._table = work(self.catalog, table)
+            if self._table is not None:
+                self._tidy(self._table)
+            return result
+
     def _done(self, result: CommitResult) -> CommitResult:
         self._table = result.table
         if result.data_files:
             self._commits += 1
             if self.expire_every and self._commits % self.expire_every == 0:
                 self.expire()
+            self._tidy(self._table)
         return result
+
+    def _tidy(self, table) -> None:
+        try:
+            self.janitor.observe(table)
+            self.janitor.sweep(self.catalog, self.target.table, table.io)
+        except Exception as exc:  # noqa: BLE001 - tidying never fails a commit; the orphan sweep catches up
+            LOG.warning("could not remove the unneeded files of %s: %s: %s", self.target.table,
+                        exc.__class__.__name__, exc)
 
     def expire(self) -> int:
         """Expire every snapshot but the newest ``keep_snapshots`` and the branch/tag heads; returns how many."""
@@ -80,8 +109,9 @@ class WindowCommitter:
         for _ in range(5):
             heads = {ref.snapshot_id for ref in table.metadata.refs.values()} | iceberg_cursor.keep_ids(table)
             snapshots = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
-            old = [s.snapshot_id for s in snapshots[:max(0, len(snapshots) - self.keep_snapshots)]
-                   if s.snapshot_id not in heads]
+            expiring = [s for s in snapshots[:max(0, len(snapshots) - self.keep_snapshots)]
+                        if s.snapshot_id not in heads]
+            old = [s.snapshot_id for s in expiring]
             if not old:
                 return 0
             try:
@@ -90,6 +120,10 @@ class WindowCommitter:
                 table = self.catalog.load_table(self.target.table)
                 continue
             self._table = table
+            try:
+                self.janitor.expired(table, expiring)
+            except Exception as exc:  # noqa: BLE001 - their files are then orphans, swept later
+                LOG.warning("could not list the files of the snapshots expired from %s: %s", self.target.table, exc)
             self.snapshots_expired += len(old)
             return len(old)
         LOG.info("snapshot expiry of %s skipped: the table kept changing", self.target.table)
@@ -100,8 +134,9 @@ _COMMITTERS: dict[tuple[IcebergTarget, int], WindowCommitter] = {}
 _LOCK = threading.Lock()
 
 
-def committer(target: IcebergTarget, keep_snapshots: int = KEEP_SNAPSHOTS) -> WindowCommitter:
-    """This process's committer for the table (opened lazily: settings travel pickled, catalogs do not).
+def committer(target: IcebergTarget, keep_snapshots: int = KEEP_SNAPSHOTS, **options) -> WindowCommitter:
+    """This process's committer for the table (opened lazily: settings travel pickled, catalogs do not), made
+    with ``options`` (e.g. ``janitor``) on first use.
 
     ``keep_snapshots`` 0: never expire.
     """
@@ -109,5 +144,5 @@ def committer(target: IcebergTarget, keep_snapshots: int = KEEP_SNAPSHOTS) -> Wi
         key = (target, keep_snapshots)
         if key not in _COMMITTERS:
             _COMMITTERS[key] = WindowCommitter(target, keep_snapshots=keep_snapshots,
-                                               expire_every=EXPIRE_EVERY if keep_snapshots else 0)
+                                               expire_every=EXPIRE_EVERY if keep_snapshots else 0, **options)
         return _COMMITTERS[key]

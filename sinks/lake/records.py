@@ -5,8 +5,10 @@ Beside ``LAKE/_runs/<run_id>.json`` (the manifest of a committed batch run,
 
 - ``_runs/<run_id>.cursor.json``: an incremental run stored its cursor; written
   only after ``--state`` was written, so it proves the polling chain moved on.
-- ``_runs/windows/<job>-<window>-<n>.json``: the Okta tail committed a window
-  and its cursor (one per commit; the tail's counterpart of the above).
+- ``_runs/windows/<job>-<hour>-<process>.jsonl``: the Okta tail committed a window
+  and its cursor (one line per commit; the tail's counterpart of the above), one file per
+  job, UTC hour of the window and process (:func:`write_window_record`). Lakes written
+  before hold one ``_runs/windows/<job>-<window>-<n>.json`` per commit: both are read.
 - ``_runs/<run_id>.failed.json``: a run failed, with its one error line.
 - ``_runs/audits/<audit_id>-<org>.json``: ``okta-personal-lake audit`` compared what Okta holds for
   some hours of one org with what the lake holds, with this result per hour (:mod:`tools.audit`).
@@ -23,6 +25,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
+import threading
+import uuid as _uuid
 
 from storage import fs
 from transforms import jsonio
@@ -32,6 +37,7 @@ CURSOR_SUFFIX = ".cursor.json"
 FAILED_SUFFIX = ".failed.json"
 WINDOWS_DIR = "windows"
 AUDITS_DIR = "audits"
+WINDOW_RECORDS_SUFFIX = ".jsonl"
 
 
 def now_text() -> str:
@@ -64,9 +70,54 @@ def write_cursor_record(lake: str, run_id: str, link: dict) -> str:
     return path
 
 
+class _OpenHour:
+    """The window records this process wrote for one job in one hour, and the file that holds them."""
+
+    def __init__(self, path: str):
+        self.path, self.lines = path, []
+
+
+_OPEN: dict[tuple[str, str], _OpenHour] = {}  # (lake, job) -> its current hour's records
+_OPEN_LOCK = threading.Lock()
+_PROCESS = {"pid": None, "token": ""}
+
+
+def _process_token() -> str:
+    """Tells this process's files apart from another's (a restart, a second worker, a fork) with the same job."""
+    if _PROCESS["pid"] != os.getpid():
+        _PROCESS.update(pid=os.getpid(), token=_uuid.uuid4().hex[:8])
+        _OPEN.clear()  # a forked child starts its own files
+    return _PROCESS["token"]
+
+
+def window_hour(link: dict) -> str:
+    """``20261125T23`` for a record of window ``w20261125T233000Z`` (the current UTC hour without one)."""
+    window = str(link.get("window") or "")
+    if len(window) >= 12 and window.startswith("w") and window[9] == "T":
+        return window[1:12]
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H")
+
+
 def write_window_record(lake: str, name: str, link: dict) -> str:
-    path = fs.join(lake, RUNS_DIR, WINDOWS_DIR, f"{name}.json")
-    fs.write_bytes(path, jsonio.dumps(link))
+    """Add a committed window's chain link to ``_runs/windows/<job>-<hour>-<process>.jsonl``; returns its path.
+
+    The file holds every record this process wrote for the job in that UTC hour (of the window), one JSON
+    object per line, and is written whole each time (atomically: a temporary name and a rename on local disk,
+    one upload on an object store), so an hour of windows is one file, not one per window. Only this
+    process writes it, so no write can lose another's records. ``name`` (``<job>-<window>-<n>``) is kept
+    in the record as ``record``.
+    """
+    job = str(link.get("run_id") or name.rsplit("-", 2)[0])
+    hour = window_hour(link)
+    line = jsonio.dumps({**link, "record": name})
+    with _OPEN_LOCK:
+        token = _process_token()
+        current = _OPEN.get((lake, job))
+        path = fs.join(lake, RUNS_DIR, WINDOWS_DIR, f"{job}-{hour}-{token}{WINDOW_RECORDS_SUFFIX}")
+        if current is None or current.path != path:  # a new hour: its own file (the last one is complete)
+            current = _OPEN[(lake, job)] = _OpenHour(path)
+        current.lines.append(line)
+        fs.write_bytes(path, b"\n".join(current.lines) + b"\n")
     return path
 
 
@@ -99,16 +150,27 @@ def read_all(lake: str) -> dict[str, list[dict]]:
     runs = fs.join(lake, RUNS_DIR)
     paths = [(p, _kind(p)) for p in fs.list_files(fs.join(runs, "*.json"))]
     paths += [(p, "windows") for p in fs.list_files(fs.join(runs, WINDOWS_DIR, "*.json"))]
+    paths += [(p, "windows") for p in fs.list_files(fs.join(runs, WINDOWS_DIR, "*" + WINDOW_RECORDS_SUFFIX))]
     paths += [(p, "audits") for p in fs.list_files(fs.join(runs, AUDITS_DIR, "*.json"))]
     for path, kind in sorted(paths):
         try:
-            record = jsonio.loads(fs.read_bytes(path))
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
+            data = fs.read_bytes(path)
         except Exception as exc:  # noqa: BLE001 - one bad record must not hide the others (it can only hide coverage)
             found["unreadable"].append(f"{path}: {exc.__class__.__name__}: {exc}"[:300])
             continue
-        found[kind].append(record)
+        lines = data.splitlines() if path.endswith(WINDOW_RECORDS_SUFFIX) else [data]
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = jsonio.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except Exception as exc:  # noqa: BLE001 - as above: one bad line hides only itself
+                where = f"{path} line {number}" if len(lines) > 1 else path
+                found["unreadable"].append(f"{where}: {exc.__class__.__name__}: {exc}"[:300])
+                continue
+            found[kind].append(record)
     return found
 
 

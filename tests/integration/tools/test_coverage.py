@@ -99,7 +99,9 @@ def incremental(server, lake: Path, state: Path, lookback: str = "1d"):
 
 def links(lake: Path) -> list[dict]:
     found = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.cursor.json")]
-    found += [json.loads(p.read_text()) for p in (lake / "_runs" / "windows").glob("*.json")]
+    # The tail's: one line per committed window, one file per job, hour and process.
+    found += [json.loads(line) for p in (lake / "_runs" / "windows").glob("*.jsonl")
+              for line in p.read_text().splitlines()]
     return sorted(found, key=lambda r: r["span_until"])
 
 
@@ -120,6 +122,9 @@ def test_an_incremental_chain_through_the_okta_tail_is_unbroken(okta_server, tmp
     chain = links(lake)
     kinds = [link["kind"] for link in chain]
     assert kinds[:2] == ["incremental", "incremental"] and kinds[-1] == "incremental" and "okta-tail" in kinds
+    tail_hours = {link["window"][1:12] for link in chain if link["kind"] == "okta-tail"}
+    files = sorted((lake / "_runs" / "windows").iterdir())  # one per job and hour of windows, not one per window
+    assert [p.suffix for p in files] == [".jsonl"] * len(tail_hours)
     assert chain[0]["started_from"] == "lookback"
     for before, after in zip(chain, chain[1:]):  # each link starts where the one before ended
         assert after["cursor_from"] == before["cursor_to"] and after["span_since"] == before["span_until"]

@@ -197,3 +197,47 @@ def test_records_round_trip_and_a_bad_one_is_reported_not_fatal(tmp_path, capsys
 def test_no_such_local_lake_exits_2(tmp_path, capsys):
     assert cli.main([f"--output={tmp_path / 'nowhere'}"]) == 2
     assert "no such lake" in capsys.readouterr().err
+
+
+def test_a_tails_window_records_are_one_file_per_hour_and_prove_what_one_file_per_window_proved(tmp_path,
+                                                                                                  monkeypatch):
+    """Three hours of 6-minute windows of one tail: 30 chain links in 3 files (one per job and hour), read back
+    exactly, and the same coverage as the old layout (a file per window) gives; a restarted process writes
+    files of its own beside, so neither loses the other's records."""
+    from sinks.lake import records as run_records
+
+    chain, cursor = [], ""
+    for n in range(30):
+        hours = 0.1 * n
+        window = (T0 + dt.timedelta(hours=hours)).strftime("w%Y%m%dT%H%M%SZ")
+        chain.append({**link("tail", hours, hours + 0.1, cursor, f"c{n}", kind="okta-tail",
+                             started_at=0), "window": window, "rows": n})
+        cursor = f"c{n}"
+    new, old = str(tmp_path / "new"), tmp_path / "old"
+    for n, record in enumerate(chain[:25]):
+        run_records.write_window_record(new, f"tail-{record['window']}-{n + 1:06d}", record)
+    monkeypatch.setitem(run_records._PROCESS, "pid", None)  # the tail restarts: a new process, the same job
+    for n, record in enumerate(chain[25:], start=25):
+        run_records.write_window_record(new, f"tail-{record['window']}-{n - 24:06d}", record)
+    for n, record in enumerate(chain):  # how lakes written before keep them
+        (old / "_runs" / "windows").mkdir(parents=True, exist_ok=True)
+        (old / "_runs" / "windows" / f"tail-{record['window']}-{n + 1:06d}.json").write_text(json.dumps(record))
+
+    files = sorted(p.name for p in (tmp_path / "new" / "_runs" / "windows").iterdir())
+    assert len(files) == 4 and all(f.endswith(".jsonl") for f in files)  # hours 0, 1, 2 and the restart's
+    assert sorted({f.split("-")[1] for f in files}) == ["20261120T00", "20261120T01", "20261120T02"]
+    read = run_records.read_all(new)
+    assert read["unreadable"] == [] and sorted(r["rows"] for r in read["windows"]) == list(range(30))
+    assert [{k: v for k, v in r.items() if k != "record"} for r in sorted(read["windows"], key=lambda r: r["rows"])
+            ] == chain
+
+    def covered(lake):
+        [org] = analysis.analyse(run_records.read_all(lake), None, T0, T0 + dt.timedelta(hours=3))
+        return org.as_dict()
+
+    assert covered(new) == covered(str(old))
+    assert spans(covered(new)["covered"]) == [(at(0), at(3))] and covered(new)["gaps"] == []
+    (tmp_path / "new" / "_runs" / "windows" / files[0]).write_text(
+        (tmp_path / "new" / "_runs" / "windows" / files[0]).read_text() + "{cut short\n")
+    read = run_records.read_all(new)
+    assert len(read["windows"]) == 30 and len(read["unreadable"]) == 1 and "line" in read["unreadable"][0]
