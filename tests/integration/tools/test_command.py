@@ -20,7 +20,7 @@ def test_the_installed_script_is_the_command():
                           timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: okta-personal-lake")
-    assert set(re.findall(r"^    (\w+) ", done.stdout, re.M)) == {"run", "coverage", "maintain", "report"}
+    assert set(re.findall(r"^    (\w+) ", done.stdout, re.M)) == {"run", "coverage", "audit", "maintain", "report"}
 
 
 def test_a_replay_then_its_report_coverage_and_upkeep_through_one_command(tmp_path):
