@@ -9,20 +9,22 @@ drift report (:mod:`common.drift`) of what it saw since the last one.
 ``.``, ``[]`` through an array of objects), minus the schema's columns and the objects that hold them
 (:data:`DOCUMENTED`). Walking an event key by key costs more than decoding it (~16 us on a loaded 2-core
 machine against ~3 us for the typed decode; ~5 us unloaded), so only some events are walked; each other event
-takes the paths of the walked event with the same *signature*: its type, the number of ``":`` in its text (a
-JSON key ends so; a dict from a page or an envelope is serialised first) and its number of targets. Walked are:
+takes the paths of the walked event with the same *signature*: its type, the number of ``"`` in its text (two a
+key, two a string value; a dict from a page or an envelope is serialised first; one byte counted in C, ~1 us a
+2 KB event on a loaded machine, where ``":`` costs twice that) and its number of targets. Walked are:
 
 - the first event of each signature (per process),
-- one event in :data:`SAMPLE_EVERY` (a signature the sample finds holding another set of paths becomes
-  *ambiguous*: all its later events are walked),
-- every event of an ambiguous signature, and every event once :data:`MAX_SIGNATURES` signatures are cached.
+- one event in :data:`SAMPLE_EVERY`; a signature the sample finds holding another set of paths becomes
+  *ambiguous*: its later events take a finer signature (the number of ``{`` too), walked and sampled the same
+  way, and a finer signature found ambiguous has every later event walked,
+- every event once :data:`MAX_SIGNATURES` signatures are cached.
 
 What that can miss (docs/operations/drift.md says it for users): an event whose paths differ from the walked
-event with its signature, that is, same type, targets and ``":`` count with other keys (a key renamed, or one
-key more and another fewer; a ``":`` inside a string value making up for a key), is counted under that walked
-event's paths until a sample walk meets the difference, at most ~SAMPLE_EVERY such events later if they keep
-coming. A key *added* to a shape changes the count, so the first event carrying it is walked. Value types are
-those of the walked events only.
+event with its signature (same type and targets, same number of quotes: a key renamed, a key gone while another
+came, a string value become a key) is counted under that walked event's paths until a sample walk meets the
+difference; its own paths are missed if no walked event carries them. A key *added* to a shape changes the count,
+so the first event carrying it is walked. Value types are those of the walked events only. The events per type,
+the type changes and the types are exact.
 
 **Type changes** of documented fields cost nothing here: the flattener reports the coerced fields and the wrong
 type that made a dead letter (:attr:`transforms.flatten.Flattened.type_changes`), exactly, per event.
@@ -36,8 +38,14 @@ from transforms import jsonio
 
 #: One kept event in this many is walked whatever its signature (the first of each signature always is).
 SAMPLE_EVERY = 256
+#: Of a mixed signature's events (a finer signature found holding several sets of paths), one in this many is
+#: walked and its paths taken by the next ones.
+MIXED_EVERY = 16
 #: Signatures remembered per process; past this, events of unremembered signatures are all walked.
 MAX_SIGNATURES = 4096
+#: The signature counts this byte (twice a key, twice a string value); an ambiguous one counts FINER too.
+BASE = b'"'
+FINER = b'":'
 _TYPE_NAMES = {str: "string", int: "number", float: "number", bool: "boolean", type(None): "null", dict: "object"}
 
 
@@ -102,13 +110,15 @@ def undocumented_paths(document) -> dict[str, set]:
 class _Signature:
     """The walked paths of one signature, and the published times of its events not walked since the last take."""
 
-    __slots__ = ("event_type", "paths", "published")
+    __slots__ = ("event_type", "paths", "published", "mixed", "left")
 
-    def __init__(self, event_type: str, paths: dict[str, set]):
+    def __init__(self, event_type: str, paths: dict[str, set], mixed: bool = False):
         self.event_type, self.paths, self.published = event_type, paths, []
+        self.mixed = mixed  # a finer signature found ambiguous: one event in MIXED_EVERY walked, its paths then kept
+        self.left = MIXED_EVERY
 
 
-_AMBIGUOUS = _Signature("", {})  # a signature whose events hold different paths: every one is walked
+_AMBIGUOUS = _Signature("", {})  # a signature whose events hold different paths: its events take a finer one
 
 
 class DriftWatch:
@@ -124,22 +134,29 @@ class DriftWatch:
     def observe(self, events, type_changes: dict | None = None) -> None:
         """Watch kept events (:class:`transforms.records.ParsedEvent`, their ``prepared`` rows made) and count
         ``type_changes`` (``{(event_type, path, got): events}``, from the flattener)."""
-        signatures, dumps = self._signatures, jsonio.dumps
+        get, dumps, base, finer = self._signatures.get, jsonio.dumps, BASE, FINER
         countdown = self._countdown
         for event in events:
-            text = event.raw
+            # Unpacked, not read by name: a NamedTuple's attributes cost more than this whole step.
+            document, _, event_type, published, text, _, _, _, _, prepared, _ = event
             if text is None:
-                text = dumps(event.event)
-            prepared = event.prepared
-            key = (event.event_type, text.count(b'":'), len(prepared[1]) if isinstance(prepared, tuple) else -1)
-            found = signatures.get(key)
+                text = dumps(document)
+            key = (event_type, text.count(base), len(prepared[1]) if isinstance(prepared, tuple) else -1)
+            found = get(key)
+            if found is _AMBIGUOUS:  # a finer signature
+                key += (text.count(finer),)
+                found = get(key)
             countdown -= 1
+            if found is not None and found.mixed:
+                found.left -= 1
+                if not found.left:
+                    found = None  # walked; its paths replace the signature's
             if found is None or found is _AMBIGUOUS or not countdown:
                 if not countdown:
                     countdown = self.sample_every
                 self._walk(event, text, key, found)
             else:
-                found.published.append(event.published)
+                found.published.append(published)
         self._countdown = countdown
         for (event_type, path, got), events in (type_changes or {}).items():
             add_change(type_entry(self._walked, event_type), path, got, events)
@@ -153,16 +170,21 @@ class DriftWatch:
         published = published_text(event.published)
         for path, types in paths.items():
             add_path(entry, path, 1, types, published, published)
+        cached = self._signatures.get(key) if cached is None else cached
         if cached is None:
             if len(self._signatures) < self.max_signatures:
                 self._signatures[key] = _Signature(event.event_type, paths)
+        elif cached.mixed:
+            self._signatures[key] = _Signature(event.event_type, paths, mixed=True)
+            self._retired.append(cached)  # its events not walked keep the paths it had (take counts them)
         elif cached is not _AMBIGUOUS:
             if paths.keys() == cached.paths.keys():
                 for path, types in paths.items():
                     cached.paths[path] |= types
-            else:
-                self._signatures[key] = _AMBIGUOUS
-                self._retired.append(cached)  # its events not walked so far keep the paths it had (take counts them)
+            else:  # a first signature: finer ones from now on; a finer one: mixed
+                self._signatures[key] = _Signature(event.event_type, paths, mixed=True) if len(key) > 3 \
+                    else _AMBIGUOUS
+                self._retired.append(cached)  # its events not walked so far keep the paths it had
 
     def take(self) -> dict:
         """The drift report of everything observed since the last ``take`` (``{}`` when nothing was)."""

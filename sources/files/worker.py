@@ -15,8 +15,9 @@ Protocol, on stdin / stdout, every message framed as ``<meta length, data length
   task, sent when the worker asked for work; ``None`` to stop.
 - worker -> parent: ``("ready",)`` (asks for a range); per ``MERGE_BATCHES``
   batches ``("batch", counts, dead_letters, parts, drift)`` with their rows, grouped by
-  partition, as an Arrow IPC stream in ``data`` (none when they kept nothing), and the schema drift
-  their kept events showed (a :mod:`common.drift` report, ``{}`` for none); ``("ready",)`` again
+  partition, as an Arrow IPC stream in ``data`` (none when they kept nothing), and with a range's last
+  message the schema drift its kept events showed (a :mod:`common.drift` report, ``{}`` for none; a message of
+  no batches when that is all there is left to send); ``("ready",)`` again
   when a range is done; ``("error", "Class: message")`` then exit 1 on any
   error; ``("end",)`` after ``None``.
 
@@ -185,7 +186,7 @@ def _first_copies(found: list, uuids: list) -> tuple[list, int]:
 
 
 def send_merged(stdout, decoded: list, drift: dict) -> None:
-    counts, dead, parts, table = merge(decoded)
+    counts, dead, parts, table = merge(decoded) if decoded else ((0, 0, 0, 0), [], [], None)
     write_message(stdout, ("batch", counts, dead, parts, drift), b"" if table is None else ipc_bytes(table))
 
 
@@ -206,10 +207,12 @@ def serve(stdin, stdout) -> None:
                 collector.between_batches()
                 pending.append(decoder.decode(batch))
                 if len(pending) >= MERGE_BATCHES:
-                    send_merged(stdout, pending, decoder.take_drift())
+                    send_merged(stdout, pending, {})
                     pending = []
-        if pending:
-            send_merged(stdout, pending, decoder.take_drift())
+        # A range's drift goes with its last message: a report per message cost more than the watch itself.
+        drift = decoder.take_drift()
+        if pending or drift:
+            send_merged(stdout, pending, drift)
         write_message(stdout, ("ready",))
     write_message(stdout, ("end",))
 

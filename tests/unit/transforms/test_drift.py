@@ -16,7 +16,7 @@ from common.drift import MAX_PATHS, merge
 from devtools.eventgen import generated_events
 from tests.support.helpers import personalize, real_events
 from transforms.decode import decode_batch
-from transforms.drift import DOCUMENTED, DriftWatch, leaf_paths, undocumented_paths
+from transforms.drift import DOCUMENTED, MIXED_EVERY, DriftWatch, leaf_paths, undocumented_paths
 from transforms.flatten import Flattener
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
@@ -128,7 +128,7 @@ def test_a_key_added_to_one_event_is_found_in_that_event():
 
 def test_a_renamed_key_is_seen_late_by_the_sample_then_exactly(monkeypatch):
     """The documented miss: same type, targets and key count, another key. Counted under the first shape until a
-    sample walk meets it; the signature then is ambiguous and walked every time."""
+    sample walk meets it; the signature then is ambiguous: a finer one, then a mixed one."""
     base = personalize(real_events()[2], 0, "personal.a")
     first = [json.dumps({**base, "uuid": f"a{i}", "debugContext": {"debugData": {"alpha": 1}}}).encode()
              for i in range(5)]
@@ -139,7 +139,13 @@ def test_a_renamed_key_is_seen_late_by_the_sample_then_exactly(monkeypatch):
     # Events 1-5 walked first / cached; the 8th kept event is the sample: renamed events 1-2 were counted as alpha.
     assert report["debugContext.debugData.alpha"]["events"] == 5 + 2
     assert report["debugContext.debugData.omega"]["events"] == 12 - 2
-    assert watch_all([renamed], watch)["personal.a"]["walked"] == 12  # ambiguous: every event walked now
+    # Ambiguous: its events take a finer signature (the count of '":' too), cached again; both renamed shapes have
+    # it, so a later sample finds it ambiguous as well: mixed, one event in MIXED_EVERY walked, its paths taken by
+    # the next ones. The walks stay bounded, every event is counted once.
+    later = watch_all([(renamed + first) * 4], watch)["personal.a"]
+    assert later["events"] == 4 * 17 and later["walked"] <= 2 + 4 * 17 // MIXED_EVERY + 4 * 17 // 8
+    paths = later["paths"]
+    assert paths["debugContext.debugData.alpha"]["events"] + paths["debugContext.debugData.omega"]["events"] == 68
 
 
 def test_documented_fields_of_another_type_are_counted_per_event_at_their_documented_path():
