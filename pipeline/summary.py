@@ -148,6 +148,7 @@ class RunSummary:
         return "\n".join(lines + drift_lines(self.drift))
 
 
+MAX_NEW_PATHS = 40  # listed per type (an open map keyed by ids can bring hundreds)
 _EXPECTED = {c.path: "a boolean" if c.type == "bool" else "a string" for c in COLUMNS}
 
 
@@ -169,10 +170,15 @@ def drift_lines(drift: dict) -> list[str]:
             expected = _EXPECTED.get(path, "an array" if path == "target" else "an object")
             lines.append(f"      type changed: {path} (documented as {expected}): {found} event(s)")
         fresh = [(path, seen) for path, seen in entry["paths"].items() if seen.get("new")]
-        width = max((len(path) for path, _ in fresh), default=0)
-        for path, seen in fresh:
-            lines.append(f"      new path: {path:<{width}} {seen['events']:>10,}  {'/'.join(seen['types'])}")
         known = len(entry["paths"]) - len(fresh)
+        if entry.get("new"):  # every path of a new type is new: the manifest and the report list them
+            fresh, known = [], 0
+        shown = fresh[:MAX_NEW_PATHS]
+        width = max((len(path) for path, _ in shown), default=0)
+        for path, seen in shown:
+            lines.append(f"      new path: {path:<{width}} {seen['events']:>10,}  {'/'.join(seen['types'])}")
+        if len(fresh) > len(shown):
+            lines.append(f"      ... {len(fresh) - len(shown)} more new path(s) (the manifest and report list them)")
         if known:
             lines.append(f"      known paths: {known} (in the manifest's drift; okta-personal-lake report lists them)")
         if entry.get("more_paths"):

@@ -199,3 +199,23 @@ def test_a_discarded_window_counts_nothing(drop):
         assert watch.take() == {}
     else:
         assert watch.take()
+
+
+def test_the_summary_lists_what_is_new_and_bounds_the_list():
+    from common.drift import add_path, type_entry
+    from pipeline.summary import MAX_NEW_PATHS, drift_lines
+
+    report: dict = {}
+    known, fresh = type_entry(report, "personal.a"), type_entry(report, "personal.b")
+    fresh["new"] = True
+    for i in range(MAX_NEW_PATHS + 5):
+        add_path(known, f"x.k{i:03d}", 2, ["string"], "t1", "t2")
+        known["paths"][f"x.k{i:03d}"]["new"] = True
+        add_path(fresh, f"y.k{i}", 1, ["null"], "t1", "t1")
+    add_path(known, "x.old", 2, ["number"], "t1", "t2")
+    lines = drift_lines(report)
+    assert lines[0].strip().startswith(f"schema drift: 1 new event type(s), {MAX_NEW_PATHS + 5} new undocumented")
+    assert sum("new path: x.k" in line for line in lines) == MAX_NEW_PATHS
+    assert any("... 5 more new path(s)" in line for line in lines) and any("known paths: 1" in line for line in lines)
+    assert any("personal.b: 0 kept events, 45 undocumented path(s)  NEW" in line for line in lines)
+    assert not any("new path: y." in line for line in lines)  # a new type's paths are all new: not listed
