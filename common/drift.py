@@ -57,7 +57,11 @@ def add_path(entry: dict, path: str, events: int, types, first: str | None, last
         found = paths[path] = {"events": 0, "types": [], "first": first, "last": last}
     found["events"] += events
     if types:
-        found["types"] = sorted(set(found["types"]).union(types))
+        have = found["types"]
+        for name in types:
+            if name not in have:  # (most calls add nothing new: a take adds every signature's paths)
+                found["types"] = sorted({*have, *types})
+                break
     if first is not None and (found["first"] is None or first < found["first"]):
         found["first"] = first
     if last is not None and (found["last"] is None or last > found["last"]):
