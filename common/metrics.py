@@ -20,6 +20,8 @@ from __future__ import annotations
 import sys
 import threading
 
+from common import drift as drift_reports
+
 NAMESPACE = "okta_personal"
 
 #: name -> meaning, in the order the run summary prints them.
@@ -168,3 +170,63 @@ class OrgCounters:
         found = self._counters[key]
         if found is not None:
             found.inc(value)
+
+
+#: Schema drift (:mod:`common.drift`), counted apart so the totals above stay as they are: Beam counters named
+#: ``<kind>|<event type>[|<path>[|<JSON type>]]`` in this namespace; on the local endpoint one labelled family
+#: per kind (:data:`DRIFT_COUNTERS`).
+DRIFT_NAMESPACE = "okta_personal_drift"
+DRIFT_COUNTERS = {
+    "events": ("kept events watched for schema drift, per event_type", ("event_type",)),
+    "undocumented": ("kept events holding an undocumented JSON path", ("event_type", "path")),
+    "type_changes": ("kept events whose documented field held another JSON type (got)", ("event_type", "path", "got")),
+    "new_event_types": ("event types kept for the first time in the lake", ("event_type",)),
+    "new_paths": ("undocumented paths seen for the first time in the lake", ("event_type", "path")),
+}
+
+_drift_totals: dict = {}  # this process's drift report so far, news included (a local loop's summary reads it)
+
+
+def count_drift(report: dict, news_only: bool = False) -> None:
+    """Count a drift report (:mod:`common.drift`): Beam counters when Beam runs (call it in a DoFn's thread), this
+    process's drift totals and the local endpoint. Its ``new`` marks count as new event types and paths;
+    ``news_only``: only those (a batch run counts what it saw as it reads, what is new once it committed)."""
+    if not report:
+        return
+    news = drift_reports.only_news(report)
+    with _totals_lock:
+        drift_reports.merge(_drift_totals, news if news_only else report)
+    for event_type, entry in report.items():
+        if not news_only:
+            _count_drift("events", (event_type,), entry["events"])
+        if entry.get("new"):
+            _count_drift("new_event_types", (event_type,), 1)
+        for path, seen in entry["paths"].items():
+            if not news_only:
+                _count_drift("undocumented", (event_type, path), seen["events"])
+            if seen.get("new"):
+                _count_drift("new_paths", (event_type, path), 1)
+        if news_only:
+            continue
+        for path, by_type in entry["changed"].items():
+            for got, events in by_type.items():
+                _count_drift("type_changes", (event_type, path, got), events)
+
+
+def _count_drift(kind: str, labels: tuple, n: int) -> None:
+    if not n:
+        return
+    beam = _beam_counter(DRIFT_NAMESPACE, ORG_SEPARATOR.join((kind, *labels)))
+    if beam is not None:
+        beam.inc(n)
+    if _mirror is not None:
+        _mirror.drift(kind, labels, n)
+
+
+def take_drift_totals() -> dict:
+    """This process's drift since the last call (every report counted with :func:`count_drift`), as one report:
+    a local loop's summary (the loop takes it once before it starts)."""
+    global _drift_totals
+    with _totals_lock:
+        taken, _drift_totals = _drift_totals, {}
+    return taken

@@ -47,9 +47,17 @@ GAUGES = {
 }
 
 
+#: Schema drift (:data:`common.metrics.DRIFT_COUNTERS`), one family per kind, labelled as it says.
+DRIFT_PREFIX = PREFIX + "drift_"
+#: Series per drift family at most (an open map keyed by ids must not grow the endpoint without bound); more
+#: are counted under the label value "(more)".
+MAX_DRIFT_SERIES = 2000
+
+
 def exported_names() -> set[str]:
     """Every sample name this module can serve (what the dashboard and alert rules may use)."""
     names = {f"{PREFIX}{name}_total" for name in COUNTERS}
+    names |= {f"{DRIFT_PREFIX}{name}_total" for name in metrics.DRIFT_COUNTERS}
     names |= {f"{PREFIX}{DEAD_LETTER_STAGES}_total"}
     names |= {f"{PREFIX}commit_duration_seconds_{s}" for s in ("bucket", "count", "sum")}
     names |= {PREFIX + name for name in GAUGES}
@@ -120,6 +128,9 @@ class LocalMetrics:
                           for name, meaning in COUNTERS.items()}
         self._by_stage = Counter(PREFIX + DEAD_LETTER_STAGES, "dead letters per stage (decode, validate, flatten)",
                                  ["org", "stage"], registry=self.registry)
+        self._drift = {kind: Counter(DRIFT_PREFIX + kind, meaning, ["org", *labels], registry=self.registry)
+                       for kind, (meaning, labels) in metrics.DRIFT_COUNTERS.items()}
+        self._drift_series: dict[str, set] = {kind: set() for kind in metrics.DRIFT_COUNTERS}
         self._commit = Histogram(PREFIX + "commit_duration_seconds", metrics.MEASUREMENTS["commit_seconds"],
                                  ["org"], buckets=COMMIT_BUCKETS, registry=self.registry).labels(org)
         readings = {
@@ -146,6 +157,15 @@ class LocalMetrics:
             self._cursor_stored_at = self._clock()
         elif name == "okta_pages":
             self._source_reached = self._clock()
+
+    def drift(self, kind: str, labels: tuple, n: int) -> None:
+        """A schema drift count (:func:`common.metrics.count_drift`): ``labels`` as the kind's family names them."""
+        series = self._drift_series[kind]
+        if labels not in series:
+            if len(series) >= MAX_DRIFT_SERIES:
+                labels = labels[:1] + ("(more)",) * (len(labels) - 1)
+            series.add(labels)
+        self._drift[kind].labels(self.org, *labels).inc(n)
 
     def measure(self, name: str, value: float) -> None:
         if name == "commit_seconds":

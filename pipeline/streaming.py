@@ -17,8 +17,9 @@ import sys
 
 import apache_beam as beam
 
+from common import drift as drift_reports
 from common.durations import describe
-from common.metrics import process_totals
+from common.metrics import process_totals, take_drift_totals
 from pipeline import runner as local_runner
 from pipeline.config import RunConfig
 from pipeline.failures import RunFailed, failure
@@ -95,8 +96,9 @@ def stopped(config: RunConfig) -> str:
 def run_loop(loop, config: RunConfig) -> int:
     """Run a local loop until it stops, then print the run's summary: the same counts as its window lines,
     its Prometheus endpoint and its Beam counters, balanced (what the open window held is ``withheld``: the
-    next run reads it again)."""
+    next run reads it again), and the schema drift of its committed windows."""
     before = process_totals()
+    take_drift_totals()  # what this process saw before the loop is not the loop's
     try:
         loop()
     except KeyboardInterrupt:
@@ -106,7 +108,8 @@ def run_loop(loop, config: RunConfig) -> int:
     after = process_totals()
     counts = committed_dead_letters({name: after[name] - before.get(name, 0) for name in after})
     seconds = (_dt.datetime.now(_dt.timezone.utc) - config.started).total_seconds()
-    summary = RunSummary(config.run_id, config.lake.root, counts, seconds=seconds)
+    summary = RunSummary(config.run_id, config.lake.root, counts, seconds=seconds,
+                         drift=drift_reports.sorted_report(take_drift_totals()))
     print(summary.render(), flush=True)
     print(stopped(config), file=sys.stderr, flush=True)
     if not summary.balanced:

@@ -1,4 +1,4 @@
-"""The end-of-run summary: counts from Beam metrics, files from the run manifest."""
+"""The end-of-run summary: counts from Beam metrics, files and schema drift from the run manifest."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from apache_beam.metrics.metric import MetricsFilter
 
+from common.drift import news
 from common.metrics import (
     API_COUNTERS,
     BIGQUERY_COUNTERS,
@@ -16,6 +17,7 @@ from common.metrics import (
     ORG_NAMESPACE,
     ORG_SEPARATOR,
 )
+from schemas.fields import COLUMNS
 from storage import fs
 from transforms import jsonio
 
@@ -55,6 +57,7 @@ class RunSummary:
     manifest: dict = field(default_factory=dict)
     seconds: float = 0.0
     by_org: dict = field(default_factory=dict)  # org -> {counter: value} (runs that know their orgs)
+    drift: dict = field(default_factory=dict)  # the run's schema drift report (common/drift.py)
 
     @classmethod
     def collect(cls, result, lake: str, run_id: str, started: _dt.datetime, manifest_path: str) -> RunSummary:
@@ -69,7 +72,7 @@ class RunSummary:
         for counts in by_org.values():
             committed_dead_letters(counts)
         return cls(run_id, lake, committed_dead_letters(counter_totals(result)), manifest, seconds,
-                   dict(sorted(by_org.items())))
+                   dict(sorted(by_org.items())), manifest.get("drift", {}))
 
     @staticmethod
     def org_balanced(counts: dict) -> bool:
@@ -142,4 +145,42 @@ class RunSummary:
                              f"{part['rows']:,} rows, {part['events']:,} events")
         for dead in self.manifest.get("dead_letter_files", []):
             lines.append(f"  dead letters: {dead['file']} ({dead['records']:,} records)")
-        return "\n".join(lines)
+        return "\n".join(lines + drift_lines(self.drift))
+
+
+MAX_NEW_PATHS = 40  # listed per type (an open map keyed by ids can bring hundreds)
+_EXPECTED = {c.path: "a boolean" if c.type == "bool" else "a string" for c in COLUMNS}
+
+
+def drift_lines(drift: dict) -> list[str]:
+    """The summary's schema drift section (none without drift): per kept event type, whether the lake kept it
+    for the first time, its documented fields of another JSON type, each undocumented path new to the lake, and
+    how many known ones it held (the manifest and ``okta-personal-lake report`` list them all)."""
+    if not drift:
+        return []
+    new_types, new_paths = news(drift)
+    lines = [f"  schema drift: {len(new_types)} new event type(s), {sum(map(len, new_paths.values()))} new "
+             "undocumented path(s) in this lake (docs: operations/drift.md)"]
+    for event_type, entry in drift.items():
+        state = "  NEW: first kept in this lake" if entry.get("new") else ""
+        lines.append(f"    {event_type}: {entry['events']:,} kept events, {len(entry['paths'])} undocumented "
+                     f"path(s){state}")
+        for path, by_type in entry["changed"].items():
+            found = ", ".join(f"{got} in {n:,}" for got, n in by_type.items())
+            expected = _EXPECTED.get(path, "an array" if path == "target" else "an object")
+            lines.append(f"      type changed: {path} (documented as {expected}): {found} event(s)")
+        fresh = [(path, seen) for path, seen in entry["paths"].items() if seen.get("new")]
+        known = len(entry["paths"]) - len(fresh)
+        if entry.get("new"):  # every path of a new type is new: the manifest and the report list them
+            fresh, known = [], 0
+        shown = fresh[:MAX_NEW_PATHS]
+        width = max((len(path) for path, _ in shown), default=0)
+        for path, seen in shown:
+            lines.append(f"      new path: {path:<{width}} {seen['events']:>10,}  {'/'.join(seen['types'])}")
+        if len(fresh) > len(shown):
+            lines.append(f"      ... {len(fresh) - len(shown)} more new path(s) (the manifest and report list them)")
+        if known:
+            lines.append(f"      known paths: {known} (in the manifest's drift; okta-personal-lake report lists them)")
+        if entry.get("more_paths"):
+            lines.append(f"      more paths: {entry['more_paths']:,} sightings past the {len(entry['paths'])} listed")
+    return lines

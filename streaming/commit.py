@@ -11,6 +11,7 @@ import datetime as _dt
 import sys
 from collections.abc import Sequence
 
+from common import drift as drift_reports
 from common.metrics import counter
 from sinks.iceberg.compaction import table_compactor
 from sinks.iceberg.windows import committer
@@ -125,11 +126,12 @@ def _warn(what: str, exc: Exception) -> None:
 
 
 def report_window(settings: WindowSettings, start: float, results: Sequence[WindowCommit], latency: str,
-                  read: int | None = None, duplicates: int = 0) -> None:
+                  read: int | None = None, duplicates: int = 0, drift: dict | None = None) -> None:
     """Count one committed window and print its progress line (unless quiet); ``latency`` ends the line.
 
     ``duplicates``: the window's events dropped before its commit (a repeat within its reads or the dedupe
-    horizon); the commit adds those already in the lake."""
+    horizon); the commit adds those already in the lake. ``drift``: the window's drift report; what it holds new
+    to the lake (:mod:`sinks.lake.drift`) closes the line."""
     counter("windows_committed").inc()
     if settings.quiet:
         return
@@ -141,6 +143,16 @@ def report_window(settings: WindowSettings, start: float, results: Sequence[Wind
     dead = sum(r.dead_letters for r in results)
     duplicates += sum(r.duplicates_in_lake + r.duplicates_in_window for r in results)
     read_text = "" if read is None else f"read {read:,}, "
+    news = drift_news(drift or {})
     print(f"window {begin:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}: {read_text}wrote {rows:,} rows ({events:,} events) in "
-          f"{len(partitions)} partition(s), {dead} dead letters, {duplicates} duplicates; {latency}",
-          file=sys.stderr, flush=True)
+          f"{len(partitions)} partition(s), {dead} dead letters, {duplicates} duplicates; {latency}"
+          + (f"; drift: {news}" if news else ""), file=sys.stderr, flush=True)
+
+
+def drift_news(report: dict) -> str:
+    """What a window's drift report holds new to the lake, for its line ("" when nothing)."""
+    types, paths = drift_reports.news(report)
+    parts = [f"new event type {t}" for t in types]
+    parts += [f"new paths of {t}: {', '.join(found[:5])}" + (f" (+{len(found) - 5})" if len(found) > 5 else "")
+              for t, found in paths.items()]
+    return "; ".join(parts)

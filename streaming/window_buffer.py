@@ -8,7 +8,9 @@ kept within ``--dedupe_horizon`` (:class:`transforms.dedupe.RecentUuids`)
 and buffers rows and dead letters; ``commit`` writes them as the window's
 files (:func:`sinks.lake.window.commit_window`), then counts them, streams
 them to BigQuery if asked and prints the window's progress line
-(:mod:`streaming.commit`). While a backlog
+(:mod:`streaming.commit`). The window's kept events are watched for schema drift
+(:mod:`transforms.drift`); after its commit what they showed is counted, what is new to the lake marked
+(:mod:`sinks.lake.drift`), kept as the window's drift record and named in its line. While a backlog
 is read, a window is committed in pieces of ``MAX_BUFFERED_ROWS`` (``full``),
 so memory stays bounded whatever the window length. What the caller
 does after a commit (store the Okta cursor, acknowledge the Pub/Sub messages)
@@ -21,13 +23,15 @@ import time
 
 import pyarrow.compute as pc
 
-from common.metrics import counter, dead_letter_counter, measure
+from common.metrics import count_drift, counter, dead_letter_counter, measure
 from schemas.arrow import file_schema
+from sinks.lake.drift import DriftRegistry, write_window_record
 from sinks.lake.window import WindowCommit, commit_window, window_id, window_start
 from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
+from transforms.drift import DriftWatch
 from transforms.flatten import Flattener
 from transforms.records import RawBatch
 from transforms.shortcuts import LineDecoder
@@ -45,6 +49,8 @@ class WindowBuffer:
         self._typed = LineDecoder()
         self._schema = file_schema(settings.decode.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
+        self._drift = DriftWatch() if settings.decode.drift else None
+        self._registry = DriftRegistry(settings.lake.root)
         self._counters = {name: counter(name) for name in (
             "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced",
             "withheld", "withheld_dead_letters")}
@@ -95,6 +101,8 @@ class WindowBuffer:
         if self._oldest is None and batches:
             self._oldest = self._clock()
         flat = self._flattener.flatten(events)
+        if self._drift is not None:
+            self._drift.observe(events, flat.type_changes)
         duplicates = flat.duplicates
         for key, table in flat.tables.items():
             table, repeated = self._recent.keep_new(table)
@@ -123,6 +131,8 @@ class WindowBuffer:
         if self._kept or held_dead:
             self._counters["withheld"].inc(self._kept + held_dead)
             self._counters["withheld_dead_letters"].inc(held_dead)
+        if self._drift is not None:
+            self._drift.discard()  # its events are read again
         self.reset(None)
 
     def commit(self, what: str, source: str, cursor: str | None = None) -> WindowCommit | None:
@@ -131,7 +141,8 @@ class WindowBuffer:
         With ``--iceberg_table`` the window's files then become one Iceberg snapshot, its summary
         naming ``source`` and ``cursor`` (the Okta cursor after the window).
         """
-        if self.empty:
+        if self.empty:  # its events, if any, were all duplicates
+            self._report_drift(window_id(self._clock() if self.window is None else self.window))
             measure("window_closed", self._clock())
             return None
         settings, window = self.settings, self.window
@@ -144,7 +155,19 @@ class WindowBuffer:
         if self._rows:
             measure("newest_published", max(pc.max(table["published"]).value for _, table in self._rows) / 1e6)
         lag = self._clock() - (self._oldest or self._clock())
+        drift = self._report_drift(window_id(window))
         report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read,
-                      duplicates=self._duplicates)
+                      duplicates=self._duplicates, drift=drift)
         measure("window_closed", self._clock())
         return result
+
+    def _report_drift(self, window: str) -> dict:
+        """After the window's commit: its drift, what is new to the lake marked, recorded and counted."""
+        report = self._drift.take() if self._drift is not None else {}
+        if report:
+            settings = self.settings
+            self._registry.register_quietly(report, settings.job)
+            write_window_record(settings.lake.root, settings.job, window, report)
+            count_drift(report)
+        return report
+

@@ -2,9 +2,10 @@
 
 Prints rows and distinct events per org, event type and day, read straight from
 the Hive-partitioned Parquet files the way the README says to query them
-(committed data files only: ``event_date=*/event_type=*/*.parquet``), plus
-the number of dead-letter records. Needs the ``local`` extra (DuckDB). ``python -m tools.report``
-runs it too.
+(committed data files only: ``event_date=*/event_type=*/*.parquet``), the
+number of dead-letter records, and the schema drift the runs saw (:mod:`tools.drift_report`: each
+undocumented path with its first and last sighting). Needs the ``local`` extra (DuckDB).
+``python -m tools.report`` runs it too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import glob
 import os
 import sys
+
+from tools.drift_report import drift_section
 
 # Committed files only: staged files end in .staged and live under _staging/ (sinks/lake/staging.py).
 DATA_FILES = "event_date=*/event_type=*/*.parquet"
@@ -24,7 +27,7 @@ def report(lake: str) -> str:
 
     files = os.path.join(lake, DATA_FILES)
     if not glob.glob(files):
-        return f"{lake}: no Parquet files yet"
+        return "\n".join([f"{lake}: no Parquet files yet", *drift_section(lake)])
     con = duckdb.connect()
     query = f"""
         SELECT okta_org, event_type, event_date, count(*) AS rows, count(DISTINCT uuid) AS events,
@@ -46,7 +49,7 @@ def report(lake: str) -> str:
             f"SELECT count(*) FROM read_json_auto({dead!r}, format='newline_delimited')"
         ).fetchone()[0]
         lines.append(f"\ndead-letter records in {os.path.join(lake, '_dead_letter')}: {count}")
-    return "\n".join(lines)
+    return "\n".join(lines + drift_section(lake))
 
 
 def main(argv=None) -> int:

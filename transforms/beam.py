@@ -24,9 +24,10 @@ import pickle
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
-from common.metrics import OrgCounters, counter, dead_letter_counter
+from common.metrics import OrgCounters, count_drift, counter, dead_letter_counter
 from transforms import progress
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
+from transforms.drift import DriftWatch
 from transforms.flatten import STAGE_FLATTEN, Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
@@ -92,6 +93,20 @@ class EventBatchCoder(_BatchCoder):
 class RowBatchCoder(_BatchCoder):
     def to_type_hint(self):
         return RowBatch
+
+
+def drift_tally(watch: DriftWatch | None):
+    """What ``watch`` saw since it was last asked, as :func:`emit_drift` sends it on."""
+    if watch is not None:
+        yield from emit_drift(watch.take())
+
+
+def emit_drift(report: dict):
+    """A drift report (:mod:`common.drift`), counted (Beam counters, the local endpoint) and as the ``TALLIES``
+    record (``{"kind": "drift", "drift": report}``) the run manifest sums; nothing for an empty one."""
+    if report:
+        count_drift(report)
+        yield beam.pvalue.TaggedOutput(TALLIES, GlobalWindows.windowed_value({"kind": "drift", "drift": report}))
 
 
 beam.coders.registry.register_coder(RawBatch, RawBatchCoder)
@@ -191,13 +206,15 @@ class ParseEvents(beam.PTransform):
 
 
 class _FlattenFn(beam.DoFn):
-    def __init__(self, raw_event: bool, max_payload_bytes: int, whole_batches: bool = False):
+    def __init__(self, raw_event: bool, max_payload_bytes: int, whole_batches: bool = False, drift: bool = True):
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
         self.whole_batches = whole_batches
+        self.drift = drift
 
     def setup(self):
         self._flattener = Flattener(self.raw_event, self.max_payload_bytes)
+        self._drift = DriftWatch() if self.drift else None
         self._dead = counter("dead_letters")
         self._dead_stage = dead_letter_counter(STAGE_FLATTEN)
         self._duplicates = counter("duplicates")
@@ -208,9 +225,12 @@ class _FlattenFn(beam.DoFn):
 
     def finish_bundle(self):
         yield from self._tally.emit()
+        yield from drift_tally(self._drift)
 
     def process(self, batch):
         result = self._flattener.flatten(batch.events)
+        if self._drift is not None:
+            self._drift.observe(batch.events, result.type_changes)
         org = batch.events[0].org if batch.events else None  # one batch, one org
         if result.duplicates:
             self._duplicates.inc(result.duplicates)
@@ -237,7 +257,8 @@ class FlattenTargets(beam.PTransform):
     """``EventBatch`` -> ``RowBatch`` per partition, one row per target.
 
     Events with a documented field of the wrong type go to ``dead_letter``;
-    a uuid repeated inside one batch and partition keeps its first copy.
+    a uuid repeated inside one batch and partition keeps its first copy. With ``decode.drift`` every event is
+    watched for schema drift (:mod:`transforms.drift`): a ``{"kind": "drift"}`` record on ``TALLIES`` per bundle.
     With ``whole_batches`` the output is one ``RowBatches`` per input batch
     instead (what the batch sink stages; see :class:`transforms.records.RowBatches`).
     """
@@ -247,10 +268,11 @@ class FlattenTargets(beam.PTransform):
         self.raw_event = decode.raw_event
         self.max_payload_bytes = decode.max_payload_bytes
         self.whole_batches = whole_batches
+        self.drift = decode.drift
 
     def expand(self, batches):
         return batches | beam.ParDo(
-            _FlattenFn(self.raw_event, self.max_payload_bytes, self.whole_batches)
+            _FlattenFn(self.raw_event, self.max_payload_bytes, self.whole_batches, self.drift)
         ).with_input_types(EventBatch).with_output_types(
             RowBatches if self.whole_batches else RowBatch).with_outputs(DEAD_LETTER, TALLIES, main="rows")
 

@@ -38,6 +38,7 @@ PY_TYPES = {"string": str, "bool": bool}
 _SCALARS = (int, float, bool)  # JSON number or boolean: kept as its JSON text in a string field
 _TYPE_WORDS = {"string": "a string", "bool": "a boolean"}
 _PARTITION_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_INDEX = re.compile(r"\[\d+\]")  # target[2].id -> target[].id: a wrong type's documented path
 
 # uuid and published are validated (and parsed) by the decoder.
 EXTRACTED_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c.name not in ("uuid", "published"))
@@ -97,12 +98,16 @@ class Flattened(NamedTuple):
     #: The whole batch's table the ``tables`` are slices of (None when empty).
     table: Any = None
     coerced: int = 0  # kept events with a number or boolean turned into text (see Coerced)
+    #: ``{(event_type, documented path, JSON type found): events}``: the fields coerced, and the wrong type that
+    #: made a dead letter (the first the extractor met), counted for every event of the batch (schema drift).
+    type_changes: dict = {}
 
 
 class Coerced(tuple):
     """``(event values, target rows)`` of an event whose string fields held numbers or booleans.
 
-    Unpacks like the plain pair; ``fields`` names the coerced paths.
+    Unpacks like the plain pair; ``fields`` lists ``(documented path, JSON type found)`` of each coerced value
+    (``("target[].id", "number")``).
     """
 
     fields: tuple
@@ -133,14 +138,14 @@ def column_tree(columns: tuple[Column, ...]) -> dict:
     return tree
 
 
-def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
+def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False, documented_prefix: str = ""):
     """Generate ``extract(obj) -> tuple`` for the columns' paths, type checks included.
 
     Generated once from the schema (like dataclasses generate __init__): a
     straight-line function is several times faster than walking the paths
     generically, and flattening runs for every kept event. With ``coerce``
     the function is ``extract(obj, coerced)``: a number or boolean in a string
-    column becomes its JSON text and its path is appended to ``coerced``.
+    column becomes its JSON text and ``(documented_prefix + path, JSON type)`` is appended to ``coerced``.
     """
     tree = column_tree(columns)
     lines = [f"def {name}(obj, coerced):" if coerce else f"def {name}(obj):"]
@@ -158,8 +163,8 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
                 if coerce and column.type == "string":
                     lines.append(f"{indent}        if type(v) not in SCALARS:")
                     lines.append(f"{indent}            raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
+                    lines.append(f"{indent}        coerced.append(({documented_prefix + path!r}, json_type(v)))")
                     lines.append(f"{indent}        v = json_text(v)")
-                    lines.append(f"{indent}        coerced.append({path!r})")
                 else:
                     lines.append(f"{indent}        raise WrongType({path!r}, {_TYPE_WORDS[column.type]!r}, v)")
                 lines.append(f"{indent}    c{index} = v")
@@ -174,7 +179,7 @@ def _compile(columns: tuple[Column, ...], name: str, coerce: bool = False):
 
     emit(tree, "obj", "", "    ")
     lines.append("    return (" + "".join(f"c{i}, " for i in range(len(columns))) + ")")
-    namespace = {"WrongType": WrongType, "SCALARS": _SCALARS, "json_text": json_text}
+    namespace = {"WrongType": WrongType, "SCALARS": _SCALARS, "json_text": json_text, "json_type": json_type}
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema only
     return namespace[name]
 
@@ -198,7 +203,7 @@ class Flattener:
         self._extract_event = _compile(EXTRACTED_EVENT_COLUMNS, "extract_event")
         self._extract_target = _compile(TARGET_COLUMNS, "extract_target")
         self._coerce_event = _compile(EXTRACTED_EVENT_COLUMNS, "coerce_event", coerce=True)
-        self._coerce_target = _compile(TARGET_COLUMNS, "coerce_target", coerce=True)
+        self._coerce_target = _compile(TARGET_COLUMNS, "coerce_target", coerce=True, documented_prefix="target[].")
         self._no_target = (None,) * len(TARGET_COLUMNS)
         row_names = (["uuid", "published", "target_index"]
                      + [c.name for c in EXTRACTED_EVENT_COLUMNS]
@@ -226,7 +231,7 @@ class Flattener:
         try:
             return self._extract(event, self._extract_event, self._extract_target)
         except WrongType:
-            coerced: list[str] = []
+            coerced: list[tuple] = []
             values, rows = self._extract(event, lambda obj: self._coerce_event(obj, coerced),
                                          lambda obj: self._coerce_target(obj, coerced))
             if not coerced:  # pragma: no cover - the fast extractor raised for a reason the slow one ignores
@@ -261,6 +266,7 @@ class Flattener:
         grouped: dict[PartitionKey, list] = {}
         dead: list[dict] = []
         seen: set[tuple] = set()
+        changes: dict[tuple, int] = {}
         duplicates = coerced = 0
         for parsed in events:
             try:
@@ -268,10 +274,16 @@ class Flattener:
                 values, rows = prepared
             except WrongType as exc:
                 dead.append(self._dead(parsed, f"wrong type: {exc}"))
+                change = (parsed.event_type, _INDEX.sub("[]", exc.path), exc.got)
+                changes[change] = changes.get(change, 0) + 1
                 continue
             except PartitionNameError as exc:
                 dead.append(self._dead(parsed, str(exc)))
                 continue
+            if type(prepared) is Coerced:
+                for path, got in set(prepared.fields):
+                    change = (parsed.event_type, path, got)
+                    changes[change] = changes.get(change, 0) + 1
             key = PartitionKey(parsed.event_date, parsed.event_type)
             marker = (key, parsed.uuid)
             if marker in seen:
@@ -285,7 +297,8 @@ class Flattener:
                 items = grouped[key] = []
             items.append((parsed, values, rows))
         if not grouped:
-            return Flattened(PartitionSlices(), {}, dead, duplicates, table=None, coerced=coerced)
+            return Flattened(PartitionSlices(), {}, dead, duplicates, table=None, coerced=coerced,
+                             type_changes=changes)
         keys = sorted(grouped)
         try:
             table = self._table([item for key in keys for item in grouped[key]])
@@ -304,7 +317,8 @@ class Flattener:
                 grouped[key] = good
             keys = [key for key in keys if grouped[key]]
             if not keys:
-                return Flattened(PartitionSlices(), {}, dead, duplicates, table=None, coerced=coerced)
+                return Flattened(PartitionSlices(), {}, dead, duplicates, table=None, coerced=coerced,
+                                 type_changes=changes)
             table = self._table([item for key in keys for item in grouped[key]])
         spans: dict[PartitionKey, tuple[int, int]] = {}
         counts: dict[PartitionKey, int] = {}
@@ -315,7 +329,8 @@ class Flattener:
             spans[key] = (start, rows)
             counts[key] = len(items)
             start += rows
-        return Flattened(PartitionSlices(table, spans), counts, dead, duplicates, table=table, coerced=coerced)
+        return Flattened(PartitionSlices(table, spans), counts, dead, duplicates, table=table, coerced=coerced,
+                         type_changes=changes)
 
     def _dead(self, parsed: ParsedEvent, error: str) -> dict:
         raw = parsed.raw_text()

@@ -30,6 +30,7 @@ class DecodeSettings:
     org: str | None = None  # the okta_org of events whose batch names none (--okta_org)
     batch_size: int = DEFAULT_BATCH_SIZE  # events (lines) per pipeline element
     batch_bytes: int = DEFAULT_BATCH_BYTES  # and at most this many bytes of them
+    drift: bool = True  # watch kept events for schema drift (transforms/drift.py)
 
     def __post_init__(self):
         EventTypeSelection.parse(self.event_types)  # a bad selection fails where the settings are made
@@ -57,6 +58,10 @@ def add_flags(parser) -> None:
         "--max_dead_letter_payload_bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES,
         help="Cut dead-letter payloads longer than this many bytes (flagged in the record; "
              "default 16 MiB).")
+    bool_flag(group, "--drift", True,
+              "Watch kept events for schema drift: undocumented JSON paths, event types kept for the first time in "
+              "the lake, documented fields of another JSON type; in the summary, the manifest, the metrics and "
+              "okta-personal-lake report (default true; false spares its small cost).")
     group.add_argument(
         "--okta_org", default=None,
         help="Host of the Okta org the events of --source=file or pubsub came from, e.g. acme.okta.com: "
@@ -86,4 +91,4 @@ def resolve(options, problems: list[str], *, source: str) -> DecodeSettings | No
     if len(problems) > found:
         return None
     return DecodeSettings(options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
-                          options.okta_org, options.batch_size)
+                          options.okta_org, options.batch_size, drift=options.drift)

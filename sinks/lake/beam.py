@@ -24,10 +24,12 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from common.metrics import OrgCounters, counter, measure, mirroring
+from common import drift as drift_reports
+from common.metrics import OrgCounters, count_drift, counter, measure, mirroring
 from sinks.lake import staging
 from sinks.lake.commit import commit_partition, newest_published
 from sinks.lake.dead_letters import DeadLetterStager, commit_dead_letters, withheld_dead_letters
+from sinks.lake.drift import DriftRegistry
 from sinks.lake.records import RUNS_DIR
 from sinks.lake.stage import PartitionStager, StagedFile
 from sinks.lake.staging import staging_dir
@@ -202,7 +204,8 @@ class CommitDeadLetters(_HoldsLease):
 
 
 class FinishRun(beam.DoFn):
-    """Write the run manifest and remove the staging folder (runs once, last)."""
+    """Write the run manifest (with the run's schema drift, what is new to the lake marked) and remove the staging
+    folder (runs once, last)."""
 
     def __init__(self, lake: str, run_id: str, started_at: str, description: dict):
         self.lake, self.run_id, self.started_at, self.description = lake, run_id, started_at, description
@@ -232,6 +235,9 @@ class FinishRun(beam.DoFn):
             manifest["orgs"] = orgs
             manifest["withheld_events"] = sum(o["withheld_events"] for o in orgs.values())
             manifest["withheld_dead_letters"] = sum(o["withheld_dead_letters"] for o in orgs.values())
+        drift = run_drift(self.lake, self.run_id, [r["drift"] for r in results if r["kind"] == "drift"])
+        if drift:
+            manifest["drift"] = drift
         fs.write_bytes(fs.join(self.lake, RUNS_DIR, f"{self.run_id}.json"),
                        jsonio.dumps(manifest))
         ours = staging_dir(self.lake, self.run_id)
@@ -241,6 +247,16 @@ class FinishRun(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - tidying up after others must not fail a committed run
             logging.getLogger(__name__).warning("could not remove stale staging: %s", exc)
         yield manifest
+
+
+def run_drift(lake: str, run_id: str, reports: list[dict]) -> dict:
+    """The run's schema drift (the reading steps' reports added up), what is new to the lake marked and counted."""
+    drift: dict = {}
+    for report in reports:
+        drift_reports.merge(drift, report)
+    if drift and DriftRegistry(lake).register_quietly(drift, run_id):
+        count_drift(drift, news_only=True)
+    return drift_reports.sorted_report(drift)
 
 
 def run_counts(partitions: list[dict], dead: list[dict], withheld_dead: list[dict], tallies: list[dict]) -> dict:

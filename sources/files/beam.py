@@ -46,7 +46,7 @@ from sources.files.ranges import BATCH_BYTES, SPLIT_BYTES, FileRange, file_range
 from sources.files.worker import BatchDecoder
 from transforms import beam as batch_coders  # noqa: F401  (registers the batch coders)
 from transforms import jsonio, progress
-from transforms.beam import DEAD_LETTER, TALLIES, Tally
+from transforms.beam import DEAD_LETTER, TALLIES, Tally, drift_tally, emit_drift
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE
 from transforms.flatten import STAGE_FLATTEN
 from transforms.gc_pause import PausedCollector
@@ -168,10 +168,14 @@ class _DecodeInProcessesFn(beam.DoFn):
                     decoder = decoder or BatchDecoder(self.settings)
                     yield from self._emit(*decoder.decode(batch))
             yield from self._tally.emit()
+            yield from drift_tally(decoder and decoder.drift)
         finally:
             collector.finish()
 
-    def _emit(self, counts, dead, parts, table):
+    def _emit(self, counts, dead, parts, table, drift=None):
+        """One decoded batch out: counted, its dead letters and rows emitted; a decode process's drift report
+        (``drift``) counted and sent to the manifest as the Beam graph's are."""
+        yield from emit_drift(drift)
         org, counters, by_org = self.settings.org, self._counters, self._by_org
         read, filtered, duplicates, coerced = counts
         counters["events_read"].inc(read)

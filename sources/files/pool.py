@@ -2,7 +2,7 @@
 
 :func:`decoded_batches` starts the processes, hands each a range whenever it
 asks for one (so a slow range never holds up the others), and yields what they
-send back, batch by batch: ``(counts, dead_letters, parts, table)``. A reader
+send back, batch by batch: ``(counts, dead_letters, parts, table, drift)``. A reader
 thread per process puts messages on one bounded inbox, so a process that runs
 ahead blocks on its pipe and memory stays bounded whatever the input size.
 
@@ -206,9 +206,9 @@ class _Pool:
                     continue
                 if item[0] == "died":
                     raise DecodeProcessFailed(f"{item[1]}; nothing was committed")
-                (_, counts, dead, parts), data = item
+                (_, counts, dead, parts, drift), data = item
                 table = pa.ipc.open_stream(pa.py_buffer(data)).read_all() if data else None
-                yield counts, dead, parts, table
+                yield counts, dead, parts, table, drift
         finally:
             self.stop()
 
@@ -227,10 +227,11 @@ class _Pool:
 
 
 def decoded_batches(ranges: list, settings: DecodeSettings, processes: int):
-    """Yield ``(counts, dead_letters, parts, table or None)`` for every batch of ``ranges``, in no set order.
+    """Yield ``(counts, dead_letters, parts, table or None, drift)`` for every batch of ``ranges``, in no set order.
 
     ``counts`` is ``(read, filtered, duplicates, coerced)``, ``parts`` lists ``((event_date, event_type),
-    offset, rows, events)`` of ``table`` (see :class:`transforms.records.RowBatches`).
+    offset, rows, events)`` of ``table`` (see :class:`transforms.records.RowBatches`), ``drift`` is the schema
+    drift of the batch's kept events (a :mod:`common.drift` report).
     """
     if not ranges:
         return

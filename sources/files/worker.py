@@ -14,8 +14,10 @@ Protocol, on stdin / stdout, every message framed as ``<meta length, data length
 - parent -> worker: first the settings ``dict``; then one ``FileRange`` per
   task, sent when the worker asked for work; ``None`` to stop.
 - worker -> parent: ``("ready",)`` (asks for a range); per ``MERGE_BATCHES``
-  batches ``("batch", counts, dead_letters, parts)`` with their rows, grouped by
-  partition, as an Arrow IPC stream in ``data`` (none when they kept nothing); ``("ready",)`` again
+  batches ``("batch", counts, dead_letters, parts, drift)`` with their rows, grouped by
+  partition, as an Arrow IPC stream in ``data`` (none when they kept nothing), and with a range's last
+  message the schema drift its kept events showed (a :mod:`common.drift` report, ``{}`` for none; a message of
+  no batches when that is all there is left to send); ``("ready",)`` again
   when a range is done; ``("error", "Class: message")`` then exit 1 on any
   error; ``("end",)`` after ``None``.
 
@@ -34,6 +36,7 @@ import pyarrow as pa
 
 from sources.files.lines import line_batches
 from transforms.decode import decode_batch
+from transforms.drift import DriftWatch
 from transforms.flatten import Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.settings import DecodeSettings
@@ -87,7 +90,8 @@ class BatchDecoder:
     """One ``RawBatch`` -> ``(counts, dead_letters, parts, table or None)``, as the Beam graph's two steps do it.
 
     ``counts`` is ``(read, filtered, duplicates, coerced)``; ``parts`` lists ``((event_date, event_type),
-    offset, rows, events)`` of ``table`` (see :class:`transforms.records.RowBatches`).
+    offset, rows, events)`` of ``table`` (see :class:`transforms.records.RowBatches`). The schema drift of the
+    kept events adds up until :meth:`take_drift`.
     """
 
     def __init__(self, settings: DecodeSettings):
@@ -96,6 +100,11 @@ class BatchDecoder:
         self.prepare = self.flattener.prepare  # the extraction: the same whatever raw_event and the payload bound
         self.typed = LineDecoder()
         self.max_payload, self.org = settings.max_payload_bytes, settings.org
+        self.drift = DriftWatch() if settings.drift else None
+
+    def take_drift(self) -> dict:
+        """The drift report of the batches decoded since the last call (``{}`` without ``--drift``)."""
+        return self.drift.take() if self.drift is not None else {}
 
     def decode(self, batch):
         events, dead, read, filtered = decode_batch(batch, self.max_payload, self.selection, self.prepare,
@@ -103,6 +112,8 @@ class BatchDecoder:
         if not events:
             return (read, filtered, 0, 0), dead, [], None
         result = self.flattener.flatten(events)
+        if self.drift is not None:
+            self.drift.observe(events, result.type_changes)
         parts = [(tuple(key), offset, rows, result.events[key]) for key, offset, rows in result.tables.spans()]
         return (read, filtered, result.duplicates, result.coerced), dead + result.dead_letters, parts, result.table
 
@@ -174,9 +185,9 @@ def _first_copies(found: list, uuids: list) -> tuple[list, int]:
     return kept, dropped
 
 
-def send_merged(stdout, decoded: list) -> None:
-    counts, dead, parts, table = merge(decoded)
-    write_message(stdout, ("batch", counts, dead, parts), b"" if table is None else ipc_bytes(table))
+def send_merged(stdout, decoded: list, drift: dict) -> None:
+    counts, dead, parts, table = merge(decoded) if decoded else ((0, 0, 0, 0), [], [], None)
+    write_message(stdout, ("batch", counts, dead, parts, drift), b"" if table is None else ipc_bytes(table))
 
 
 def serve(stdin, stdout) -> None:
@@ -196,10 +207,12 @@ def serve(stdin, stdout) -> None:
                 collector.between_batches()
                 pending.append(decoder.decode(batch))
                 if len(pending) >= MERGE_BATCHES:
-                    send_merged(stdout, pending)
+                    send_merged(stdout, pending, {})
                     pending = []
-        if pending:
-            send_merged(stdout, pending)
+        # A range's drift goes with its last message: a report per message cost more than the watch itself.
+        drift = decoder.take_drift()
+        if pending or drift:
+            send_merged(stdout, pending, drift)
         write_message(stdout, ("ready",))
     write_message(stdout, ("end",))
 
