@@ -10,20 +10,21 @@ After its commit, a run (the batch manifest's :class:`sinks.lake.beam.FinishRun`
   path, percent-encoded; a hash when that is too long). One listing per type and process tells the paths known
   already, so a run costs a request per type, plus one per new path.
 
-A streaming window's report is kept as ``_drift/windows/<window>-<job>-<id>.json`` (a batch run's is in its
-manifest, ``drift``). A lake written before drift was watched learns its types and paths from its next run,
-which calls them new once.
+A stream's windows' reports are kept added up per job, UTC hour (of the window) and process as
+``_drift/windows/<job>-<hour>-<process>.json``, written whole after each window, so an hour of windows is one file
+(a batch run's report is in its manifest, ``drift``). A lake written before drift was watched learns its types
+and paths from its next run, which calls them new once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import urllib.parse
-import uuid as _uuid
 
 from common.drift import merge, sorted_report
-from sinks.lake.records import RUNS_DIR, now_text
+from sinks.lake.records import RUNS_DIR, now_text, process_token, window_hour
 from storage import fs
 from transforms import jsonio
 
@@ -91,18 +92,33 @@ def _first(paths) -> str | None:
     return min(found) if found else None
 
 
+#: (lake, job) -> [its current hour's file, that hour's drift added up, windows]: written whole after each window.
+_HOURS: dict[tuple[str, str], list] = {}
+_HOURS_LOCK = threading.Lock()
+
+
 def write_window_record(lake: str, job: str, window: str, report: dict) -> str | None:
-    """A streaming window's drift (``_drift/windows/``); None, with a warning, when the store refused it."""
-    path = fs.join(lake, DRIFT_DIR, "windows", f"{window}-{job}-{_uuid.uuid4().hex[:8]}.json")
-    record = {"kind": "window", "run_id": job, "window": window, "committed_at": now_text(),
-              "drift": sorted_report(report)}
-    try:
-        fs.write_bytes(path, jsonio.dumps(record))
-        return path
-    except Exception as exc:  # noqa: BLE001 - as register_quietly
-        logging.getLogger(__name__).warning("could not write the window's drift record: %s: %s",
-                                            exc.__class__.__name__, exc)
-        return None
+    """Add a streaming window's drift to ``_drift/windows/<job>-<hour>-<process>.json``; its path, or None, with a
+    warning, when the store refused it (the next window's write holds this one's drift too).
+
+    Only this process writes that file, whole each time, so an hour of windows is one file and no write loses
+    another's report."""
+    with _HOURS_LOCK:
+        path = fs.join(lake, DRIFT_DIR, "windows", f"{job}-{window_hour({'window': window})}-{process_token()}.json")
+        current = _HOURS.get((lake, job))
+        if current is None or current[0] != path:  # a new hour (or a forked process): its own file
+            current = _HOURS[(lake, job)] = [path, {}, 0]
+        merge(current[1], report)
+        current[2] += 1
+        record = {"kind": "windows", "run_id": job, "last_window": window, "windows": current[2],
+                  "committed_at": now_text(), "drift": sorted_report(current[1])}
+        try:
+            fs.write_bytes(path, jsonio.dumps(record))
+            return path
+        except Exception as exc:  # noqa: BLE001 - as register_quietly
+            logging.getLogger(__name__).warning("could not write the window's drift record: %s: %s",
+                                                exc.__class__.__name__, exc)
+            return None
 
 
 def sightings(lake: str) -> list[dict]:

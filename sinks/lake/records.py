@@ -82,7 +82,7 @@ _OPEN_LOCK = threading.Lock()
 _PROCESS = {"pid": None, "token": ""}
 
 
-def _process_token() -> str:
+def process_token() -> str:
     """Tells this process's files apart from another's (a restart, a second worker, a fork) with the same job."""
     if _PROCESS["pid"] != os.getpid():
         _PROCESS.update(pid=os.getpid(), token=_uuid.uuid4().hex[:8])
@@ -111,7 +111,7 @@ def write_window_record(lake: str, name: str, link: dict) -> str:
     hour = window_hour(link)
     line = jsonio.dumps({**link, "record": name})
     with _OPEN_LOCK:
-        token = _process_token()
+        token = process_token()
         current = _OPEN.get((lake, job))
         path = fs.join(lake, RUNS_DIR, WINDOWS_DIR, f"{job}-{hour}-{token}{WINDOW_RECORDS_SUFFIX}")
         if current is None or current.path != path:  # a new hour: its own file (the last one is complete)
