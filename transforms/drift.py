@@ -37,7 +37,7 @@ from schemas.fields import COLUMNS
 from transforms import jsonio
 
 #: One kept event in this many is walked whatever its signature (the first of each signature always is).
-SAMPLE_EVERY = 256
+SAMPLE_EVERY = 1024
 #: Of a mixed signature's events (a finer signature found holding several sets of paths), one in this many is
 #: walked and its paths taken by the next ones.
 MIXED_EVERY = 16
