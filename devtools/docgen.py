@@ -40,7 +40,7 @@ _REGEXES = {
     "okta_org_url": r"^https://[^/?#]+/?$",
     "orgs": r"^(gs|s3)://.+$",
     "since": _TIME, "until": _TIME,
-    "slice": _DURATION, "lookback": _DURATION, "window": _DURATION, "poll_interval": _DURATION,
+    "slice": _DURATION, "lookback": _DURATION, "window": _DURATION, "poll_interval": r"^(auto|[0-9]+(\.[0-9]+)?[smhd])$",
     "dedupe_horizon": _DURATION, "stop_after": _DURATION,
     "subscription": r"^projects/[^/]+/subscriptions/[^/]+$",
     "event_types": r"^[A-Za-z0-9_.*]+(,[A-Za-z0-9_.*]+)*$",
