@@ -244,8 +244,8 @@ def org_tail_settings(tail: TailSettings, org, number: int) -> TailSettings:
 class OrgTail:
     """One org of a many-org tail (``--orgs``): an :class:`OktaTail` that pauses when its org fails.
 
-    An org that fails (401/403, a wrong URL, an outage past the client's retries) is paused: its open
-    window is dropped (its cursor still points before it), the error is printed as one line, and it
+    An org that fails (401/403, a wrong URL, an outage past the client's retries) is paused: what its
+    current poll read is dropped (its cursor still points before it), the error is printed as one line, and it
     starts again after a backoff (poll interval x 2^failures, at most five minutes) with its credential
     read anew; the other orgs are not touched. Both runners tick it: a thread per org locally
     (:func:`run_orgs_locally`), a key per org on Dataflow (:mod:`streaming.beam`).
