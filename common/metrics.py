@@ -17,6 +17,7 @@ duration, the newest committed ``published``) to that endpoint only.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -77,6 +78,14 @@ MEASUREMENTS = {
     "window_closed": "a window ended and was committed or held nothing (epoch seconds)",
     "source_reached": "the source answered (an Okta page or a Pub/Sub pull; epoch seconds)",
     "cursor_loaded": "when the stored cursor a run starts from was stored (epoch seconds)",
+}
+
+#: Freshness, one observation per committed event, per org: name -> meaning (histograms on the local endpoint,
+#: quantiles in the window line and the run summary).
+FRESHNESS = {
+    "receipt_to_commit_seconds": "seconds from the moment the stream received an event (an Okta page, a Pub/Sub "
+                                 "pull) to the commit that made it queryable (lake, then Iceberg)",
+    "published_to_commit_seconds": "seconds from an event's published time to the commit that made it queryable",
 }
 
 _mirror = None  # set by pipeline.monitoring on a local run with --metrics_port
@@ -140,6 +149,67 @@ def measure(name: str, value: float) -> None:
     """A reading for the local endpoint (no Beam metric): see :data:`MEASUREMENTS`."""
     if _mirror is not None:
         _mirror.measure(name, value)
+
+
+class Quantiles:
+    """Quantiles of many readings in bounded memory: counts in buckets 2% wide (so each quantile is within 2%)."""
+
+    RATIO = 1.02
+    SMALLEST = 0.001  # readings below this (or negative: clocks apart) count as this
+
+    def __init__(self):
+        self._counts: dict[int, int] = {}
+        self.count = 0
+        self.largest = 0.0
+
+    def add(self, values) -> None:
+        for value in values:
+            bucket = 0 if value <= self.SMALLEST else math.ceil(math.log(value / self.SMALLEST, self.RATIO))
+            self._counts[bucket] = self._counts.get(bucket, 0) + 1
+            self.count += 1
+            self.largest = max(self.largest, value)
+
+    def quantile(self, q: float) -> float:
+        """The reading at quantile ``q`` (the upper edge of its bucket; the largest reading at most); NaN if none."""
+        if not self.count:
+            return float("nan")
+        rank, seen = max(1, math.ceil(q * self.count)), 0
+        for bucket in sorted(self._counts):
+            seen += self._counts[bucket]
+            if seen >= rank:
+                return min(self.SMALLEST * self.RATIO ** bucket, self.largest)
+        return self.largest
+
+    def describe(self) -> str:
+        """``p50 1.2 s, p95 3.4 s, p99 5.0 s, max 6.1 s (n events)``."""
+        if not self.count:
+            return "no events"
+        parts = [f"p{round(q * 100)} {self.quantile(q):.1f} s" for q in (0.5, 0.95, 0.99)]
+        return f"{', '.join(parts)}, max {self.largest:.1f} s ({self.count:,} events)"
+
+
+_freshness: dict[str, Quantiles] = {name: Quantiles() for name in FRESHNESS}
+
+
+def observe(name: str, org: str | None, values) -> None:
+    """Readings of one of :data:`FRESHNESS` for ``org``: kept for the run summary, and sent to the local endpoint."""
+    values = list(values)
+    with _totals_lock:
+        _freshness[name].add(values)
+    if _mirror is not None:
+        _mirror.observe(name, org or "", values)
+
+
+def freshness_totals() -> dict[str, Quantiles]:
+    """This process's freshness readings so far (the run summary prints them)."""
+    with _totals_lock:
+        return {name: _copy(quantiles) for name, quantiles in _freshness.items()}
+
+
+def _copy(quantiles: Quantiles) -> Quantiles:
+    copy = Quantiles()
+    copy._counts, copy.count, copy.largest = dict(quantiles._counts), quantiles.count, quantiles.largest
+    return copy
 
 
 #: Per-org counters (runs that know the org): namespace of their own, so the totals above stay as they are.

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         def pipeline_args(urls: list[str], tmp: str) -> list[str]:
             return ["--streaming", "--source=okta", f"--okta_org_url={urls[0]}",
                     f"--state={Path(args.output).resolve()}-cursor.json", f"--output={args.output}",
-                    f"--lookback={args.days}d", "--window=30s", "--poll_interval=5s",
+                    f"--lookback={args.days}d",
                     f"--stop_after={int(args.minutes * 60)}s"]
 
         return run_against_servers(args, [server_extra], pipeline_args)

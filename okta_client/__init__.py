@@ -1,7 +1,7 @@
 """A client for the Okta System Log API (``/api/v1/logs``), usable without Beam.
 
 It follows Okta's contract (docs/okta-system-log.md): pages come
-only from ``Link rel="next"`` URLs, polling chains end at an empty page,
+only from ``Link rel="next"`` URLs, polling chains end at a short page,
 pacing follows the ``X-Rate-Limit-*`` headers, and a 429 waits for the
 window's reset instead of sleeping a fixed second.
 

@@ -3,8 +3,10 @@
 - Pages come from ``Link rel="next"`` URLs only; ``after`` is never built by
   hand, and a next link to another origin is refused.
 - Bounded reads (``since`` + ``until``) end at the page without a next link;
-  polling reads (no ``until``) end at the first empty page (caught up), and
-  that page's next link is the cursor to resume from.
+  polling reads (no ``until``) end at the first short page (fewer events than
+  the ``limit`` asked: caught up), and that page's next link is the cursor to
+  resume from. Okta's polling chain always has a next link, so asking it for
+  an empty page only to learn "caught up" would spend a request for nothing.
 - Faults: connection errors, timeouts, cut-off bodies and 5xx are retried
   with capped exponential backoff and full jitter; a 429 waits for the rate
   window (see :mod:`okta_client.ratelimit`); a 500 ``E0000009`` on a bounded
@@ -19,7 +21,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 import requests
@@ -34,6 +36,8 @@ from okta_client.urls import check_next_link, normalise_org_url
 
 LOG = logging.getLogger("okta_client")
 LOGS_PATH = "/api/v1/logs"
+DEFAULT_LIMIT = 100  # Okta's page size when a request names no limit
+MAX_LIMIT = 1000  # and the most it serves per page
 USER_AGENT = "okta-personal-lake/0.1 (+https://github.com/; python-requests)"
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
               requests.exceptions.ContentDecodingError)
@@ -137,14 +141,16 @@ class SystemLogClient:
             url = page.next_url
 
     def polling_pages(self, url: str) -> Iterator[Page]:
-        """Follow a polling chain from ``url`` until an empty page (caught up).
+        """Follow a polling chain from ``url`` while its pages are full; stop after the first short page.
 
-        The last page yielded is empty; its ``next_url`` is where to resume.
+        A full page (as many events as the ``limit`` asked) means more may be waiting; a short one (an
+        empty one included) means caught up. The last page yielded is short; its ``next_url`` is where to
+        resume, and it is not asked for now.
         """
         while True:
             page = self.get_page(url, bounded=False)
             yield page
-            if not page.events:
+            if len(page.events) < page_limit(page.url):
                 return
             if not page.next_url:
                 raise OktaApiError("GET", page.url, 200, None,
@@ -253,6 +259,15 @@ class SystemLogClient:
             self.sleep(seconds)
         elif self.stop.wait(seconds):
             raise Stopped("asked to stop while waiting to retry")
+
+
+def page_limit(url: str) -> int:
+    """The page size a request asked for (its ``limit``; Okta's default when it names none)."""
+    values = parse_qs(urlsplit(url).query).get("limit")
+    try:
+        return min(max(1, int(values[0])), MAX_LIMIT) if values else DEFAULT_LIMIT
+    except ValueError:
+        return DEFAULT_LIMIT
 
 
 def _okta_error(body: bytes) -> tuple[str | None, str]:

@@ -6,7 +6,9 @@ A local run (batch, the Okta tail loop, the Pub/Sub loop) serves on
 - ``/metrics``: the pipeline's counters (the same increments as its Beam
   metrics, namespace ``okta_personal``; :mod:`common.metrics` mirrors them
   here), the commit-duration histogram, the lag and the cursor age, each with
-  an ``org`` label (the Okta org's host; "" for files and Pub/Sub);
+  an ``org`` label (the Okta org's host; "" for files and Pub/Sub), and the
+  freshness histograms (receipt to commit, ``published`` to commit), labelled
+  with each committed event's own org (so a many-org tail has one per org);
 - ``/healthz``: 200, or 503 when a streaming run has closed no window, or not
   reached its source, for ``--healthz_stall``. A batch run is healthy while
   it runs.
@@ -37,6 +39,8 @@ COUNTERS = {**metrics.COUNTERS, **metrics.API_COUNTERS, **metrics.BIGQUERY_COUNT
             **metrics.STREAM_COUNTERS}
 DEAD_LETTER_STAGES = "dead_letters_by_stage"
 COMMIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+#: Freshness histograms (:data:`common.metrics.FRESHNESS`): fine around the 15 s target, coarse past it.
+FRESHNESS_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 30, 60, 120, 300, 900, 3600)
 #: Gauges computed when scraped: name -> meaning.
 GAUGES = {
     "lag_seconds": "now minus the newest committed event's published time (NaN before the first commit)",
@@ -60,6 +64,7 @@ def exported_names() -> set[str]:
     names |= {f"{DRIFT_PREFIX}{name}_total" for name in metrics.DRIFT_COUNTERS}
     names |= {f"{PREFIX}{DEAD_LETTER_STAGES}_total"}
     names |= {f"{PREFIX}commit_duration_seconds_{s}" for s in ("bucket", "count", "sum")}
+    names |= {f"{PREFIX}{name}_{s}" for name in metrics.FRESHNESS for s in ("bucket", "count", "sum")}
     names |= {PREFIX + name for name in GAUGES}
     return names
 
@@ -79,8 +84,8 @@ def add_flags(parser) -> None:
     monitoring.add_argument(
         "--metrics_port", type=int, default=None,
         help="Serve Prometheus metrics on this port while a local run (batch or streaming) runs: /metrics (the "
-             "okta_personal counters, commit duration, lag, cursor age; label org) and /healthz. 0 picks a free "
-             "port (printed). On Dataflow the counters stay Beam metrics.")
+             "okta_personal counters, commit duration, freshness, lag, cursor age; label org) and /healthz. 0 picks "
+             "a free port (printed). On Dataflow the counters stay Beam metrics.")
     monitoring.add_argument(
         "--metrics_host", default="127.0.0.1",
         help="Address the metrics endpoint listens on (default 127.0.0.1, this machine only; 0.0.0.0 for all).")
@@ -133,6 +138,8 @@ class LocalMetrics:
         self._drift_series: dict[str, set] = {kind: set() for kind in metrics.DRIFT_COUNTERS}
         self._commit = Histogram(PREFIX + "commit_duration_seconds", metrics.MEASUREMENTS["commit_seconds"],
                                  ["org"], buckets=COMMIT_BUCKETS, registry=self.registry).labels(org)
+        self._freshness = {name: Histogram(PREFIX + name, meaning, ["org"], buckets=FRESHNESS_BUCKETS,
+                                           registry=self.registry) for name, meaning in metrics.FRESHNESS.items()}
         readings = {
             "lag_seconds": lambda: self._since(self._newest),
             "newest_committed_published_seconds": lambda: float("nan") if self._newest is None else self._newest,
@@ -178,6 +185,11 @@ class LocalMetrics:
             self._source_reached = value
         elif name == "cursor_loaded":  # the stored cursor a run starts from: its age counts from its storing
             self._cursor_stored_at = value if self._cursor_stored_at is None else self._cursor_stored_at
+
+    def observe(self, name: str, org: str, values) -> None:
+        histogram = self._freshness[name].labels(org)
+        for value in values:
+            histogram.observe(value)
 
     def healthy(self) -> tuple[bool, str]:
         """(healthy, why): a streaming run must close windows and reach its source within the stall time."""

@@ -19,7 +19,7 @@ import apache_beam as beam
 
 from common import drift as drift_reports
 from common.durations import describe
-from common.metrics import process_totals, take_drift_totals
+from common.metrics import FRESHNESS, freshness_totals, process_totals, take_drift_totals
 from pipeline import runner as local_runner
 from pipeline.config import RunConfig
 from pipeline.failures import RunFailed, failure
@@ -29,6 +29,10 @@ from streaming import okta_tail, pubsub_loop
 from streaming.beam import TailOrgsToLake, TailSystemLogToLake, WriteLakeWindows
 from transforms.beam import PersonalEventsToRows
 
+#: The run summary's freshness lines (one per :data:`common.metrics.FRESHNESS` reading).
+FRESHNESS_LABELS = {"receipt_to_commit_seconds": "received -> committed",
+                    "published_to_commit_seconds": "published -> committed"}
+assert set(FRESHNESS_LABELS) == set(FRESHNESS)
 RESUME = {"okta": "the cursor points after the last one", "pubsub": "messages of later windows are not acknowledged"}
 
 
@@ -111,6 +115,8 @@ def run_loop(loop, config: RunConfig) -> int:
     summary = RunSummary(config.run_id, config.lake.root, counts, seconds=seconds,
                          drift=drift_reports.sorted_report(take_drift_totals()))
     print(summary.render(), flush=True)
+    for name, quantiles in freshness_totals().items():
+        print(f"  {FRESHNESS_LABELS[name]:<24}{quantiles.describe()}", flush=True)
     print(stopped(config), file=sys.stderr, flush=True)
     if not summary.balanced:
         print("error: the run's counts do not balance (see above); please report this", file=sys.stderr)

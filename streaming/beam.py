@@ -10,17 +10,18 @@ previous page), so one org is tailed by one worker: a ``PeriodicImpulse``
 ticks every second, all ticks share one key, and a stateful DoFn (Beam runs
 one key serially, on any runner) does the work:
 
-- it polls from the cursor until an empty page, then waits
-  ``--poll_interval`` before the next poll, whatever the runner does with
-  the ticks (Beam's local runner does not honour poll intervals reliably);
-  every request also goes through the org's rate governor;
+- it polls from the cursor while pages are full, stops at the first short
+  page (caught up), then waits ``--poll_interval`` (auto: from the org's
+  rate limit) before the next poll, whatever the runner does with the ticks
+  (Beam's local runner does not honour poll intervals reliably); every
+  request also goes through the org's rate governor;
 - each page is decoded, validated, selected and flattened by the same
   functions as the batch path, deduped against the uuids kept within
   ``--dedupe_horizon``, and buffered;
-- when the ``--window`` (processing time) a buffer belongs to is over, the
-  buffer is committed to the lake as that window's files
-  (:func:`sinks.lake.window.commit_window`), and only then is the cursor
-  of the last page in the buffer stored in ``--state``.
+- what a poll read is committed to the lake when the poll ends, or when the
+  ``--window`` (processing time) it was read in ends, whichever comes first,
+  as that window's files (:func:`sinks.lake.window.commit_window`), and only
+  then is the cursor after it stored in ``--state``.
 
 The tail itself has no Beam in it (:class:`streaming.okta_tail.OktaTail`);
 this module only puts it inside a stateful DoFn for Dataflow.

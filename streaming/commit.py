@@ -127,7 +127,9 @@ def _warn(what: str, exc: Exception) -> None:
 
 def report_window(settings: WindowSettings, start: float, results: Sequence[WindowCommit], latency: str,
                   read: int | None = None, duplicates: int = 0, drift: dict | None = None) -> None:
-    """Count one committed window and print its progress line (unless quiet); ``latency`` ends the line.
+    """Count one commit of a window and print its progress line (unless quiet); ``latency`` ends the line: how
+    fresh the committed events are (the window buffer's "committed 0.4 s (max 0.6 s) after receipt, 3.1 s (max
+    6.5 s) after published", medians and maxima), or how long after the window's end Beam committed it.
 
     ``duplicates``: the window's events dropped before its commit (a repeat within its reads or the dedupe
     horizon); the commit adds those already in the lake. ``drift``: the window's drift report; what it holds new

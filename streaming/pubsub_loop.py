@@ -101,7 +101,7 @@ class PubSubTail:
 
     def _flush(self) -> None:
         """Commit the finished window, then (and only then) acknowledge its messages."""
-        self._buffer.commit("message", "pubsub")
+        self._buffer.commit("pubsub")
         held, self._held = self._held, []
         self._buffer.reset(None)
         # An acknowledgement that fails now only means Pub/Sub delivers those messages again after their

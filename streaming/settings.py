@@ -24,7 +24,7 @@ class StreamSettings:
     """The streaming flags, parsed: seconds each."""
 
     window: float  # processing time per window (--window)
-    poll_interval: float  # the Okta tail's wait once caught up (--poll_interval)
+    poll_interval: float | None  # the Okta tail's wait once caught up (--poll_interval); None: auto
     dedupe_horizon: float  # how long a uuid is remembered (--dedupe_horizon)
     stop_after: float | None = None  # stop the run after this long (--stop_after); None: run until stopped
 
@@ -50,7 +50,7 @@ class TailSettings:
 
     state_uri: str | None  # None: the Iceberg table (window.iceberg) holds the cursor
     lookback: _dt.timedelta
-    poll_interval: float  # seconds
+    poll_interval: float | None  # seconds between polls once caught up; None: from the org's limit (auto)
     window: WindowSettings
 
 
@@ -65,12 +65,15 @@ class PubSubSettings:
 def add_flags(parser) -> None:
     stream = parser.add_argument_group("Streaming (--streaming with --source=okta or --source=pubsub)")
     stream.add_argument(
-        "--window", default="5m",
-        help="Length of the lake's write windows in streaming (e.g. 1m, 5m): each window's rows are "
-             "committed as files named after it.")
+        "--window", default="10s",
+        help="Length of the lake's write windows in streaming (e.g. 10s, 5m): rows are committed at the latest "
+             "when the window they were read in ends, as files named after it (the Okta tail commits sooner: "
+             "after every poll that caught up). Longer windows make fewer files and staler rows.")
     stream.add_argument(
-        "--poll_interval", default="60s",
-        help="How long the Okta tail waits after an empty page (caught up) before polling again.")
+        "--poll_interval", default="auto",
+        help="How long the Okta tail waits between polls once caught up (a short page). auto: every 6 s or, on "
+             "an org whose rate limit is low, as often as keeps the idle tail under half of it (6.7 s at 20 "
+             "requests/min); a backlog is read without waiting, within --okta_rate_share.")
     stream.add_argument(
         "--dedupe_horizon", default="24h",
         help="How long a stream remembers the uuids it wrote, to drop repeats early; repeats older than "
@@ -86,12 +89,12 @@ def resolve(options, problems: list[str], *, streaming: bool) -> StreamSettings 
     if not streaming:
         return None
     found = len(problems)
-    seconds = {name: duration_seconds(options, name, problems, at_least=1)
-               for name in ("window", "poll_interval", "dedupe_horizon", "stop_after")}
+    names = ("window", "dedupe_horizon", "stop_after") + (() if options.poll_interval == "auto" else ("poll_interval",))
+    seconds = {name: duration_seconds(options, name, problems, at_least=1) for name in names}
     if len(problems) > found:
         return None
     if seconds["dedupe_horizon"] < seconds["window"]:
         problems.append("--dedupe_horizon must be at least one --window")
         return None
-    return StreamSettings(seconds["window"], seconds["poll_interval"], seconds["dedupe_horizon"],
+    return StreamSettings(seconds["window"], seconds.get("poll_interval"), seconds["dedupe_horizon"],
                           seconds["stop_after"])

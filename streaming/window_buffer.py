@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import time
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.metrics import count_drift, counter, dead_letter_counter, measure
+from common.metrics import Quantiles, count_drift, counter, dead_letter_counter, measure, observe
 from schemas.arrow import file_schema
 from sinks.lake.drift import DriftRegistry, write_window_record
 from sinks.lake.window import WindowCommit, commit_window, window_id, window_start
@@ -66,7 +67,7 @@ class WindowBuffer:
         self._buffered = 0
         self._kept = 0  # events kept in the buffer (their rows not yet committed)
         self._duplicates = 0  # events dropped as duplicates while the window was read
-        self._oldest: float | None = None
+        self._received: list = []  # (wall-clock second received, {uuid: (published µs, org)}) per kept table
 
     def ended(self, now: float) -> bool:
         """Whether the buffered window is over at ``now`` (time to commit it)."""
@@ -98,8 +99,7 @@ class WindowBuffer:
             self._read += decoded.read
             events += decoded.events
             dead += decoded.dead_letters
-        if self._oldest is None and batches:
-            self._oldest = self._clock()
+        received = time.time()  # wall clock, like `published`, whatever clock cuts the windows
         flat = self._flattener.flatten(events)
         if self._drift is not None:
             self._drift.observe(events, flat.type_changes)
@@ -111,6 +111,7 @@ class WindowBuffer:
             if table.num_rows:
                 self._rows.append((key, table))
                 self._buffered += table.num_rows
+                self._received.append((received, _events_of(table)))
         dead += flat.dead_letters
         self._dead.extend(dead)
         self._counters["dead_letters"].inc(len(dead))
@@ -135,7 +136,7 @@ class WindowBuffer:
             self._drift.discard()  # its events are read again
         self.reset(None)
 
-    def commit(self, what: str, source: str, cursor: str | None = None) -> WindowCommit | None:
+    def commit(self, source: str, cursor: str | None = None) -> WindowCommit | None:
         """Commit the buffered window (None when it holds nothing) and print its progress line.
 
         With ``--iceberg_table`` the window's files then become one Iceberg snapshot, its summary
@@ -154,10 +155,10 @@ class WindowBuffer:
         measure("commit_seconds", time.monotonic() - started)
         if self._rows:
             measure("newest_published", max(pc.max(table["published"]).value for _, table in self._rows) / 1e6)
-        lag = self._clock() - (self._oldest or self._clock())
+        freshness = self._observe_freshness()
         drift = self._report_drift(window_id(window))
-        report_window(settings, window, [result], f"oldest {what} committed after {lag:.1f} s", read=self._read,
-                      duplicates=self._duplicates, drift=drift)
+        report_window(settings, window, [result], freshness, read=self._read, duplicates=self._duplicates,
+                      drift=drift)
         measure("window_closed", self._clock())
         return result
 
@@ -171,3 +172,30 @@ class WindowBuffer:
             count_drift(report)
         return report
 
+    def _observe_freshness(self) -> str:
+        """Each committed event's seconds since it was received and since it was published: to the endpoint's
+        histograms (per org) and, as quantiles, to the window line. Called right after the commit."""
+        now = time.time()
+        by_org: dict = {}
+        for received, events in self._received:
+            for published_us, org in events.values():
+                since = by_org.setdefault(org, ([], []))
+                since[0].append(now - received)
+                since[1].append(now - published_us / 1e6)
+        receipt, published = Quantiles(), Quantiles()
+        for org, (after_receipt, after_published) in by_org.items():
+            observe("receipt_to_commit_seconds", org, after_receipt)
+            observe("published_to_commit_seconds", org, after_published)
+            receipt.add(after_receipt)
+            published.add(after_published)
+        if not receipt.count:
+            return "nothing new"
+        return (f"committed {receipt.quantile(0.5):.1f} s (max {receipt.largest:.1f} s) after receipt, "
+                f"{published.quantile(0.5):.1f} s (max {published.largest:.1f} s) after published")
+
+
+def _events_of(table: pa.Table) -> dict:
+    """``{uuid: (published in µs, okta_org)}`` of a table of rows (one row per target)."""
+    published = pc.cast(table["published"], pa.int64()).to_pylist()
+    return {uuid: (when, org) for uuid, when, org in zip(table["uuid"].to_pylist(), published,
+                                                          table["okta_org"].to_pylist())}

@@ -16,6 +16,8 @@ at a time read and publish a partition, neither do runs that commit the same par
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -63,14 +65,35 @@ def _tally() -> dict:
     return {"rows": 0, "events": 0, "duplicates_in_run": 0, "duplicates_in_lake": 0, "withheld": 0}
 
 
-def _uuid_set(path: str) -> set[str]:
+#: The uuids of committed files this process has read, newest last: a committed file is never changed in place
+#: (names are unique; a rewrite has a new name), so a stream's next commit of the partition reads only the files
+#: added since, not the whole day's. Bounded by MAX_KNOWN_UUIDS (the oldest files are read again when needed).
+_known: OrderedDict[str, frozenset] = OrderedDict()
+_known_lock = threading.Lock()
+_known_size = 0
+MAX_KNOWN_UUIDS = 500_000
+
+
+def _uuid_set(path: str) -> frozenset:
+    global _known_size
+    with _known_lock:
+        if path in _known:
+            _known.move_to_end(path)
+            return _known[path]
     try:
-        return set(fs.read_parquet(path, columns=["uuid"]).column("uuid").to_pylist())
+        uuids = frozenset(fs.read_parquet(path, columns=["uuid"]).column("uuid").to_pylist())
     except Exception as exc:  # a foreign or corrupt file in our partition
         raise OSError(
             f"cannot read the uuid column of {path} ({exc.__class__.__name__}: {exc}); "
             "every .parquet file in a lake partition must be one this pipeline wrote"
         ) from None
+    with _known_lock:
+        if path not in _known:
+            _known[path] = uuids
+            _known_size += len(uuids)
+        while _known_size > MAX_KNOWN_UUIDS and len(_known) > 1:
+            _known_size -= len(_known.popitem(last=False)[1])
+    return uuids
 
 
 def commit_partition(

@@ -6,7 +6,8 @@
   what is left of the slice in two and reads both halves.
 - :class:`ReadSystemLogTail` (scheduled incremental runs): resumes the
   polling chain from the cursor in ``--state`` (or starts ``--lookback``
-  back), follows next links until an empty page, and hands the final next
+  back), follows next links while pages are full, stops at the first short
+  page (caught up; its next link is not asked for), and hands that page's next
   link on; :class:`StoreCursor` writes it only after the lake is committed,
   so a crash at any point re-reads (and dedupes) instead of losing.
 
@@ -100,11 +101,13 @@ class _PollUntilCaughtUpFn(beam.DoFn):
     def process(self, _):
         start = starting_point(self._client, self.settings, self.state_uri, self.lookback, self.iceberg)
         next_url = start.url
+        asked = _dt.datetime.now(UTC)  # when the page being read was asked for
         for number, page in enumerate(self._client.polling_pages(start.url)):
+            caught_up = rfc3339(asked)  # the last page is short: it held all Okta had persisted when asked
             if page.events:
                 yield RawBatch(page.url, "page", [number + 1], [page.body], org=self.settings.org)
             next_url = page.next_url or next_url
-        caught_up = rfc3339(_dt.datetime.now(UTC))  # the chain just read its empty page
+            asked = _dt.datetime.now(UTC)
         yield beam.pvalue.TaggedOutput(CURSOR, okta_state.CursorState(
             self.settings.org_url, self.settings.filter, next_url, run_id=self.run_id,
             caught_up_at=caught_up, started=start.describe()))

@@ -28,7 +28,8 @@ class CursorState:
     updated_at: str = ""
     run_id: str = ""
     version: int = STATE_VERSION
-    # When the chain behind next_url last read an empty page (the end of the span the coverage report proves).
+    # When the chain behind next_url last read a short page, as asked (the end of the span the coverage report
+    # proves).
     caught_up_at: str = ""
     # Where the chain that led to next_url started (sources.okta.polling.StartPoint.describe()): recorded in
     # the lake's run records (sinks/lake/records.py) for the coverage report, never written to the state file.

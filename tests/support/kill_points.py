@@ -16,6 +16,12 @@ POINT is where the run pauses (it touches MARKER, then sleeps until it is killed
   commit the same partitions at the same moment.
 - ``holding:S``: the run's commit leases go stale after S seconds (instead of the module's
   default); it pauses while it holds one, right before its first publish.
+
+Points of a streaming window's commit (the Okta tail, the local Pub/Sub loop), at its first commit that holds rows:
+
+- ``window-partition``: one partition of the window is committed to the lake, the others are not;
+- ``window-snapshot``: the lake holds the window, the Iceberg snapshot is not committed;
+- ``window-cursor``: the lake and the Iceberg table hold the window, the Okta cursor is not stored.
 """
 
 from __future__ import annotations
@@ -48,7 +54,38 @@ def together(marker: Path, runs: int, timeout: float = 300) -> None:
         time.sleep(0.02)
 
 
+def install_window(point: str, marker: Path) -> None:
+    """The ``window-*`` points (see the module's docstring)."""
+    from sinks.lake import window
+    from streaming import okta_tail, window_buffer
+
+    if point == "window-partition":
+        commit = window.commit_partition
+
+        def partition_commit(*args, **kwargs):
+            result = commit(*args, **kwargs)
+            if result.files:
+                pause(marker)
+            return result
+
+        window.commit_partition = partition_commit
+    elif point == "window-snapshot":
+        snapshot = window_buffer.commit_snapshot
+
+        def commit_snapshot(settings, window_name, results, *args, **kwargs):
+            if any(result.written for result in results):
+                pause(marker)
+            return snapshot(settings, window_name, results, *args, **kwargs)
+
+        window_buffer.commit_snapshot = commit_snapshot
+    elif point == "window-cursor":
+        okta_tail.OktaTail._store = lambda self, state: pause(marker)
+
+
 def install(point: str, marker: Path) -> None:
+    if point.startswith("window-"):
+        install_window(point, marker)
+        return
     write, commit, finish = fs.ParquetFileWriter.write, lake.commit_partition, lake.FinishRun.process
     commits = []
     point, _, value = point.partition(":")
@@ -98,10 +135,10 @@ def install(point: str, marker: Path) -> None:
 
 # --- for the tests: start such a run, wait for its point, kill it ---------------------------------
 
-def start(point: str, marker: Path, log: Path, *args: str) -> subprocess.Popen:
+def start(point: str, marker: Path, log: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "tests.support.kill_points", point, str(marker), "--quiet", *args]
-    return subprocess.Popen(command, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def wait_for(marker: Path, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:

@@ -65,20 +65,25 @@ def test_filter_pushdown_reaches_the_server(okta_server):
     assert len(got) == 25 and all(e["eventType"].startswith("personal.") for e in got)
 
 
-def test_polling_chain_ends_at_the_first_empty_page_and_resumes_from_its_next_link(okta_server):
+def test_polling_chain_ends_at_the_first_short_page_and_resumes_from_its_next_link(okta_server):
     start = recent_start()
     events = make_events(1500, start, STEP)
     server = okta_server(events)
     client = client_for(server)
     pages = list(client.polling_pages(client.first_url(since=iso(start))))
-    assert [len(p) for p in pages] == [1000, 500, 0]
-    assert log_requests(server) == 3
+    # A short page (fewer than the limit asked) is caught up: no request for the empty page after it.
+    assert [len(p) for p in pages] == [1000, 500]
+    assert log_requests(server) == 2
     cursor = pages[-1].next_url
     assert cursor and "after=" in cursor
 
     # Caught up: polling again costs exactly one request, no busy loop.
     again = list(client.polling_pages(cursor))
-    assert [len(p) for p in again] == [0] and log_requests(server) == 4
+    assert [len(p) for p in again] == [0] and log_requests(server) == 3
+
+    # No limit in the URL: Okta's default page of 100 is the full one.
+    default = list(client.polling_pages(client.first_url(since=iso(start)).replace("&limit=1000", "")))
+    assert [len(p) for p in default][:2] == [100, 100] and len(default) == 16 and len(default[-1]) == 0
 
     # New events, one of them published long ago but persisted now (late): the cursor finds both.
     late = make_events(1, start - dt.timedelta(hours=1), STEP, salt=9)[0]

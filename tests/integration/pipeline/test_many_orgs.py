@@ -418,11 +418,14 @@ def test_a_streaming_tail_of_three_orgs_pauses_a_revoked_one_and_resumes_each_fr
     assert TOKEN not in log.read_text()
 
 
-def test_a_tail_org_that_fails_mid_window_commits_nothing_of_it_and_its_cursor_stays(
+def test_a_tail_org_that_fails_mid_poll_commits_nothing_of_it_and_its_cursor_stays(
         okta_server, tmp_path, monkeypatch):
     """The streaming side of isolation, tick by tick (OrgTail, the code both runners tick): pages an org
-    delivered into its open window are dropped when it fails before the window closes, its cursor stays
-    where the last committed window left it, and after the pause it reads them again, each row once."""
+    delivered in a poll are dropped when it fails before the poll caught up (a poll commits only then, or when
+    its window ends), its cursor stays where the last commit left it, and after the pause it reads them again,
+    each row once."""
+    from okta_client import SystemLogClient
+    from okta_client.auth import SswsAuth
     from sources.okta.orgs import parse_orgs
     from streaming import okta_tail
     from streaming.settings import TailSettings
@@ -438,9 +441,25 @@ def test_a_tail_org_that_fails_mid_window_commits_nothing_of_it_and_its_cursor_s
                                 default_event_types=DEFAULT_EVENT_TYPES, default_rate_share=1.0,
                                 state_dir=str(state), page_limit=5)
     assert not problems
+
+    class RevokingClient(SystemLogClient):
+        """A real client of the server that revokes the token (the org fails) after ``revoke_after`` pages."""
+        revoke_after: int | None = None
+
+        def get_page(self, url, *, bounded):
+            page = super().get_page(url, bounded=bounded)
+            if self.revoke_after is not None:
+                self.revoke_after -= 1
+                if self.revoke_after == 0:
+                    server.revoke_token()
+                    self.revoke_after = None
+            return page
+
+    client = RevokingClient(server.url, SswsAuth(TOKEN))
     wall = [6_000_000.0]  # the windows' clock (60 s windows start on multiples of 60)
     pause_clock = [0.0]
-    monkeypatch.setattr(okta_tail, "OktaTail", functools.partial(okta_tail.OktaTail, clock=lambda: wall[0]))
+    monkeypatch.setattr(okta_tail, "OktaTail",
+                        functools.partial(okta_tail.OktaTail, clock=lambda: wall[0], client=client))
     window = window_settings(lake, job="tail", event_types=DEFAULT_EVENT_TYPES, max_payload_bytes=16 << 20)
     tail = okta_tail.org_tail_settings(TailSettings(str(state), dt.timedelta(days=1), 1.0, window), orgs[0], 0)
     org_tail = okta_tail.OrgTail(orgs[0], tail, clock=lambda: pause_clock[0])
@@ -453,30 +472,26 @@ def test_a_tail_org_that_fails_mid_window_commits_nothing_of_it_and_its_cursor_s
     def lake_rows() -> Counter:
         return lake_keys_by_org(lake).get(host(server), Counter()) if list(lake.glob("event_date=*")) else Counter()
 
-    def fail_then_heal() -> None:
-        server.revoke_token()
-        assert tick() == 0 and org_tail.failures == 1  # the 401: the org is paused, its open window dropped
+    def fail_mid_poll(pages: int) -> None:
+        client.revoke_after = pages  # full pages read, then a 401 before the poll catches up
+        assert tick() == 0 and org_tail.failures == 1  # the org is paused, what its poll read dropped
         server.restore_token()
         pause_clock[0] = org_tail.paused_until + 1
 
-    assert tick() > 0  # the history is read into the open window
-    fail_then_heal()
+    fail_mid_poll(3)
     assert lake_rows() == Counter() and not cursor_file.exists()  # nothing committed, no cursor
     assert not list(lake.glob("_dead_letter/**/*.jsonl"))
-    assert tick() > 0  # read again from the start (no cursor was stored)
-    tick(60)  # the window ends: it is committed, then its cursor stored
+    assert tick() > 0  # read again from the start (no cursor was stored), caught up: committed, cursor stored
     assert lake_rows() == expected_row_keys(history)
     committed_cursor = cursor_file.read_text()
 
     fresh = make_events(10, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1),
                         dt.timedelta(milliseconds=10), salt=8)
     server.append(fresh)
-    assert tick() > 0  # the fresh events are in the next open window
-    fail_then_heal()
-    assert lake_rows() == expected_row_keys(history)  # nothing of the dropped window
+    fail_mid_poll(1)  # a full page of the fresh events read, then the 401
+    assert lake_rows() == expected_row_keys(history)  # nothing of the dropped poll
     assert cursor_file.read_text() == committed_cursor  # the cursor still points before it
     assert tick() > 0  # read again from the stored cursor
-    tick(60)
     assert lake_rows() == expected_row_keys(history + fresh)  # each row once
     assert cursor_file.read_text() != committed_cursor
     org_tail.close()

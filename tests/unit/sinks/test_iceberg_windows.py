@@ -52,7 +52,7 @@ def commit(window: WindowSettings, events: list[dict], at: float, cursor: str | 
     buffer = WindowBuffer(window, clock=lambda: at)
     buffer.open(at)
     buffer.take(RawBatch("page", "page", [1], [json.dumps(events).encode()]))
-    return buffer.commit("poll", "okta", cursor)
+    return buffer.commit("okta", cursor)
 
 
 def test_a_window_is_one_snapshot_with_its_summary_and_the_settings_stay_plain(tmp_path):

@@ -255,3 +255,29 @@ def test_a_commit_withholds_every_row_of_a_failed_org_and_a_retry_counts_the_sam
     assert (result.events, result.duplicates_in_lake, result.withheld) == (3, 1, 0)
     assert sorted(set(pq.read_table(lake / key.path()).column("uuid").to_pylist())) == [
         "a1", "a2", "a3", "a4", "b1", "b2", "b3"]
+
+
+@pytest.mark.parametrize("known", [500_000, 1])
+def test_a_process_that_commits_often_still_sees_files_replaced_under_new_names(tmp_path, monkeypatch, known):
+    # The commit remembers the uuids of files it read (a stream commits a partition every few seconds); a
+    # compaction replaces files by new ones, and a small memory (known=1) reads evicted files again.
+    from sinks.lake import commit as lake_commit
+
+    monkeypatch.setattr(lake_commit, "MAX_KNOWN_UUIDS", known)
+    lake = str(tmp_path / "lake")
+    for run, uuids in (("run1", ["a", "b"]), ("run2", ["c"])):
+        staged, _ = stage(tmp_path, table_of(uuids))
+        commit_partition(lake, KEY, staged, run)
+    partition = os.path.join(lake, KEY.path())
+    merged = pq.read_table(partition)
+    for name in os.listdir(partition):
+        os.remove(os.path.join(partition, name))
+    pq.write_table(merged, os.path.join(partition, "part-compacted-000.parquet"))
+
+    staged, _ = stage(tmp_path, table_of(["a", "c", "d"]))
+    result = commit_partition(lake, KEY, staged, "run3")
+    assert (result.events, result.duplicates_in_lake) == (1, 2)
+    staged, _ = stage(tmp_path, table_of(["b", "d", "e"]))
+    result = commit_partition(lake, KEY, staged, "run4")
+    assert (result.events, result.duplicates_in_lake) == (1, 2)
+    assert sorted(pq.read_table(partition).column("uuid").to_pylist()) == ["a", "b", "c", "d", "e"]
