@@ -32,11 +32,13 @@ def cloud_dead_letters(lake: str) -> list[dict]:
     return records
 
 
-# What a finished lake holds: committed data files, dead letters and manifests, and the last (released) commit
-# lease of each partition (with the store-clock probe a waiter may have written beside it), nothing else.
+# What a finished lake holds: committed data files, dead letters and manifests, the last (released) commit
+# lease of each partition (with the store-clock probe a waiter may have written beside it), and the event types
+# and undocumented paths the lake has seen (schema drift), nothing else.
 COMMITTED = re.compile(r"(event_date=[^/]+/event_type=[^/]+/part-[^/]+\.parquet"
                        r"|_dead_letter/[^/]+/dead-letters-[^/]+\.jsonl|_runs/[^/.]+[^/]*\.json"
-                       r"|_locks/event_date=[^/]+/event_type=[^/]+/(\d{12}\.lease|\.clock))")
+                       r"|_locks/event_date=[^/]+/event_type=[^/]+/(\d{12}\.lease|\.clock)"
+                       r"|_drift/(types|paths/[^/]+)/[^/]+\.json)")
 
 
 def assert_only_committed_files(lake: str) -> None:
