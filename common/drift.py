@@ -4,8 +4,9 @@ A *drift report* is a ``dict`` that pickles, travels as JSON (batch manifests, w
 messages) and adds up (:func:`merge`)::
 
     {event_type: {
-        "events": 7513,     # kept events of the type that were watched
-        "walked": 41,       # of which walked key by key (the others took a walked event's paths: transforms/drift.py)
+        "events": 7513,     # kept events of the type (all of them, watched or not)
+        "unwatched": 0,     # of which not watched, the watch being over its CPU budget (transforms/drift.py)
+        "walked": 41,       # of the watched, walked key by key (the others took a walked event's paths)
         "paths": {          # undocumented JSON paths (not a column of schemas/fields.py), leaves only
             "debugContext.debugData.requestId": {
                 "events": 7513,                 # kept events that held it
@@ -42,7 +43,8 @@ def type_entry(report: dict, event_type: str) -> dict:
     """The report's entry of ``event_type`` (made empty when absent)."""
     entry = report.get(event_type)
     if entry is None:
-        entry = report[event_type] = {"events": 0, "walked": 0, "paths": {}, "more_paths": 0, "changed": {}}
+        entry = report[event_type] = {"events": 0, "unwatched": 0, "walked": 0, "paths": {}, "more_paths": 0,
+                                      "changed": {}}
     return entry
 
 
@@ -79,6 +81,7 @@ def merge(into: dict, report: dict | None) -> dict:
     for event_type, entry in (report or {}).items():
         target = type_entry(into, event_type)
         target["events"] += entry.get("events", 0)
+        target["unwatched"] += entry.get("unwatched", 0)
         target["walked"] += entry.get("walked", 0)
         target["more_paths"] += entry.get("more_paths", 0)
         if entry.get("new"):

@@ -163,7 +163,9 @@ def drift_lines(drift: dict) -> list[str]:
              "undocumented path(s) in this lake (docs: operations/drift.md)"]
     for event_type, entry in drift.items():
         state = "  NEW: first kept in this lake" if entry.get("new") else ""
-        lines.append(f"    {event_type}: {entry['events']:,} kept events, {len(entry['paths'])} undocumented "
+        unwatched = entry.get("unwatched", 0)
+        watched = f" ({unwatched:,} not watched: the watch's CPU budget)" if unwatched else ""
+        lines.append(f"    {event_type}: {entry['events']:,} kept events{watched}, {len(entry['paths'])} undocumented "
                      f"path(s){state}")
         for path, by_type in entry["changed"].items():
             found = ", ".join(f"{got} in {n:,}" for got, n in by_type.items())

@@ -44,7 +44,7 @@ def watch_all(batches, watch: DriftWatch) -> dict:
 
 
 def exhaustive() -> DriftWatch:
-    return DriftWatch(sample_every=1)  # every event walked
+    return DriftWatch(sample_every=1, cpu_budget=None)  # every event walked
 
 
 def counts(report: dict) -> dict:
@@ -219,3 +219,40 @@ def test_the_summary_lists_what_is_new_and_bounds_the_list():
     assert any("... 5 more new path(s)" in line for line in lines) and any("known paths: 1" in line for line in lines)
     assert any("personal.b: 0 kept events, 45 undocumented path(s)  NEW" in line for line in lines)
     assert not any("new path: y." in line for line in lines)  # a new type's paths are all new: not listed
+
+
+class FakeCpu:
+    """A process CPU clock the test moves: each call returns ``now``; ``step`` is added after every call."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_over_its_cpu_budget_the_watch_counts_batches_per_type_and_still_walks_a_new_type():
+    batches = corpus()
+    known = [line for batch in batches for line in batch[:-2] if b"personal.admin" in line][:200]
+    new_type = [line.replace(b"personal.admin.configuration.update", b"personal.brand.new") for line in known[:3]]
+    # Each observe seems to take 1 s of a process that did nothing else: far over 2% once MIN_SPEND is spent.
+    watch = DriftWatch(clock=FakeCpu(step=0.5))
+    report: dict = {}
+    for payloads in (known[:100], known[100:], new_type):
+        events, changes = kept(payloads)
+        watch.observe(events, changes)
+        merge(report, watch.take())
+    admin = report["personal.admin.configuration.update"]
+    assert admin["events"] == 200 and admin["unwatched"] == 100  # the second batch: counted, not watched
+    assert report["personal.brand.new"]["events"] == 3 and report["personal.brand.new"]["walked"] == 1
+    assert report["personal.brand.new"]["unwatched"] == 2 and report["personal.brand.new"]["paths"]
+
+
+def test_under_its_cpu_budget_or_without_one_every_event_is_watched():
+    batches = corpus()
+    for watch in (DriftWatch(clock=FakeCpu(step=0.0)), DriftWatch(cpu_budget=None, clock=FakeCpu(step=1.0))):
+        report = watch_all(batches, watch)
+        assert all(entry["unwatched"] == 0 for entry in report.values())
+        assert sum(e["events"] for e in report.values()) == sum(
+            e["events"] for e in watch_all(batches, exhaustive()).values())
