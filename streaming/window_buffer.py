@@ -32,7 +32,7 @@ from streaming.commit import commit_snapshot, finish_window, report_window
 from streaming.settings import WindowSettings
 from transforms.decode import decode_batch
 from transforms.dedupe import RecentUuids
-from transforms.drift import DriftWatch
+from transforms.drift import new_watch
 from transforms.flatten import Flattener
 from transforms.records import RawBatch
 from transforms.shortcuts import LineDecoder
@@ -50,7 +50,7 @@ class WindowBuffer:
         self._typed = LineDecoder()
         self._schema = file_schema(settings.decode.raw_event)
         self._recent = RecentUuids(settings.dedupe_horizon)
-        self._drift = DriftWatch() if settings.decode.drift else None
+        self._drift = new_watch(settings.decode.drift, settings.decode.drift_cpu_share)
         self._registry = DriftRegistry(settings.lake.root)
         self._counters = {name: counter(name) for name in (
             "events_read", "filtered_out", "dead_letters", "duplicates", "duplicates_in_run", "coerced",

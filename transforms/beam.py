@@ -27,7 +27,7 @@ from apache_beam.transforms.window import GlobalWindows
 from common.metrics import OrgCounters, count_drift, counter, dead_letter_counter
 from transforms import progress
 from transforms.decode import STAGE_DECODE, STAGE_VALIDATE, decode_batch
-from transforms.drift import DriftWatch
+from transforms.drift import DriftWatch, new_watch
 from transforms.flatten import STAGE_FLATTEN, Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.records import EventBatch, RawBatch, RowBatch, RowBatches
@@ -206,15 +206,16 @@ class ParseEvents(beam.PTransform):
 
 
 class _FlattenFn(beam.DoFn):
-    def __init__(self, raw_event: bool, max_payload_bytes: int, whole_batches: bool = False, drift: bool = True):
+    def __init__(self, raw_event: bool, max_payload_bytes: int, whole_batches: bool = False, drift: bool = True,
+                 drift_cpu_share: float = 0.02):
         self.raw_event = raw_event
         self.max_payload_bytes = max_payload_bytes
         self.whole_batches = whole_batches
-        self.drift = drift
+        self.drift, self.drift_cpu_share = drift, drift_cpu_share
 
     def setup(self):
         self._flattener = Flattener(self.raw_event, self.max_payload_bytes)
-        self._drift = DriftWatch() if self.drift else None
+        self._drift = new_watch(self.drift, self.drift_cpu_share)
         self._dead = counter("dead_letters")
         self._dead_stage = dead_letter_counter(STAGE_FLATTEN)
         self._duplicates = counter("duplicates")
@@ -268,11 +269,12 @@ class FlattenTargets(beam.PTransform):
         self.raw_event = decode.raw_event
         self.max_payload_bytes = decode.max_payload_bytes
         self.whole_batches = whole_batches
-        self.drift = decode.drift
+        self.drift, self.drift_cpu_share = decode.drift, decode.drift_cpu_share
 
     def expand(self, batches):
         return batches | beam.ParDo(
-            _FlattenFn(self.raw_event, self.max_payload_bytes, self.whole_batches, self.drift)
+            _FlattenFn(self.raw_event, self.max_payload_bytes, self.whole_batches, self.drift,
+                       self.drift_cpu_share)
         ).with_input_types(EventBatch).with_output_types(
             RowBatches if self.whole_batches else RowBatch).with_outputs(DEAD_LETTER, TALLIES, main="rows")
 

@@ -137,6 +137,13 @@ class _Signature:
 _AMBIGUOUS = _Signature("", {})  # a signature whose events hold different paths: its events take a finer one
 
 
+def new_watch(drift: bool, cpu_share: float) -> DriftWatch | None:
+    """The watch a decode path keeps under ``--drift`` and ``--drift_cpu_share`` (None: not watching)."""
+    if not drift:
+        return None
+    return DriftWatch(cpu_budget=None if cpu_share >= 1 else cpu_share)
+
+
 class DriftWatch:
     """Kept events in, drift reports out (``take``); one per process and path (it caches signatures)."""
 

@@ -31,6 +31,7 @@ class DecodeSettings:
     batch_size: int = DEFAULT_BATCH_SIZE  # events (lines) per pipeline element
     batch_bytes: int = DEFAULT_BATCH_BYTES  # and at most this many bytes of them
     drift: bool = True  # watch kept events for schema drift (transforms/drift.py)
+    drift_cpu_share: float = 0.02  # the watch's CPU budget: a share of its process's (1: watch every kept event)
 
     def __post_init__(self):
         EventTypeSelection.parse(self.event_types)  # a bad selection fails where the settings are made
@@ -63,6 +64,10 @@ def add_flags(parser) -> None:
               "the lake, documented fields of another JSON type; in the summary, the manifest, the metrics and "
               "okta-personal-lake report (default true; false spares its small cost).")
     group.add_argument(
+        "--drift_cpu_share", type=float, default=0.02,
+        help="The most of its process's CPU time the drift watch spends (default 0.02); past it, batches are "
+             "counted per event type but not watched, and the summary says how many. 1 watches every kept event.")
+    group.add_argument(
         "--okta_org", default=None,
         help="Host of the Okta org the events of --source=file or pubsub came from, e.g. acme.okta.com: "
              "fills the okta_org column (a Pub/Sub message's okta_org attribute wins). API sources "
@@ -83,6 +88,8 @@ def resolve(options, problems: list[str], *, source: str) -> DecodeSettings | No
         problems.append(f"--batch_size must be between 1 and 100000, got {options.batch_size}")
     if options.max_dead_letter_payload_bytes < 1024:
         problems.append("--max_dead_letter_payload_bytes must be at least 1024")
+    if not 0 < options.drift_cpu_share <= 1:
+        problems.append(f"--drift_cpu_share must be more than 0 and at most 1, got {options.drift_cpu_share:g}")
     if options.okta_org is not None:
         if source == "okta":
             problems.append("--okta_org is for --source=file or pubsub; the API sources take the org from its URL")
@@ -91,4 +98,5 @@ def resolve(options, problems: list[str], *, source: str) -> DecodeSettings | No
     if len(problems) > found:
         return None
     return DecodeSettings(options.event_types, options.raw_event, options.max_dead_letter_payload_bytes,
-                          options.okta_org, options.batch_size, drift=options.drift)
+                          options.okta_org, options.batch_size, drift=options.drift,
+                          drift_cpu_share=options.drift_cpu_share)

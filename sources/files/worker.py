@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from sources.files.lines import line_batches
 from transforms.decode import decode_batch
-from transforms.drift import DriftWatch
+from transforms.drift import new_watch
 from transforms.flatten import Flattener
 from transforms.gc_pause import PausedCollector
 from transforms.settings import DecodeSettings
@@ -100,7 +100,7 @@ class BatchDecoder:
         self.prepare = self.flattener.prepare  # the extraction: the same whatever raw_event and the payload bound
         self.typed = LineDecoder()
         self.max_payload, self.org = settings.max_payload_bytes, settings.org
-        self.drift = DriftWatch() if settings.drift else None
+        self.drift = new_watch(settings.drift, settings.drift_cpu_share)
 
     def take_drift(self) -> dict:
         """The drift report of the batches decoded since the last call (``{}`` without ``--drift``)."""

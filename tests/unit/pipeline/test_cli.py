@@ -19,6 +19,7 @@ def export(tmp_path):
     (["--input={export}", "--output={lake}", "--event_types=personal.*,bad type"],
      "--event_types: 'bad type' is not an event type"),
     (["--input={export}", "--output={lake}", "--batch_size=0"], "--batch_size must be between 1 and 100000"),
+    (["--input={export}", "--output={lake}", "--drift_cpu_share=0"], "--drift_cpu_share must be more than 0"),
     (["--input={export}", "--output={lake}", "--run_id=../escape"], "--run_id may only use letters"),
     (["--input=/no/such/dir/*.jsonl", "--output={lake}"], "--input '/no/such/dir/*.jsonl' matched no files"),
     (["--input={export}", "--output={lake}", "--metrics_port=70000"], "--metrics_port must be between 0 and 65535"),

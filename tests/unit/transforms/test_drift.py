@@ -16,7 +16,7 @@ from common.drift import MAX_PATHS, merge
 from devtools.eventgen import generated_events
 from tests.support.helpers import personalize, real_events
 from transforms.decode import decode_batch
-from transforms.drift import DOCUMENTED, MIXED_EVERY, DriftWatch, leaf_paths, undocumented_paths
+from transforms.drift import DOCUMENTED, MIXED_EVERY, DriftWatch, leaf_paths, new_watch, undocumented_paths
 from transforms.flatten import Flattener
 from transforms.records import RawBatch
 from transforms.selection import EventTypeSelection
@@ -256,3 +256,9 @@ def test_under_its_cpu_budget_or_without_one_every_event_is_watched():
         assert all(entry["unwatched"] == 0 for entry in report.values())
         assert sum(e["events"] for e in report.values()) == sum(
             e["events"] for e in watch_all(batches, exhaustive()).values())
+
+
+def test_a_cpu_share_of_one_watches_every_event_and_drift_false_watches_none():
+    assert new_watch(True, 1.0).cpu_budget is None
+    assert new_watch(True, 0.02).cpu_budget == 0.02
+    assert new_watch(False, 0.02) is None
