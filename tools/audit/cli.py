@@ -37,7 +37,13 @@ def audit_and_report(settings, runner) -> int:
     if settings.iceberg is not None and (reason := table_problem(settings.iceberg)) is not None:
         print(f"error: {reason} (nothing was audited)", file=sys.stderr)
         return 1
-    result, previous = audit(settings, runner)
+    from tools.audit.held import LakeChanging
+
+    try:
+        result, previous = audit(settings, runner)
+    except LakeChanging as exc:
+        print(f"error: {exc} (retryable: audit again)", file=sys.stderr)
+        return 75
     if settings.metrics_file:
         try:
             metrics.write(settings.metrics_file, result, previous)

@@ -17,6 +17,7 @@ import datetime as _dt
 from collections import Counter
 from dataclasses import dataclass, field
 
+from common.errors import LakeError
 from storage import fs
 from tools.audit.hours import floor_hour
 
@@ -48,6 +49,13 @@ class Held:
                 self.doubled[key] += 1
             seen.add((uuid, index))
 
+    def merge(self, other: Held) -> None:
+        """Add what ``other`` holds (another partition's rows)."""
+        for key, uuids in other.uuids.items():
+            self.uuids.setdefault(key, set()).update(uuids)
+        self.doubled.update(other.doubled)
+        self.files += other.files
+
     def of(self, org: str | None, hour: _dt.datetime) -> dict[str, str]:
         """uuid -> event type of the rows of ``org`` (None: rows without an org) in ``hour``."""
         found = {}
@@ -60,24 +68,57 @@ class Held:
         return sum(n for (held_org, held_hour, _), n in self.doubled.items() if held_org == org and held_hour == hour)
 
 
+#: Reads of one partition before the audit gives up on it: a file that vanished between the listing and its
+#: read was compacted meanwhile (its rows are in a file published before it went), so the partition is listed
+#: and read again.
+PARTITION_READS = 5
+
+
+class LakeChanging(LakeError):
+    """A partition's files kept changing while the audit read it (a stream compacting it): audit again."""
+
+    retryable = True
+
+
 def read_lake(lake: str, hours: set[_dt.datetime], selected) -> Held:
-    """The lake's rows in ``hours``, of the event types ``selected(event_type)`` keeps."""
+    """The lake's rows in ``hours``, of the event types ``selected(event_type)`` keeps.
+
+    Each partition is read from one listing; when a listed file is gone before it is read (a stream's
+    compaction replaced it: docs/lake.md), the partition is listed and read again from scratch, so rows are
+    neither missed nor counted twice."""
     held = Held()
-    seen_pairs: dict = {}
     for day in sorted({hour.date() for hour in hours}):
+        partitions: dict[str, list[str]] = {}
         for path in fs.list_files(fs.join(lake, f"event_date={day.isoformat()}", "event_type=*", "*.parquet")):
-            event_type = path.rsplit("event_type=", 1)[1].split("/", 1)[0]
+            partitions.setdefault(path.rsplit("/", 1)[0], []).append(path)
+        for folder, paths in sorted(partitions.items()):
+            event_type = folder.rsplit("event_type=", 1)[1]
             if not selected(event_type):
                 continue
-            parquet = fs.parquet_file(path)
-            if parquet is None:  # removed since it was listed
-                continue
-            names = set(parquet.schema_arrow.names)
-            table = parquet.read(columns=[c for c in LAKE_COLUMNS if c in names])
-            columns = {name: table.column(name).to_pylist() for name in table.column_names}
-            columns.setdefault("target_index", [None] * table.num_rows)
-            held.add(event_type, columns, hours, seen_pairs.setdefault(path.rsplit("/", 1)[0], set()))
-            held.files += 1
+            for _ in range(PARTITION_READS):
+                found = _read_partition(paths, event_type, hours)
+                if found is not None:
+                    held.merge(found)
+                    break
+                paths = fs.list_files(fs.join(folder, "*.parquet"))
+            else:
+                raise LakeChanging(f"the files of {folder} changed under {PARTITION_READS} reads in a row")
+    return held
+
+
+def _read_partition(paths: list[str], event_type: str, hours: set) -> Held | None:
+    """One partition's rows in ``hours`` from ``paths``; None when one of them is gone."""
+    held, seen = Held(), set()
+    for path in paths:
+        parquet = fs.parquet_file(path)
+        if parquet is None:  # removed since it was listed: compacted into a file published before
+            return None
+        names = set(parquet.schema_arrow.names)
+        table = parquet.read(columns=[c for c in LAKE_COLUMNS if c in names])
+        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        columns.setdefault("target_index", [None] * table.num_rows)
+        held.add(event_type, columns, hours, seen)
+        held.files += 1
     return held
 
 

@@ -68,6 +68,8 @@ def examples():
             (("POST", "https://acme.okta.com/oauth2/v1/token", 400, "invalid_client",
               "the OAuth token request was refused: bad assertion"), {}, False)],
         "okta_client.errors.Stopped": [(("asked to stop while waiting for the rate limit",), {}, True)],
+        "tools.audit.held.LakeChanging": [(("the files of lake/event_date=2026-12-06/event_type=personal.x changed "
+                                            "under 5 reads in a row",), {}, True)],
         "okta_client.errors.QueryTimeout": [(("GET", URL, 500, "E0000009", "query timed out"), {}, True)],
         "okta_client.errors.IncompleteBody": [
             (("GET", URL, 200, None, "gave up after 9 attempts; last: a body that is not whole JSON, cut short? "
