@@ -1,6 +1,6 @@
 """Freshness: how soon an event is queryable after Okta persists it (or after it is published to Pub/Sub).
 
-    python -m bench.freshness okta [--rpm 20] [--minutes 5] [--iceberg]
+    python -m bench.freshness okta [--rpm 20] [--minutes 5] [--iceberg] [--per_step 1-5]
     python -m bench.freshness pubsub [--minutes 3]
 
 ``okta``: the local System Log server (in this process) with a rate limit of
@@ -58,10 +58,10 @@ def percentiles(values: list[float]) -> dict:
 class Trickle:
     """1-5 events at random moments 1-6 s apart, until stopped; ``visible[uuid]`` = when each became visible."""
 
-    def __init__(self, send, personal_share: float = 0.75, seed: int = 11):
+    def __init__(self, send, personal_share: float = 0.75, seed: int = 11, per_step: tuple[int, int] = (1, 5)):
         from devtools.eventgen import EventGenerator
 
-        self._send, self._rng = send, random.Random(seed)
+        self._send, self._rng, self._per_step = send, random.Random(seed), per_step
         self._generator = EventGenerator(seed=seed, personal_share=personal_share)
         self.visible: dict[str, float] = {}  # personal events only: the ones the lake must hold
         self.sent = 0
@@ -79,7 +79,7 @@ class Trickle:
     def _run(self) -> None:
         while not self.stop.wait(self._rng.uniform(1.0, 6.0)):
             now = time.time()
-            events = [self._generator.event(int(now * 1_000_000)) for _ in range(self._rng.randint(1, 5))]
+            events = [self._generator.event(int(now * 1_000_000)) for _ in range(self._rng.randint(*self._per_step))]
             for event in events:
                 if event.get("target") == "missing":
                     del event["target"]
@@ -228,7 +228,7 @@ def bench_okta(args) -> dict:
     token = secrets.token_urlsafe(24)
     lake = tmp / "lake"
     with SystemLogServer(EmulatorConfig(token=token, rate_limit=args.rpm)) as server:
-        trickle = Trickle(server.append)
+        trickle = Trickle(server.append, per_step=args.per_step)
         watchers = [Watcher(lake_query(lake), 0.5)] + ([Watcher(table_query(lake), 1.0)] if args.iceberg else [])
         command = [sys.executable, "-m", "pipeline", "--streaming", "--source=okta", f"--okta_org_url={server.url}",
                    f"--state={tmp / 'cursor.json'}", f"--output={lake}"]
@@ -286,6 +286,9 @@ def main(argv=None) -> int:
     okta.add_argument("--rpm", type=int, default=20, help="the server's rate limit, requests per minute")
     okta.add_argument("--minutes", type=float, default=5)
     okta.add_argument("--iceberg", action="store_true", help="also commit an Iceberg table and time its scans")
+    okta.add_argument("--per_step", type=lambda text: tuple(int(n) for n in text.split("-", 1)), default=(1, 5),
+                      help="events appended at each random moment, LOW-HIGH (default 1-5; a busy org: 2000-4000, "
+                           "more between two polls than a page holds)")
     pubsub = sub.add_parser("pubsub")
     pubsub.add_argument("--minutes", type=float, default=3)
     args = parser.parse_args(argv)
