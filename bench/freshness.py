@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     okta.add_argument("--minutes", type=float, default=5)
     okta.add_argument("--iceberg", action="store_true", help="also commit an Iceberg table and time its scans")
     okta.add_argument("--per_step", type=lambda text: tuple(int(n) for n in text.split("-", 1)), default=(1, 5),
-                      help="events appended at each random moment, LOW-HIGH (default 1-5; a busy org: 2000-4000, "
+                      help="events appended at each random moment, LOW-HIGH (default 1-5; a busy org: 500-1000, "
                            "more between two polls than a page holds)")
     pubsub = sub.add_parser("pubsub")
     pubsub.add_argument("--minutes", type=float, default=3)
