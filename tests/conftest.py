@@ -181,3 +181,19 @@ def postgres(tmp_path_factory):
                 raise
     yield server
     server.cleanup()
+
+
+@pytest.fixture
+def captured_metrics(monkeypatch):
+    """The local Prometheus endpoints (``pipeline.monitoring.LocalMetrics``) a run made in this process, in order."""
+    from pipeline import monitoring
+
+    made = []
+
+    class Captured(monitoring.LocalMetrics):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(monitoring, "LocalMetrics", Captured)
+    return made

@@ -22,12 +22,24 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 GCS_BUCKET = "lake-bucket"
 S3_BUCKET = "lake"
 PROJECT = "okta-lake-test"
+
+
+def stored_row_keys(lake: str) -> Counter:
+    """``(uuid, target_index)`` -> copies, over every committed Parquet file of a lake on any store."""
+    from storage import fs
+
+    keys: Counter = Counter()
+    for path in fs.list_files(fs.join(lake, "event_date=*", "event_type=*", "*.parquet")):
+        table = fs.read_parquet(path, columns=["uuid", "target_index"])
+        keys.update(zip(table.column("uuid").to_pylist(), table.column("target_index").to_pylist()))
+    return keys
 
 
 def free_port() -> int:

@@ -39,21 +39,6 @@ def drift_samples(local) -> dict:
     return found
 
 
-@pytest.fixture
-def captured_metrics(monkeypatch):
-    from pipeline import monitoring
-
-    made = []
-
-    class Captured(monitoring.LocalMetrics):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(monitoring, "LocalMetrics", Captured)
-    return made
-
-
 @pytest.mark.parametrize("processes", [1, 2], ids=["beam-graph", "decode-processes"])
 def test_a_batch_run_names_a_new_field_and_a_new_type_everywhere(tmp_path, captured_metrics, processes):
     from tools.report import report

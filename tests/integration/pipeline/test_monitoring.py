@@ -139,23 +139,14 @@ def test_the_pubsub_loop_feeds_the_same_metrics_with_an_empty_org(pubsub_emulato
     assert local.healthy() == (True, "ok")
 
 
-def test_a_batch_file_run_mirrors_its_summary_counts(tmp_path, monkeypatch):
+def test_a_batch_file_run_mirrors_its_summary_counts(tmp_path, captured_metrics):
     """In this process (the FnApiRunner's in-memory workers): what /metrics held at the end = the summary."""
-    from pipeline import monitoring
     from tests.support.helpers import real_events, run_pipeline, write_jsonl
 
-    made = []
-
-    class Captured(monitoring.LocalMetrics):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(monitoring, "LocalMetrics", Captured)
     source = write_jsonl(tmp_path / "in.jsonl", [dict(e, eventType="personal.x") for e in real_events()])
     run = run_pipeline(f"--input={source}", f"--output={tmp_path / 'lake'}", "--metrics_port=0")
     assert run.code == 0, run.stderr
-    [local] = made
+    [local] = captured_metrics
     values = {s.name: s.value for f in text_string_to_metric_families(local.scrape().decode()) for s in f.samples
               if s.labels == {"org": ""}}
     for label, name in (("events read", "events_read"), ("events written", "events_written"),

@@ -16,6 +16,7 @@ from storage import fs
 from streaming.window_buffer import WindowBuffer
 from tests.support.helpers import use_in_this_process, window_settings
 from tests.support.okta import make_events, personal
+from tests.support.stores import stored_row_keys
 from transforms.records import RawBatch
 
 START = 1_764_547_200.0  # 2025-12-01T00:00:00Z
@@ -35,14 +36,6 @@ def commit(settings, at: float, salt: int) -> list[dict]:
 def lake_files(lake: str) -> Counter:
     return Counter(p[len(lake) + 1:].rsplit("/", 1)[0]
                    for p in fs.list_files(fs.join(lake, "event_date=*", "event_type=*", "*.parquet")))
-
-
-def row_keys(lake: str) -> Counter:
-    keys = Counter()
-    for path in fs.list_files(fs.join(lake, "event_date=*", "event_type=*", "*.parquet")):
-        table = fs.read_parquet(path, columns=["uuid", "target_index"])
-        keys.update(zip(table.column("uuid").to_pylist(), table.column("target_index").to_pylist()))
-    return keys
 
 
 def test_window_files_in_a_bucket_fold_into_one_and_a_kill_after_publish_is_finished(cloud, monkeypatch):
@@ -78,14 +71,14 @@ def test_window_files_in_a_bucket_fold_into_one_and_a_kill_after_publish_is_fini
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
-    assert {uuid for uuid, _ in row_keys(lake)} == expected  # rows seen twice meanwhile, none missing
+    assert {uuid for uuid, _ in stored_row_keys(lake)} == expected  # rows seen twice meanwhile, none missing
 
     finished = compaction.compact_partition(lake, killed, now + 1, RULES,
                                             timing=locks.LeaseTiming(stale_after=1.0, wait_at_most=60))
     assert finished.recovered == 1 and not finished.busy
     for partition in rest:
         assert compaction.compact_partition(lake, partition, now, RULES).groups == 1
-    keys = row_keys(lake)
+    keys = stored_row_keys(lake)
     assert set(keys.values()) == {1} and {uuid for uuid, _ in keys} == expected
     assert all(n == 1 for n in lake_files(lake).values())
     assert not fs.list_files(fs.join(lake, compaction.JOURNAL_DIR, "**"))

@@ -6,23 +6,15 @@ import datetime as dt
 import json
 import re
 import time
-from collections import Counter
 
 from sinks.lake import staging
 from storage import fs
 from tests.support import kill_points
 from tests.support.helpers import run_pipeline, use_in_this_process
 from tests.support.okta import TOKEN, expected_row_keys, make_events, personal
+from tests.support.stores import stored_row_keys
 
 STEP = dt.timedelta(seconds=1)
-
-
-def cloud_rows(lake: str) -> Counter:
-    keys = Counter()
-    for path in fs.list_files(fs.join(lake, "event_date=*", "event_type=*", "*.parquet")):
-        table = fs.read_parquet(path, columns=["uuid", "target_index"])
-        keys.update(zip(table.column("uuid").to_pylist(), table.column("target_index").to_pylist()))
-    return keys
 
 
 def cloud_dead_letters(lake: str) -> list[dict]:
@@ -62,7 +54,7 @@ def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud,
 
     first = run()
     assert first.code == 0, first.stderr
-    assert cloud_rows(lake) == expected_row_keys(events)
+    assert stored_row_keys(lake) == expected_row_keys(events)
     dead = cloud_dead_letters(lake)
     assert [d["uuid"] for d in dead] == [broken["uuid"]] and "actor" in dead[0]["error"]
     cursor = json.loads(fs.read_bytes(state))
@@ -73,7 +65,7 @@ def test_incremental_runs_keep_lake_dead_letters_and_cursor_in_the_bucket(cloud,
     second = run()
     assert second.code == 0, second.stderr
     assert second.count("events read") == len(personal(more))
-    assert cloud_rows(lake) == expected_row_keys(events + more)
+    assert stored_row_keys(lake) == expected_row_keys(events + more)
     assert json.loads(fs.read_bytes(state))["next_url"] != cursor["next_url"]
     # No staging leftovers (nor leases) in the bucket once the runs are done.
     assert not fs.list_files(fs.join(lake, "_staging", "**"))
@@ -91,7 +83,7 @@ def test_replaying_the_same_files_into_a_bucket_adds_nothing(cloud, tmp_path, re
     for _attempt in range(2):
         run = run_pipeline("--source=file", f"--input={export}", f"--output={lake}", *extra)
         assert run.code == 0, run.stderr
-        assert cloud_rows(lake) == expected_row_keys(events)
+        assert stored_row_keys(lake) == expected_row_keys(events)
     assert run.count("duplicates in lake") == len(personal(events))
 
 
@@ -115,11 +107,11 @@ def test_a_run_killed_mid_commit_leaves_a_bucket_that_reads_exactly(cloud, tmp_p
     use_in_this_process(extra)
     [dead] = staging.staging_folders(lake)
     assert fs.list_files(fs.join(dead, "*.parquet.staged"))
-    assert 0 < sum(cloud_rows(lake).values()) < sum(expected_row_keys(events).values())
+    assert 0 < sum(stored_row_keys(lake).values()) < sum(expected_row_keys(events).values())
 
     run = run_pipeline("--source=file", f"--input={export}", f"--output={lake}", *extra)
     assert run.code == 0, run.stderr
-    assert cloud_rows(lake) == expected_row_keys(events)
+    assert stored_row_keys(lake) == expected_row_keys(events)
     assert staging.remove_stale(lake) == []  # written seconds ago: it may be a live run's
     later = time.time() + staging.STALE_AFTER_SECONDS + 60
     assert staging.remove_stale(lake, now=later) == [dead]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from collections import Counter
 
 import pytest
 
@@ -19,6 +18,7 @@ from storage import fs
 from tests.support import kill_points
 from tests.support.helpers import run_pipeline, use_in_this_process, write_jsonl
 from tests.support.okta import expected_row_keys, make_events
+from tests.support.stores import stored_row_keys
 
 WRITERS = 4
 EVENTS = 240  # 4 partitions (2 dates x 2 personal types); writer i reads events [40 i, 40 i + 120)
@@ -43,14 +43,6 @@ def cloud_gs(gcs_emulator, monkeypatch):
 @pytest.fixture
 def cloud_s3(s3_server):
     return "s3://lake", s3_server
-
-
-def row_keys(lake: str) -> Counter:
-    keys = Counter()
-    for path in fs.list_files(fs.join(lake, "event_date=*", "event_type=*", "*.parquet")):
-        table = fs.read_parquet(path, columns=["uuid", "target_index"])
-        keys.update(zip(table.column("uuid").to_pylist(), table.column("target_index").to_pylist()))
-    return keys
 
 
 def inputs(tmp_path, events: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -92,7 +84,7 @@ def test_four_overlapping_writers_committing_at_once_leave_each_event_once(lake_
     for process, log in zip(writers, logs):
         finish(process, log)
     use_in_this_process(extra)
-    got = row_keys(lake)
+    got = stored_row_keys(lake)
     assert [key for key, n in got.items() if n > 1] == []
     assert got == expected_row_keys(union([part for _, part in exports]))
     assert not fs.list_files(fs.join(lake, "_staging", "**"))
@@ -122,7 +114,7 @@ def test_a_writer_killed_while_it_holds_a_lease_blocks_the_others_only_for_its_s
     others = [run_pipeline("--source=file", f"--input={export}", f"--output={lake}", *extra)
               for export, _ in exports[:2]]
     assert [run.code for run in others] == [0, 0], [run.stderr for run in others]
-    got = row_keys(lake)
+    got = stored_row_keys(lake)
     assert [key for key, n in got.items() if n > 1] == []
     assert got == expected_row_keys(union([part for _, part in exports[:2]]))
     folder = held.rsplit("/", 1)[0]
