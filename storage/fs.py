@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from storage import gcs, local, s3
 from storage.clients import configure, gcs_emulator_host, s3_settings
-from storage.paths import is_local, join, local_path, scheme
+from storage.paths import glob_regex, is_local, join, literal_prefix, local_path, scheme
 
 __all__ = ["PARQUET_COMPRESSION", "ParquetFileWriter", "blocking_file", "configure", "create", "create_if_absent",
            "delete", "delete_tree", "ensure_dir", "exists", "gcs_emulator_host", "is_local", "join", "list_files",
@@ -74,7 +74,12 @@ def modified(uri: str) -> float | None:
 
 def store_now(folder: str) -> float:
     """The store's clock now, as it stamps files (object stores: a probe object ``.clock`` written in ``folder``)."""
-    return _store(folder).now(folder)
+    store = _store(folder)
+    if store is local:
+        return local.now(folder)
+    probe = folder.rstrip("/") + "/.clock"
+    store.write(probe, b"")
+    return store.modified(probe) or 0.0
 
 
 def list_files(pattern: str) -> list[str]:
@@ -84,7 +89,11 @@ def list_files(pattern: str) -> list[str]:
 
 def listing(pattern: str) -> list[tuple[str, float]]:
     """``(path, last modified epoch seconds)`` of every file matching a glob (empty when none)."""
-    return _store(pattern).match(pattern)
+    store = _store(pattern)
+    if store is local:
+        return local.match(pattern)
+    regex = glob_regex(pattern)  # an object store lists by key prefix; the glob is applied here
+    return sorted(item for item in store.listing(literal_prefix(pattern)) if regex.match(item[0]))
 
 
 def create(uri: str, mime_type: str = "application/octet-stream"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from storage.clients import gcs_client
 from storage.errors import StoreError
-from storage.paths import glob_regex, literal_prefix, object_path
+from storage.paths import object_path
 
 
 def _call(operation: str, uri: str, request, *allowed: int):
@@ -67,13 +67,6 @@ def modified(uri: str) -> float | None:
     return None if blob is None or blob.updated is None else blob.updated.timestamp()
 
 
-def now(folder: str) -> float:
-    """The store's clock: the modification time it gives a probe object written in ``folder`` now."""
-    probe = folder.rstrip("/") + "/.clock"
-    write(probe, b"")
-    return modified(probe) or 0.0
-
-
 def listing(prefix_uri: str) -> list[tuple[str, float]]:
     """``(uri, modified)`` of every object whose name starts with the URI's key."""
     where = object_path(prefix_uri)
@@ -83,11 +76,6 @@ def listing(prefix_uri: str) -> list[tuple[str, float]]:
                 for blob in gcs_client().list_blobs(where.bucket, prefix=where.key)]
 
     return _call("list", prefix_uri, pages)[0]
-
-
-def match(pattern: str) -> list[tuple[str, float]]:
-    regex = glob_regex(pattern)
-    return sorted(item for item in listing(literal_prefix(pattern)) if regex.match(item[0]))
 
 
 def delete(uris: list[str]) -> None:

@@ -12,7 +12,7 @@ import os
 
 from storage.clients import s3_client
 from storage.errors import StoreError
-from storage.paths import glob_regex, literal_prefix, object_path
+from storage.paths import object_path
 
 #: Files up to this size are uploaded with one PUT; larger ones in parts (boto3's managed transfer).
 SINGLE_PUT_BYTES = 64 * 1024 * 1024
@@ -71,13 +71,6 @@ def modified(uri: str) -> float | None:
     return None if answer is None else answer["LastModified"].timestamp()
 
 
-def now(folder: str) -> float:
-    """The store's clock: the modification time it gives a probe object written in ``folder`` now."""
-    probe = folder.rstrip("/") + "/.clock"
-    write(probe, b"")
-    return modified(probe) or 0.0
-
-
 def listing(prefix_uri: str) -> list[tuple[str, float]]:
     """``(uri, modified)`` of every object whose key starts with the URI's key."""
     where = object_path(prefix_uri)
@@ -89,11 +82,6 @@ def listing(prefix_uri: str) -> list[tuple[str, float]]:
         return found
 
     return _call("list", prefix_uri, pages)[0]
-
-
-def match(pattern: str) -> list[tuple[str, float]]:
-    regex = glob_regex(pattern)
-    return sorted(item for item in listing(literal_prefix(pattern)) if regex.match(item[0]))
 
 
 def delete(uris: list[str]) -> None:
