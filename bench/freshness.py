@@ -55,7 +55,26 @@ def percentiles(values: list[float]) -> dict:
             "events": len(ordered)}
 
 
-class Trickle:
+class Background:
+    """A daemon thread running ``_run`` until ``join()`` sets ``stop``."""
+
+    def __init__(self, name: str):
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def join(self) -> None:
+        self.stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Trickle(Background):
     """1-5 events at random moments 1-6 s apart, until stopped; ``visible[uuid]`` = when each became visible."""
 
     def __init__(self, send, personal_share: float = 0.75, seed: int = 11, per_step: tuple[int, int] = (1, 5)):
@@ -65,16 +84,7 @@ class Trickle:
         self._generator = EventGenerator(seed=seed, personal_share=personal_share)
         self.visible: dict[str, float] = {}  # personal events only: the ones the lake must hold
         self.sent = 0
-        self.stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="trickle")
-
-    def start(self) -> Trickle:
-        self._thread.start()
-        return self
-
-    def join(self) -> None:
-        self.stop.set()
-        self._thread.join()
+        super().__init__("trickle")
 
     def _run(self) -> None:
         while not self.stop.wait(self._rng.uniform(1.0, 6.0)):
@@ -91,23 +101,14 @@ class Trickle:
                     self.visible[event["uuid"]] = at
 
 
-class Watcher:
+class Watcher(Background):
     """Runs ``query()`` (the uuids a reader sees) every ``every`` s; ``seen[uuid]`` = start of the first that saw it."""
 
     def __init__(self, query, every: float):
         self._query, self._every = query, every
         self.seen: dict[str, float] = {}
         self.queries = 0
-        self.stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="watcher")
-
-    def start(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def join(self) -> None:
-        self.stop.set()
-        self._thread.join()
+        super().__init__("watcher")
 
     def _run(self) -> None:
         while not self.stop.is_set():
