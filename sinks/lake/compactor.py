@@ -96,14 +96,18 @@ class LakeCompactor:
         self.background = background
         self._worker: threading.Thread | None = None
         self._known: dict[str, None] = {}  # partitions in the order they are looked at
+        self._noted: set[str] = set()  # partitions a window wrote since the pass under way took its list
         self._last_pass: float | None = None
         self._last_scan: float | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one pass at a time
+        # Guards _known and _noted only, never held through a pass: a window noting its partitions never waits.
+        self._known_lock = threading.Lock()
 
     def note(self, partitions) -> None:
-        with self._lock:
+        with self._known_lock:
             for partition in partitions:
                 self._known.setdefault(partition, None)
+                self._noted.add(partition)
 
     def after_window(self, partitions, done: Callable[[PassReport | Exception], None] | None = None) -> None:
         """Note a committed window's partitions; make a pass if one is due, then ``done(report)`` (or
@@ -143,28 +147,35 @@ class LakeCompactor:
             if not force and not self._due(now):
                 return None
             self._last_pass = now
+            found = None
             if self._last_scan is None or now - self._last_scan >= self.rescan_every:
                 self._last_scan = now
-                for partition in discover(self.lake):
+                found = discover(self.lake)
+            with self._known_lock:
+                for partition in found or ():
                     self._known.setdefault(partition, None)
+                chosen = list(self._known)[:self.max_partitions]
+                self._noted.clear()
             report = PassReport()
-            for partition in list(self._known)[:self.max_partitions]:
+            for partition in chosen:
                 budget = self.max_groups - report.groups
                 if budget <= 0:
                     break
                 done = compact_partition(self.lake, partition, now, self.rules, target_rows=self.target_rows,
                                          owner=self.owner, max_groups=budget, compression=self.compression)
                 report.add(done)
-                del self._known[partition]
-                if done.waiting:
-                    self._known[partition] = None  # looked at again after the others
+                with self._known_lock:
+                    del self._known[partition]
+                    if done.waiting or partition in self._noted:
+                        self._known[partition] = None  # looked at again after the others
             return report
         finally:
             self._lock.release()
 
     @property
     def known(self) -> list[str]:
-        return list(self._known)
+        with self._known_lock:
+            return list(self._known)
 
 
 _COMPACTORS: dict[str, LakeCompactor] = {}

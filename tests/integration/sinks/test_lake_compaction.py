@@ -196,3 +196,29 @@ def test_a_background_compactor_makes_its_pass_in_its_own_thread_and_reports_it(
     [(report, thread)] = reports
     assert thread is not threading.main_thread() and report.groups == len(files(lake)) and report.files_read == 6
     assert all(n == 1 for n in files(lake).values()) and {r["uuid"] for r in read_lake(lake)} == expected
+
+
+def test_a_window_noting_its_partitions_does_not_wait_for_a_pass_and_stays_known(tmp_path, clock, monkeypatch):
+    lake = tmp_path / "lake"
+    compacting, release = threading.Event(), threading.Event()
+
+    def slow_compaction(lake_root, partition, now, rules, **options):  # a pass that takes its time
+        compacting.set()
+        release.wait(60)
+        return compaction.PartitionReport(partition)
+
+    monkeypatch.setattr(compactor, "compact_partition", slow_compaction)
+    background = compactor.LakeCompactor(str(lake), "job1", clock=clock, rules=RULES, background=True)
+    background.after_window({"event_date=2025-12-01/event_type=personal.a"})
+    assert compacting.wait(60)
+    noting = threading.Thread(target=background.note, args=({"event_date=2025-12-01/event_type=personal.a",
+                                                              "event_date=2025-12-01/event_type=personal.b"},))
+    noting.start()
+    noting.join(10)
+    still_waiting = noting.is_alive()
+    release.set()
+    background.wait(60)
+    assert not still_waiting  # the window's thread went on while the pass ran
+    # written to during the pass: looked at again by the next one, though this pass found nothing to wait for
+    assert background.known == ["event_date=2025-12-01/event_type=personal.b",
+                                "event_date=2025-12-01/event_type=personal.a"]
